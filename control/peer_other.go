@@ -1,0 +1,12 @@
+//go:build !linux && !darwin
+
+package control
+
+import (
+	"errors"
+	"net"
+)
+
+func peerUID(net.Conn) (int, error) {
+	return -1, errors.New("peer credentials are not supported on this system")
+}

@@ -1,0 +1,412 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	// bin is the clusterrun binary under test; goHTTP and helper are the
+	// Go example and the test helper app, all built once by TestMain.
+	bin, goHTTP, helper string
+	// repo is the repository root.
+	repo string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clusterrun-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Readable by all: one test runs a command as another user.
+	os.Chmod(dir, 0o755)
+	repo, _ = filepath.Abs("..")
+	bin = filepath.Join(dir, "clusterrun")
+	goHTTP = filepath.Join(dir, "go-http")
+	helper = filepath.Join(dir, "helper")
+	for _, b := range []struct{ out, pkg string }{
+		{bin, "."}, {goHTTP, "./examples/go-http"}, {helper, "./e2e/testdata/helper"},
+	} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = repo
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", b.pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lineLog collects a process's output lines and lets tests wait for one.
+type lineLog struct {
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed and replaced on every new line
+	closed  bool
+}
+
+func newLineLog() *lineLog { return &lineLog{changed: make(chan struct{})} }
+
+func (l *lineLog) feed(r io.Reader) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			l.mu.Lock()
+			l.lines = append(l.lines, strings.TrimRight(line, "\n"))
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
+		}
+		if err != nil {
+			l.mu.Lock()
+			l.closed = true
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// snapshot returns the lines so far, and a channel closed on the next one.
+func (l *lineLog) snapshot() ([]string, <-chan struct{}, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lines, l.changed, l.closed
+}
+
+func (l *lineLog) all() string {
+	lines, _, _ := l.snapshot()
+	return strings.Join(lines, "\n")
+}
+
+// runner is one `clusterrun up` under test.
+type runner struct {
+	t      *testing.T
+	dir    string
+	cfg    string
+	env    []string
+	cmd    *exec.Cmd
+	out    *lineLog
+	errs   *lineLog
+	exited chan struct{}
+	code   int
+	// marker tags every process the runner starts, so the test can prove
+	// that none survives it.
+	marker string
+}
+
+// writeConfig writes cluster.hcl text into dir, substituting {{bin}},
+// {{goHTTP}}, {{helper}} and {{repo}}.
+func writeConfig(t *testing.T, dir, text string) string {
+	t.Helper()
+	text = strings.NewReplacer("{{bin}}", bin, "{{goHTTP}}", goHTTP, "{{helper}}", helper, "{{repo}}", repo).Replace(text)
+	p := filepath.Join(dir, "cluster.hcl")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startRunner writes text as cluster.hcl in a fresh directory and starts
+// `clusterrun up` on it.
+func startRunner(t *testing.T, text string, args ...string) *runner {
+	t.Helper()
+	dir := t.TempDir()
+	return startRunnerIn(t, dir, writeConfig(t, dir, text), args...)
+}
+
+func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
+	t.Helper()
+	r := &runner{t: t, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
+	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
+	// A private XDG_RUNTIME_DIR keeps every test's control socket apart.
+	rt := filepath.Join(dir, "rt")
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker)
+	r.cmd = exec.Command(bin, append([]string{"up", "-f", cfg}, args...)...)
+	r.cmd.Dir = dir
+	r.cmd.Env = r.env
+	stdout, _ := r.cmd.StdoutPipe()
+	stderr, _ := r.cmd.StderrPipe()
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go r.out.feed(stdout)
+	go r.errs.feed(stderr)
+	go func() {
+		r.cmd.Wait()
+		r.code = r.cmd.ProcessState.ExitCode()
+		close(r.exited)
+	}()
+	t.Cleanup(r.cleanup)
+	return r
+}
+
+func (r *runner) cleanup() {
+	select {
+	case <-r.exited:
+	default:
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(20 * time.Second):
+			r.cmd.Process.Kill()
+			<-r.exited
+		}
+	}
+	if r.t.Failed() {
+		r.t.Logf("runner stdout:\n%s\nrunner stderr:\n%s", r.out.all(), r.errs.all())
+	}
+	r.assertNoSurvivors()
+}
+
+// assertNoSurvivors fails if any process started by the runner is still
+// alive: every one carries the marker in its environment.
+func (r *runner) assertNoSurvivors() {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := markedPids(r.marker)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range pids {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			r.t.Errorf("processes %v survived the runner", pids)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func markedPids(marker string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(env, []byte(marker+"\x00")) {
+			if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && bytes.Contains(st, []byte(") Z ")) {
+				continue // a zombie holds nothing; its parent will reap it
+			}
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// waitLine waits until an output line after index from matches pattern, and
+// returns that line and the index after it.
+func (r *runner) waitLine(from int, pattern string, timeout time.Duration) (string, int) {
+	r.t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.After(timeout)
+	for {
+		lines, changed, closed := r.out.snapshot()
+		for i := from; i < len(lines); i++ {
+			if re.MatchString(lines[i]) {
+				return lines[i], i + 1
+			}
+		}
+		from = max(from, len(lines))
+		if closed {
+			r.t.Fatalf("runner output ended without a line matching %q", pattern)
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			r.t.Fatalf("no output line matching %q within %s", pattern, timeout)
+		}
+	}
+}
+
+// mark is the index of the next output line, for waitLine.
+func (r *runner) mark() int {
+	lines, _, _ := r.out.snapshot()
+	return len(lines)
+}
+
+// port returns the port the runner bound for a listener.
+func (r *runner) port(listener string) int {
+	r.t.Helper()
+	line, _ := r.waitLine(0, `listening: `+listener+` on `, 30*time.Second)
+	m := regexp.MustCompile(`:(\d+) \(`).FindStringSubmatch(line)
+	if m == nil {
+		r.t.Fatalf("no port in %q", line)
+	}
+	p, _ := strconv.Atoi(m[1])
+	return p
+}
+
+// wait waits for the runner to exit and returns its exit code.
+func (r *runner) wait(timeout time.Duration) int {
+	r.t.Helper()
+	select {
+	case <-r.exited:
+		return r.code
+	case <-time.After(timeout):
+		r.t.Fatalf("runner still running %s later", timeout)
+	}
+	return -1
+}
+
+func (r *runner) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// cli runs a clusterrun command against this runner's file.
+func (r *runner) cli(args ...string) (stdout, stderr string, code int) {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(args, "-f", r.cfg)...)
+	cmd.Dir = r.dir
+	cmd.Env = r.env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		r.t.Fatalf("clusterrun %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// statusJSON is the subset of `status --json` the tests read.
+type statusJSON struct {
+	PID  int `json:"pid"`
+	Apps []struct {
+		Name      string `json:"name"`
+		State     string `json:"state"`
+		Instances int    `json:"instances"`
+		Procs     []struct {
+			Instance int    `json:"instance"`
+			PID      int    `json:"pid"`
+			State    string `json:"state"`
+			Role     string `json:"role"`
+			Restarts int    `json:"restarts"`
+			Release  int    `json:"release"`
+		} `json:"procs"`
+	} `json:"apps"`
+}
+
+func (r *runner) status() statusJSON {
+	r.t.Helper()
+	out, errOut, code := r.cli("status", "--json")
+	if code != 0 {
+		r.t.Fatalf("status --json: exit %d: %s", code, errOut)
+	}
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		r.t.Fatalf("status --json printed invalid JSON: %v\n%s", err, out)
+	}
+	return st
+}
+
+// servingPids returns the pids of an app's serving processes by instance.
+func (r *runner) servingPids(app string) map[int]int {
+	out := make(map[int]int)
+	for _, a := range r.status().Apps {
+		if a.Name != app {
+			continue
+		}
+		for _, p := range a.Procs {
+			if p.Role == "serving" && p.PID != 0 {
+				out[p.Instance] = p.PID
+			}
+		}
+	}
+	return out
+}
+
+// answer is what the example apps return for GET /.
+type answer struct {
+	Lang     string `json:"lang"`
+	App      string `json:"app"`
+	Instance int    `json:"instance"`
+	PID      int    `json:"pid"`
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func get(t *testing.T, url string) (answer, error) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	if resp.StatusCode != 200 {
+		return answer{}, fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return answer{}, fmt.Errorf("bad body %q: %v", body, err)
+	}
+	return a, nil
+}
+
+// instancesAnswering sends requests until every one of want instances has
+// answered, and returns instance -> pid.
+func instancesAnswering(t *testing.T, port, want int) map[int]int {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	seen := make(map[int]int)
+	for i := 0; i < 2000 && len(seen) < want; i++ {
+		a, err := get(t, url)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		seen[a.Instance] = a.PID
+	}
+	if len(seen) != want {
+		t.Fatalf("after 2000 requests only instances %v answered, want %d", seen, want)
+	}
+	return seen
+}
+
+func pidAlive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !bytes.Contains(st, []byte(") Z "))
+}

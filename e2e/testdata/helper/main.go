@@ -1,0 +1,58 @@
+// Command helper is a test app for the end-to-end tests: what it does is
+// chosen by its first argument.
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: helper MODE")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "stopping":
+		// Ready at once; after the given delay it announces STOPPING=1 (the
+		// "I caught a fatal error" message) and dies half a second later.
+		d, _ := time.ParseDuration(os.Args[2])
+		notify("READY=1")
+		fmt.Println("stopping helper ready, pid", os.Getpid())
+		time.Sleep(d)
+		notify("STOPPING=1")
+		fmt.Println("announced STOPPING=1, pid", os.Getpid())
+		time.Sleep(500 * time.Millisecond)
+		os.Exit(1)
+	case "notify":
+		// Sends its arguments as sd_notify messages, then sleeps.
+		for _, m := range os.Args[2:] {
+			notify(m)
+		}
+		time.Sleep(time.Hour)
+	case "env":
+		// Prints selected variables, then sleeps.
+		for _, k := range []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "PORT", "CLUSTERRUN_APP", "CLUSTERRUN_INSTANCE", "GREETING"} {
+			fmt.Printf("%s=%s\n", k, os.Getenv(k))
+		}
+		fmt.Printf("PID=%d\n", os.Getpid())
+		_, err := os.Stat("/proc/self/fd/3")
+		fmt.Printf("FD3=%v\n", err == nil)
+		time.Sleep(time.Hour)
+	}
+	fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
+	os.Exit(2)
+}
+
+func notify(msg string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	c, err := net.Dial("unixgram", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notify:", err)
+		return
+	}
+	defer c.Close()
+	c.Write([]byte(msg))
+}

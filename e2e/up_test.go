@@ -1,0 +1,554 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterrun/clusterrun/bench/loadgen"
+)
+
+// Each example language runs as 4 instances on one shared port: every
+// instance answers, with CLUSTERRUN_INSTANCE 0..3 and LISTEN_PID accepted
+// by an unmodified systemd-protocol consumer.
+func TestExamplesShareOnePort(t *testing.T) {
+	for _, tc := range []struct {
+		lang, command, ready string
+	}{
+		{"go", `["{{goHTTP}}"]`, `check = "notify"`},
+		{"python", `["python3", "{{repo}}/examples/python-http/server.py"]`, `check = "notify"`},
+		{"node", `["node", "{{repo}}/examples/node-http/server.js"]`, "check = \"delay\"\n    delay = \"300ms\""},
+	} {
+		t.Run(tc.lang, func(t *testing.T) {
+			if _, err := exec.LookPath(strings.Trim(strings.SplitN(tc.command, ",", 2)[0], `["]`)); err != nil && tc.lang != "go" {
+				t.Fatalf("%s is not installed: %v (.ci/run installs it)", tc.lang, err)
+			}
+			r := startRunner(t, fmt.Sprintf(`
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = %s
+  instances = 4
+  listeners = ["http"]
+  ready {
+    %s
+  }
+}
+`, tc.command, tc.ready))
+			port := r.port("http")
+			r.waitLine(0, `web: 4 of 4 instances ready`, 60*time.Second)
+			seen := instancesAnswering(t, port, 4)
+			for i := 0; i < 4; i++ {
+				if _, ok := seen[i]; !ok {
+					t.Errorf("instance %d never answered; saw %v", i, seen)
+				}
+			}
+			a, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err != nil || a.Lang != tc.lang || a.App != "web" {
+				t.Errorf("answer %+v, %v; want lang %s app web", a, err, tc.lang)
+			}
+			r.signal(syscall.SIGTERM)
+			if code := r.wait(30 * time.Second); code != 0 {
+				t.Errorf("exit code after SIGTERM = %d, want 0", code)
+			}
+		})
+	}
+}
+
+// What every instance receives (SPEC §4).
+func TestInstanceEnvironment(t *testing.T) {
+	r := startRunner(t, `
+env = { GREETING = "hello" }
+listener "http" {
+  address = "127.0.0.1:0"
+}
+listener "admin" {
+  address = "127.0.0.1:0"
+}
+app "envy" {
+  command   = ["{{helper}}", "env"]
+  instances = 2
+  listeners = ["http", "admin"]
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `envy: 2 of 2 instances ready`, 30*time.Second)
+	out := r.out.all()
+	for _, want := range []string{
+		"envy.0 | LISTEN_FDS=2", "envy.1 | LISTEN_FDNAMES=http:admin", "envy.0 | CLUSTERRUN_APP=envy",
+		"envy.1 | CLUSTERRUN_INSTANCE=1", "envy.0 | GREETING=hello", fmt.Sprintf("envy.1 | PORT=%d", port), "envy.0 | FD3=true",
+	} {
+		label, text, _ := strings.Cut(want, " | ")
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + ` +\| ` + regexp.QuoteMeta(text) + `$`).MatchString(out) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// LISTEN_PID must equal the pid of the program itself (the exec shim).
+	for i := 0; i < 2; i++ {
+		pidLine, _ := r.waitLine(0, fmt.Sprintf(`envy.%d +\| PID=`, i), 10*time.Second)
+		lpLine, _ := r.waitLine(0, fmt.Sprintf(`envy.%d +\| LISTEN_PID=`, i), 10*time.Second)
+		pid := pidLine[strings.Index(pidLine, "PID=")+4:]
+		lp := lpLine[strings.Index(lpLine, "LISTEN_PID=")+11:]
+		if pid != lp {
+			t.Errorf("instance %d: LISTEN_PID=%s but pid %s", i, lp, pid)
+		}
+	}
+}
+
+// kill -9 of one instance: a replacement answers, and the port never stops
+// answering meanwhile.
+func TestKilledInstanceIsReplacedWithoutRefusals(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 4
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	before := r.servingPids("web")
+	victim := before[2]
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *loadgen.Result)
+	go func() {
+		done <- loadgen.Run(ctx, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 4, Duration: time.Minute, MaxRequests: 200000})
+	}()
+	m := r.mark()
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLine(m, fmt.Sprintf(`web.2 \(pid %d\) was killed by SIGKILL, restarting in`, victim), 20*time.Second)
+	r.waitLine(m, `web.2 ready after`, 20*time.Second)
+	cancel()
+	res := <-done
+	if n := loadgen.Failed(res.Samples); n != 0 || len(res.Samples) == 0 {
+		t.Errorf("while an instance was killed and replaced: %s", loadgen.Summary(res, res.Samples))
+	}
+	after := r.servingPids("web")
+	if after[2] == victim || after[2] == 0 || !pidAlive(after[2]) {
+		t.Errorf("instance 2: pid %d before, %d after; want a new live pid", victim, after[2])
+	}
+	for i := 0; i < 4; i++ {
+		if i != 2 && after[i] != before[i] {
+			t.Errorf("instance %d changed pid %d -> %d; only instance 2 should", i, before[i], after[i])
+		}
+	}
+	instancesAnswering(t, port, 4)
+}
+
+// A crash-looping app gives up after max_restarts while the others keep
+// serving.
+func TestCrashLoopGivesUpOthersKeepServing(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 2
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+app "flaky" {
+  command = "echo about to crash >&2; exit 3"
+  restart {
+    backoff      = "10ms"
+    max_backoff  = "40ms"
+    max_restarts = 3
+    window       = "1m"
+  }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3, restarting in \d+ms \(crash 1 of 3 in 60s\)`, 30*time.Second)
+	r.waitLine(0, `crash 3 of 3 in 60s`, 30*time.Second)
+	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3: 4 crashes in 60s, more than max_restarts = 3; giving up \(failed\)`, 30*time.Second)
+	if !regexp.MustCompile(`flaky.0 +! about to crash`).MatchString(r.out.all()) {
+		t.Errorf("stderr line of flaky is not shown marked with '!'")
+	}
+	instancesAnswering(t, port, 2)
+	st := r.status()
+	for _, a := range st.Apps {
+		want := map[string]string{"web": "ready", "flaky": "failed"}[a.Name]
+		if a.State != want {
+			t.Errorf("app %s is %s, want %s", a.Name, a.State, want)
+		}
+	}
+	select {
+	case <-r.exited:
+		t.Fatal("runner exited although web is still running")
+	default:
+	}
+}
+
+// A required app that gives up drains the runner, which exits 1.
+func TestRequiredAppFailureExitsOne(t *testing.T) {
+	r := startRunner(t, `
+app "sleeper" {
+  command = ["sleep", "1000"]
+}
+app "db" {
+  command  = "exit 1"
+  required = true
+  restart {
+    backoff      = "10ms"
+    max_restarts = 2
+  }
+}
+`)
+	r.waitLine(0, `db is required and gave up: stopping every app`, 30*time.Second)
+	if code := r.wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+}
+
+// SIGTERM while a 2-second request is in flight: the request completes and
+// the runner exits 0.
+func TestSigtermLetsInflightRequestFinish(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 2
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	type result struct {
+		a   answer
+		err error
+		d   time.Duration
+	}
+	res := make(chan result, 1)
+	m := r.mark()
+	go func() {
+		t0 := time.Now()
+		a, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/slow?ms=2000", port))
+		res <- result{a, err, time.Since(t0)}
+	}()
+	// The request is in flight once an instance has accepted it; give the
+	// kernel's accept a moment by waiting for the connection to show up.
+	waitEstablished(t, port)
+	r.signal(syscall.SIGTERM)
+	r.waitLine(m, `received SIGTERM: stopping every app`, 10*time.Second)
+	got := <-res
+	if got.err != nil {
+		t.Fatalf("in-flight request failed: %v", got.err)
+	}
+	if got.d < 1900*time.Millisecond {
+		t.Errorf("slow request took %s; the 2s wait did not happen", got.d)
+	}
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// waitEstablished waits until some connection to port is established.
+func waitEstablished(t *testing.T, port int) {
+	t.Helper()
+	hex := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, _ := os.ReadFile(f)
+			for _, line := range strings.Split(string(b), "\n") {
+				fs := strings.Fields(line)
+				// local address is field 1, state 01 = ESTABLISHED.
+				if len(fs) > 3 && strings.HasSuffix(fs[1]+" ", hex) && fs[3] == "01" {
+					return
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no established connection to port %d within 10s", port)
+}
+
+// An app that ignores SIGTERM is killed at its stop timeout, grandchildren
+// included, and the unclean drain exits 1.
+func TestIgnoredSigtermIsKilledWithGrandchildren(t *testing.T) {
+	r := startRunner(t, `
+app "stubborn" {
+  command = "trap '' TERM; sleep 1000 & a=$!; sleep 1000 & b=$!; echo children $a $b; wait"
+  stop { timeout = "1s" }
+}
+`)
+	line, _ := r.waitLine(0, `stubborn.0 +\| children `, 30*time.Second)
+	var kids []int
+	for _, f := range strings.Fields(line[strings.Index(line, "children ")+9:]) {
+		if p, err := strconv.Atoi(f); err == nil {
+			kids = append(kids, p)
+		}
+	}
+	if len(kids) != 2 {
+		t.Fatalf("want 2 grandchildren pids in %q", line)
+	}
+	t0 := time.Now()
+	r.signal(syscall.SIGTERM)
+	r.waitLine(0, `stubborn.0 \(pid \d+\) did not stop within 1s; killing its process group`, 10*time.Second)
+	code := r.wait(30 * time.Second)
+	if d := time.Since(t0); d < time.Second {
+		t.Errorf("stopped after %s, before the 1s timeout", d)
+	}
+	if code != 1 {
+		t.Errorf("exit code %d after a drain that needed SIGKILL, want 1", code)
+	}
+	for _, k := range kids {
+		if pidAlive(k) {
+			t.Errorf("grandchild %d survived", k)
+		}
+	}
+}
+
+// A second SIGINT kills at once.
+func TestSecondSignalKillsAtOnce(t *testing.T) {
+	r := startRunner(t, `
+app "stubborn" {
+  command = "trap '' TERM INT; echo up; while :; do sleep 1; done"
+  stop { timeout = "60s" }
+}
+`)
+	r.waitLine(0, `stubborn.0 +\| up`, 30*time.Second)
+	r.signal(syscall.SIGINT)
+	r.waitLine(0, `received SIGINT: stopping every app`, 10*time.Second)
+	t0 := time.Now()
+	r.signal(syscall.SIGINT)
+	if code := r.wait(10 * time.Second); code != 1 {
+		t.Errorf("exit code %d after a forced stop, want 1", code)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("forced stop took %s", d)
+	}
+}
+
+// A 1 MiB line and a long stream without newline pass through in pieces
+// and wedge neither the app nor the runner.
+func TestLongLinesDoNotWedge(t *testing.T) {
+	r := startRunner(t, `
+app "long" {
+  command = "head -c 1048576 /dev/zero | tr '\\0' a; echo; echo after-long-line; sleep 1000"
+}
+app "stream" {
+  command = "head -c 3000000 /dev/zero | tr '\\0' b; echo after-stream; sleep 1000"
+}
+app "chatty" {
+  command = "i=0; while [ $i -lt 5 ]; do echo tick $i; i=$((i+1)); done; sleep 1000"
+}
+`)
+	r.waitLine(0, `long.0 +\| after-long-line$`, 60*time.Second)
+	r.waitLine(0, `stream.0 +\| .*after-stream$`, 60*time.Second)
+	r.waitLine(0, `chatty.0 +\| tick 4$`, 60*time.Second)
+	lines, _, _ := r.out.snapshot()
+	aBytes, cut := 0, 0
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "long.0 ") || strings.HasSuffix(l, "after-long-line") {
+			continue
+		}
+		if len(l) > 17*1024 {
+			t.Fatalf("an output line is %d bytes, over the cut bound", len(l))
+		}
+		body := l[strings.Index(l, "| ")+2:]
+		if strings.HasSuffix(body, " …") {
+			cut++
+			body = strings.TrimSuffix(body, " …")
+		}
+		aBytes += strings.Count(body, "a")
+	}
+	if aBytes != 1<<20 || cut == 0 {
+		t.Errorf("the 1 MiB line came through as %d bytes of 'a' in %d cut pieces", aBytes, cut)
+	}
+	if _, _, code := r.cli("status"); code != 0 {
+		t.Error("status does not answer after the long lines")
+	}
+}
+
+// depends_on: an app starts after its dependency is ready; a run-once
+// dependency counts once it exited 0. Shutdown stops dependents first.
+func TestDependsOnOrder(t *testing.T) {
+	r := startRunner(t, `
+app "build" {
+  command = "echo building; sleep 0.3; echo built"
+  restart { policy = "never" }
+}
+app "db" {
+  command    = ["{{helper}}", "notify", "READY=1"]
+  depends_on = ["build"]
+  ready { check = "notify" }
+}
+app "web" {
+  command    = ["sleep", "1000"]
+  depends_on = ["db"]
+  ready {
+    check = "delay"
+    delay = "100ms"
+  }
+}
+`)
+	_, i1 := r.waitLine(0, `build.0 \(pid \d+\) exited with status 0; done`, 30*time.Second)
+	_, i2 := r.waitLine(i1, `db.0 started`, 10*time.Second)
+	_, i3 := r.waitLine(i2, `db.0 ready after .* \(READY=1\)`, 10*time.Second)
+	r.waitLine(i3, `web.0 started`, 10*time.Second)
+	r.waitLine(0, `web: 1 of 1 instances ready`, 10*time.Second)
+	if strings.Contains(strings.Join(r.outBefore(i1), "\n"), "db.0 started") {
+		t.Error("db started before build finished")
+	}
+	m := r.mark()
+	r.signal(syscall.SIGTERM)
+	_, j := r.waitLine(m, `web.0 \(pid \d+\) was killed by SIGTERM`, 20*time.Second)
+	r.waitLine(j, `db.0 \(pid \d+\) was killed by SIGTERM`, 20*time.Second)
+	if code := r.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+func (r *runner) outBefore(i int) []string {
+	lines, _, _ := r.out.snapshot()
+	return lines[:i]
+}
+
+// STOPPING=1 starts the replacement before the dying instance exits.
+func TestStoppingStartsReplacementFirst(t *testing.T) {
+	r := startRunner(t, `
+app "w" {
+  command = ["{{helper}}", "stopping", "1s"]
+  ready { check = "notify" }
+  restart { backoff = "5s" }
+}
+`)
+	line, _ := r.waitLine(0, `w.0 started \(pid \d+\)`, 30*time.Second)
+	first := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(line)[1]
+	line, i := r.waitLine(0, `w.0 announced STOPPING=1; its replacement pid (\d+) is starting`, 30*time.Second)
+	second := regexp.MustCompile(`pid (\d+) is`).FindStringSubmatch(line)[1]
+	// The replacement is ready before the dying instance exits (it dies
+	// 500ms after STOPPING=1), and the runner does not signal it: it is
+	// already on its way out.
+	_, i = r.waitLine(i, `w.0 ready after`, 30*time.Second)
+	r.waitLine(i, `w.0 \(pid `+first+`\) exited with status 1 after announcing STOPPING=1; pid `+second+` replaced it`, 30*time.Second)
+	if strings.Contains(r.out.all(), "restarting in") {
+		t.Error("the dying instance went through backoff; its replacement should already run")
+	}
+}
+
+// Bad config: exit 2, nothing started, every error with its position.
+func TestInvalidConfigExitsTwo(t *testing.T) {
+	r := startRunner(t, `
+app "web" {
+  command = ["sleep", "1000"]
+  listeners = ["nope"]
+  stop { signal = "SIGFOO" }
+}
+`)
+	if code := r.wait(30 * time.Second); code != 2 {
+		t.Fatalf("exit code %d, want 2", code)
+	}
+	errs := r.errs.all()
+	for _, want := range []string{"cluster.hcl:4", "nope", "cluster.hcl:5", "SIGFOO"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if strings.Contains(r.out.all(), "started") {
+		t.Error("something was started from an invalid config")
+	}
+}
+
+// If the runner itself is killed with SIGKILL, its instances die with it.
+func TestKilledRunnerTakesInstancesAlong(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 2
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	pids := r.servingPids("web")
+	r.signal(syscall.SIGKILL)
+	r.wait(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range pids {
+		for pidAlive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("instance pid %d survived its runner's SIGKILL", p)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// JSON log format: one object per line with the documented fields.
+func TestJSONLogs(t *testing.T) {
+	r := startRunner(t, `
+app "hi" {
+  command = "echo hello json; echo oops >&2; sleep 1000"
+}
+`, "--log-format", "json")
+	line, _ := r.waitLine(0, `"line":"hello json"`, 30*time.Second)
+	for _, f := range []string{`"app":"hi"`, `"instance":0`, `"stream":"stdout"`, `"time":"`, `"pid":`} {
+		if !strings.Contains(line, f) {
+			t.Errorf("%s lacks %s", line, f)
+		}
+	}
+	r.waitLine(0, `"stream":"stderr".*"line":"oops"`, 10*time.Second)
+	r.waitLine(0, `"app":"clusterrun".*"stream":"runner"`, 10*time.Second)
+}
+
+// A Procfile is a config: one instance per line, PORT assigned like foreman.
+func TestProcfile(t *testing.T) {
+	dir := t.TempDir()
+	pf := dir + "/Procfile"
+	os.WriteFile(pf, []byte("# comment\nweb: echo web port $PORT; sleep 1000\nworker: echo worker port $PORT; sleep 1000\n"), 0o644)
+	r := startRunnerIn(t, dir, pf)
+	r.waitLine(0, `web.0 +\| web port 5000$`, 30*time.Second)
+	r.waitLine(0, `worker.0 +\| worker port 5100$`, 30*time.Second)
+}
+
+// Signals other than the runner's own are forwarded to every instance.
+func TestForwardsOtherSignals(t *testing.T) {
+	r := startRunner(t, `
+app "w" {
+  command   = "trap 'echo got USR1' USR1; echo ready; while :; do sleep 0.1; done"
+  instances = 2
+}
+`)
+	r.waitLine(0, `w.1 +\| ready`, 30*time.Second)
+	r.waitLine(0, `w.0 +\| ready`, 30*time.Second)
+	r.signal(syscall.SIGUSR1)
+	r.waitLine(0, `w.0 +\| got USR1`, 10*time.Second)
+	r.waitLine(0, `w.1 +\| got USR1`, 10*time.Second)
+}
+
+// When every app has finished on its own, the runner exits.
+func TestExitsWhenEverythingFinished(t *testing.T) {
+	r := startRunner(t, `
+app "once" {
+  command = "echo one-shot"
+}
+`)
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	r.waitLine(0, `every app has finished; exiting`, time.Second)
+}

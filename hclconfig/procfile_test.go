@@ -1,0 +1,98 @@
+package hclconfig
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestProcfile(t *testing.T) {
+	tests := []struct {
+		name    string
+		osPort  string // "" = unset
+		dotenv  string // "" = no .env file
+		wantMin int    // the first app's PORT
+	}{
+		{name: "default base", wantMin: 5000},
+		{name: "PORT from the environment", osPort: "8000", wantMin: 8000},
+		{name: "non-numeric PORT is ignored", osPort: "http", wantMin: 5000},
+		{name: ".env PORT wins, as in foreman", osPort: "8000", dotenv: "PORT=3000\n", wantMin: 3000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := append([]string(nil), testEnviron...)
+			if tt.osPort != "" {
+				env = append(env, "PORT="+tt.osPort)
+			}
+			fixedEnviron(t, env...)
+			dir := t.TempDir()
+			if tt.dotenv != "" {
+				if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(tt.dotenv), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, _, diags := Parse(filepath.Join(dir, "Procfile"), []byte("web: a\nworker: b\n"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if got := []int{cfg.Apps[0].Port, cfg.Apps[1].Port}; !reflect.DeepEqual(got, []int{tt.wantMin, tt.wantMin + 100}) {
+				t.Errorf("ports = %v, want %d and %d", got, tt.wantMin, tt.wantMin+100)
+			}
+		})
+	}
+}
+
+func TestProcfileValid(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	cfg, diags := mustLoad(t, "testdata/procfile/valid/Procfile")
+	if len(diags) != 0 {
+		t.Errorf("diagnostics: %v", diags)
+	}
+	dir, _ := filepath.Abs("testdata/procfile/valid")
+	if !cfg.Procfile || cfg.Dir != dir {
+		t.Errorf("Procfile=%v Dir=%q", cfg.Procfile, cfg.Dir)
+	}
+	wantEnv := map[string]string{"RACK_ENV": "development", "DATABASE_URL": "postgres://localhost/app"}
+	if !reflect.DeepEqual(cfg.Env, wantEnv) {
+		t.Errorf("Config.Env = %v, want %v", cfg.Env, wantEnv)
+	}
+	want := []struct {
+		name, command string
+		port, line    int
+	}{
+		{"web", "bundle exec puma -p $PORT -C config/puma.rb", 5000, 2},
+		{"worker", "bundle exec sidekiq -q default", 5100, 3},
+		{"release", "./bin/release --verbose", 5200, 4},
+		{"clock", "ruby clock.rb # runs every minute", 5300, 6},
+	}
+	if len(cfg.Apps) != len(want) {
+		t.Fatalf("got %d apps, want %d", len(cfg.Apps), len(want))
+	}
+	for i, w := range want {
+		a := cfg.Apps[i]
+		if a.Name != w.name || !reflect.DeepEqual(a.Command, []string{"/bin/sh", "-c", w.command}) || a.Port != w.port {
+			t.Errorf("app %d = %q %q port %d, want %q %q port %d", i, a.Name, a.Command, a.Port, w.name, w.command, w.port)
+		}
+		if a.DefRange.Start.Line != w.line {
+			t.Errorf("app %s defined on line %d, want %d", a.Name, a.DefRange.Start.Line, w.line)
+		}
+		if a.Instances != 1 || a.Dir != dir || !reflect.DeepEqual(a.Env, wantEnv) || a.Ready.Check != ReadyDelay {
+			t.Errorf("app %s = %+v", a.Name, a)
+		}
+	}
+}
+
+func TestProcfileDetection(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	for _, name := range []string{"Procfile", "Procfile.dev", "dir/Procfile.local"} {
+		cfg, _, diags := Parse(name, []byte("web: x\n"))
+		if diags.HasErrors() || !cfg.Procfile {
+			t.Errorf("%s: not read as a Procfile: %v", name, diags)
+		}
+	}
+	// "web: x" is not HCL, so reading it as cluster.hcl must fail.
+	if _, _, diags := Parse("cluster.hcl", []byte("web: x\n")); !diags.HasErrors() {
+		t.Errorf("cluster.hcl parsed as a Procfile")
+	}
+}

@@ -1,0 +1,6 @@
+app "web" {
+  command = ["./web"]
+  ready {
+    check = "ready"
+  }
+}

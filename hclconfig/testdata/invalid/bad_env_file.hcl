@@ -1,0 +1,4 @@
+app "web" {
+  command  = ["./web"]
+  env_file = ["bad.env"]
+}

@@ -1,0 +1,6 @@
+app "web" {
+  command = ["./web"]
+  restart {
+    policy = "on-fail"
+  }
+}

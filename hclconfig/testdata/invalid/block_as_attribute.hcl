@@ -1,0 +1,4 @@
+app "web" {
+  command = ["./web"]
+  restart = { policy = "always" }
+}

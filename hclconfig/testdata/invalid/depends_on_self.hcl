@@ -1,0 +1,4 @@
+app "web" {
+  command    = ["./web"]
+  depends_on = ["web"]
+}

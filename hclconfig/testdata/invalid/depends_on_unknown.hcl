@@ -1,0 +1,8 @@
+app "web" {
+  command    = ["./web"]
+  depends_on = ["dbb"]
+}
+
+app "db" {
+  command = ["postgres"]
+}

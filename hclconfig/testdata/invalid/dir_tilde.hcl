@@ -1,0 +1,4 @@
+app "web" {
+  command = ["./web"]
+  dir     = "~/apps/web"
+}

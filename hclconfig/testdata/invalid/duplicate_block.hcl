@@ -1,0 +1,9 @@
+app "web" {
+  command = ["./web"]
+  ready {
+    check = "notify"
+  }
+  ready {
+    check = "delay"
+  }
+}

@@ -1,0 +1,11 @@
+app "list" {
+  command = []
+}
+
+app "string" {
+  command = "   "
+}
+
+app "program" {
+  command = ["", "--flag"]
+}

@@ -1,0 +1,5 @@
+app "web" {
+  command = ["./web"]
+  user    = ""
+  group   = ""
+}

@@ -1,0 +1,6 @@
+app "web" {
+  command = ["./web"]
+  stop {
+    timeout = env.STOP_AFTER
+  }
+}

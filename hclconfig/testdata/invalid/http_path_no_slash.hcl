@@ -1,0 +1,8 @@
+app "web" {
+  command = ["./web"]
+  env     = { PORT = 3000 }
+  ready {
+    check = "http"
+    path  = "healthz"
+  }
+}

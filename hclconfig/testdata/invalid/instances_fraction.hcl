@@ -1,0 +1,4 @@
+app "web" {
+  command   = ["./web"]
+  instances = 1.5
+}

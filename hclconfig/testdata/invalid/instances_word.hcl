@@ -1,0 +1,9 @@
+app "web" {
+  command   = ["./web"]
+  instances = "lots"
+}
+
+app "worker" {
+  command   = ["./worker"]
+  instances = "MAX"
+}

@@ -1,0 +1,8 @@
+listener "http" {
+  address = ":8080"
+}
+
+app "web" {
+  command   = ["./web"]
+  listeners = ["http", "http"]
+}

@@ -1,0 +1,8 @@
+listener "http" {
+  mode = "shared"
+}
+
+app "web" {
+  command   = ["./web"]
+  listeners = ["http"]
+}

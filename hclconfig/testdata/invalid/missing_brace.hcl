@@ -1,0 +1,6 @@
+app "web" {
+  command = ["./web"]
+
+app "worker" {
+  command = ["./worker"]
+}

@@ -1,0 +1,3 @@
+app "web" {
+  instances = 2
+}

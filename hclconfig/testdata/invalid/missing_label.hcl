@@ -1,0 +1,3 @@
+app {
+  command = ["./web"]
+}

@@ -1,0 +1,7 @@
+app "web" {
+  command = ["./web"]
+  restart {
+    backoff    = "-100ms"
+    min_uptime = "-5s"
+  }
+}

@@ -1,0 +1,3 @@
+listener "http" {
+  address = ":8080"
+}

@@ -1,0 +1,11 @@
+listener "http" {
+  address = ":8080"
+}
+
+app "web" {
+  command   = ["./web"]
+  listeners = ["http"]
+  ready {
+    check = "tcp"
+  }
+}

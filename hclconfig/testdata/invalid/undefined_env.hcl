@@ -1,0 +1,4 @@
+app "web" {
+  command = ["./web", env.CLUSTERRUN_UNDEFINED_VAR]
+  dir     = "${env.HOME}/${env.APP_DIR}"
+}

@@ -1,0 +1,4 @@
+app "web" {
+  comand    = ["./web"]
+  instance  = 2
+}

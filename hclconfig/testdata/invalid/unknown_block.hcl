@@ -1,0 +1,7 @@
+listner "http" {
+  address = ":8080"
+}
+
+app "web" {
+  command = ["./web"]
+}

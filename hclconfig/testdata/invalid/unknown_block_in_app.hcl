@@ -1,0 +1,7 @@
+app "web" {
+  command = ["./web"]
+
+  healthcheck {
+    path = "/healthz"
+  }
+}

@@ -1,0 +1,3 @@
+app "web" {
+  command = ["./web", file("secret.txt")]
+}

@@ -1,0 +1,9 @@
+app "web" {
+  command = ["./web"]
+  ready {
+    timeout = "0s"
+  }
+  stop {
+    timeout = "0"
+  }
+}

@@ -1,0 +1,356 @@
+package hclconfig
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// validate checks the rules that involve more than one value: names and
+// their uniqueness, references between blocks, the dependency graph, and
+// settings that contradict each other. Each value on its own was checked
+// when it was decoded. hadErrors says whether earlier steps failed, which
+// silences checks that would only restate those failures.
+func validate(cfg *Config, srcs *sources, hadErrors bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	diags = append(diags, checkNames(srcs)...)
+	diags = append(diags, checkAddresses(cfg, srcs)...)
+
+	listeners := make(map[string]bool, len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		listeners[l.Name] = true
+	}
+	apps := make(map[string]*appSource, len(cfg.Apps))
+	for _, as := range srcs.apps {
+		if _, dup := apps[as.raw.Name]; !dup {
+			apps[as.raw.Name] = as
+		}
+	}
+
+	used := make(map[string]bool)
+	for i, a := range cfg.Apps {
+		as := srcs.apps[i]
+		diags = append(diags, checkAppListeners(a, as, listeners, used)...)
+		diags = append(diags, checkDependsOn(a, as, apps)...)
+		diags = append(diags, checkReady(cfg, a, as)...)
+		diags = append(diags, checkRestart(a, as)...)
+	}
+	diags = append(diags, checkCycles(srcs, apps)...)
+
+	for _, ls := range srcs.listeners {
+		if !used[ls.raw.Name] && !srcs.listenersUnknown {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Unused listener",
+				Detail:   fmt.Sprintf("No app lists listener %q, so its socket would be bound for nobody. Add it to an app's listeners, or remove the block.", ls.raw.Name),
+				Subject:  ls.raw.DefRange.Ptr(),
+			})
+		}
+	}
+
+	if len(cfg.Apps) == 0 && !hadErrors && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No apps",
+			Detail:   "The file defines no app, so there is nothing to run. Add an app block, such as: app \"web\" { command = [\"node\", \"server.js\"] }.",
+			Subject:  srcs.end.Ptr(),
+		})
+	}
+	return diags
+}
+
+func checkNames(srcs *sources) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	const rule = `A name starts with an ASCII letter or digit and contains only ASCII letters, digits, "-" and "_"`
+
+	seenListeners := make(map[string]*rawListener)
+	for _, ls := range srcs.listeners {
+		r := ls.raw
+		if !validName(r.Name) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid listener name",
+				Detail:   fmt.Sprintf("The listener name %q cannot be used. %s, because instances receive listener names joined with \":\" in LISTEN_FDNAMES.", r.Name, rule),
+				Subject:  r.NameRange.Ptr(),
+			})
+		}
+		if prev, dup := seenListeners[r.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Duplicate listener %q", r.Name),
+				Detail:   fmt.Sprintf("A listener named %q was already defined. Previous definition was at %s. Each listener needs its own name.", r.Name, posString(prev.DefRange)),
+				Subject:  r.DefRange.Ptr(),
+			})
+			continue
+		}
+		seenListeners[r.Name] = r
+	}
+
+	seenApps := make(map[string]*rawApp)
+	for _, as := range srcs.apps {
+		r := as.raw
+		if !validName(r.Name) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid app name",
+				Detail:   fmt.Sprintf("The app name %q cannot be used. %s, because the name appears as \"NAME.N\" on the command line and as the prefix of every log line.", r.Name, rule),
+				Subject:  r.NameRange.Ptr(),
+			})
+		}
+		if prev, dup := seenApps[r.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Duplicate app %q", r.Name),
+				Detail:   fmt.Sprintf("An app named %q was already defined. Previous definition was at %s. Each app needs its own name.", r.Name, posString(prev.DefRange)),
+				Subject:  r.DefRange.Ptr(),
+			})
+			continue
+		}
+		seenApps[r.Name] = r
+	}
+	return diags
+}
+
+// checkAddresses finds listeners that would bind the same socket. Two tcp
+// listeners clash when their ports match and their hosts match or either is
+// a wildcard: binding 0.0.0.0:8080 after 127.0.0.1:8080 fails, and with
+// reuseport it would silently split one port's traffic between two listeners.
+// Port 0 never clashes; each ":0" gets its own random port.
+func checkAddresses(cfg *Config, srcs *sources) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for i, l := range cfg.Listeners {
+		if l.Address == "" {
+			continue
+		}
+		for j := 0; j < i; j++ {
+			prev := cfg.Listeners[j]
+			if prev.Address == "" || prev.Network != l.Network || !sameSocket(srcs.listeners[j], srcs.listeners[i], prev, l) {
+				continue
+			}
+			detail := fmt.Sprintf("Listener %q uses address %q, which listener %q (at %s) already binds. Give each listener its own address, or list one listener in several apps to share a socket.", l.Name, l.Address, prev.Name, posString(prev.DefRange))
+			if l.Address != prev.Address {
+				detail = fmt.Sprintf("Listener %q (%q) and listener %q (%q, at %s) bind the same port, and one of them listens on every interface, so they overlap. Use different ports, or list one listener in several apps to share a socket.", l.Name, l.Address, prev.Name, prev.Address, posString(prev.DefRange))
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Duplicate listener address",
+				Detail:   detail,
+				Subject:  srcs.listeners[i].raw.Address.Range().Ptr(),
+			})
+			break
+		}
+	}
+	return diags
+}
+
+func sameSocket(a, b *listenerSource, la, lb *Listener) bool {
+	if la.Network == "unix" {
+		return la.Address == lb.Address
+	}
+	if a.port != b.port || a.port == "0" {
+		return false
+	}
+	return a.host == b.host || isWildcardHost(a.host) || isWildcardHost(b.host)
+}
+
+func checkAppListeners(a *App, as *appSource, listeners, used map[string]bool) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := make(map[string]hcl.Range)
+	for _, it := range as.listeners {
+		used[it.val] = true
+		if !listeners[it.val] {
+			diags = append(diags, it.errorf("Unknown listener",
+				fmt.Sprintf("App %q lists listener %q, but no listener block has that name.%s%s", a.Name, it.val, didYouMean(it.val, keys(listeners)...), known("Defined listeners", keys(listeners)))))
+			continue
+		}
+		if prev, dup := seen[it.val]; dup {
+			diags = append(diags, it.errorf("Listener listed twice",
+				fmt.Sprintf("App %q lists listener %q twice (first at %s). Each listener is handed to an instance once, as one file descriptor; remove the repeat.", a.Name, it.val, posString(prev))))
+			continue
+		}
+		seen[it.val] = it.rng()
+	}
+	return diags
+}
+
+func checkDependsOn(a *App, as *appSource, apps map[string]*appSource) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := make(map[string]hcl.Range)
+	names := make([]string, 0, len(apps))
+	for n := range apps {
+		if n != a.Name {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, it := range as.dependsOn {
+		switch {
+		case it.val == a.Name:
+			diags = append(diags, it.errorf("App depends on itself",
+				fmt.Sprintf("App %q lists itself in depends_on. depends_on names the other apps that must be ready before this one starts; remove %q.", a.Name, it.val)))
+		case apps[it.val] == nil:
+			diags = append(diags, it.errorf("Unknown app in depends_on",
+				fmt.Sprintf("App %q depends on %q, but no app has that name.%s%s", a.Name, it.val, didYouMean(it.val, names...), known("Defined apps", names))))
+		default:
+			if prev, dup := seen[it.val]; dup {
+				diags = append(diags, it.errorf("Dependency listed twice",
+					fmt.Sprintf("App %q lists %q in depends_on twice (first at %s); remove the repeat.", a.Name, it.val, posString(prev))))
+				continue
+			}
+			seen[it.val] = it.rng()
+		}
+	}
+	return diags
+}
+
+// checkCycles reports each depends_on cycle once, at the dependency that
+// closes it, naming the whole path.
+func checkCycles(srcs *sources, apps map[string]*appSource) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := make(map[string]int)
+	reported := make(map[string]bool)
+	var stack []string
+
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = visiting
+		stack = append(stack, name)
+		for _, it := range apps[name].dependsOn {
+			dep := it.val
+			if dep == name || apps[dep] == nil {
+				continue // reported by checkDependsOn
+			}
+			switch state[dep] {
+			case unvisited:
+				visit(dep)
+			case visiting:
+				i := len(stack) - 1
+				for stack[i] != dep {
+					i--
+				}
+				cycle := append(append([]string(nil), stack[i:]...), dep)
+				key := cycleKey(cycle[:len(cycle)-1])
+				if reported[key] {
+					continue
+				}
+				reported[key] = true
+				diags = append(diags, it.errorf("Dependency cycle",
+					fmt.Sprintf("The depends_on lists form a cycle: %s. An app starts only after the apps it depends on are ready, so none of these could ever start; remove one of the dependencies.", strings.Join(cycle, " -> "))))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[name] = done
+	}
+	for _, as := range srcs.apps {
+		if apps[as.raw.Name] == as && state[as.raw.Name] == unvisited {
+			visit(as.raw.Name)
+		}
+	}
+	return diags
+}
+
+// cycleKey names a cycle independently of where the walk entered it.
+func cycleKey(nodes []string) string {
+	start := 0
+	for i, n := range nodes {
+		if n < nodes[start] {
+			start = i
+		}
+	}
+	return strings.Join(append(append([]string(nil), nodes[start:]...), nodes[:start]...), "\x00")
+}
+
+func checkReady(cfg *Config, a *App, as *appSource) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	r := a.Ready
+	if as.checkExpr != nil && (r.Check == ReadyTCP || r.Check == ReadyHTTP) {
+		fix := `Use check = "notify" (the app sends READY=1 on NOTIFY_SOCKET) or check = "delay".`
+		if len(a.Listeners) > 0 {
+			diags = append(diags, exprError(as.checkExpr, nil, "Ready check cannot probe a shared socket",
+				fmt.Sprintf("App %q has listeners, and the %q check would probe them: every instance accepts on the same socket, so the runner cannot tell which instance answered. %s", a.Name, r.Check, fix)))
+		} else {
+			if a.Instances > 1 || as.instancesMax {
+				n := strconv.Itoa(a.Instances)
+				if as.instancesMax {
+					n = `"max"`
+				}
+				diags = append(diags, exprError(as.checkExpr, nil, "Ready check needs a single instance",
+					fmt.Sprintf("App %q runs instances = %s, but the %q check probes the instance's own PORT, and instances share one PORT until proxy mode gives each its own. %s Or set instances = 1.", a.Name, n, r.Check, fix)))
+			}
+			if p, ok := a.Env["PORT"]; !ok {
+				diags = append(diags, exprError(as.checkExpr, nil, "Ready check has no port to probe",
+					fmt.Sprintf("App %q uses the %q check, which probes the port in the app's PORT variable, but PORT is not set in the app's env or the global env. Set env = { PORT = \"8080\" } to the port the app listens on. %s", a.Name, r.Check, fix)))
+			} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				diags = append(diags, exprError(as.checkExpr, nil, "Ready check has no port to probe",
+					fmt.Sprintf("App %q uses the %q check, which probes the port in PORT, but PORT is %q, not a port number from 1 to 65535.", a.Name, r.Check, p)))
+			}
+		}
+	}
+	if as.pathSet && r.Check != ReadyHTTP {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Ready path is ignored",
+			Detail:   fmt.Sprintf("App %q sets a ready path, but its check is %q and only check = \"http\" requests a path. Remove the path, or set check = \"http\".", a.Name, r.Check),
+			Subject:  as.raw.Ready.Path.Range().Ptr(),
+		})
+	}
+	if as.delaySet && r.Check != ReadyDelay {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "Ready delay is ignored",
+			Detail:   fmt.Sprintf("App %q sets a ready delay, but its check is %q and only check = \"delay\" waits for a delay. Remove the delay, or set check = \"delay\".", a.Name, r.Check),
+			Subject:  as.delayExpr.Range().Ptr(),
+		})
+	}
+	if r.Check == ReadyDelay && r.Delay >= r.Timeout {
+		subject := as.delayExpr
+		if subject == nil {
+			subject = as.raw.Ready.Timeout
+		}
+		diags = append(diags, exprError(subject, nil, "Ready delay is not shorter than the timeout",
+			fmt.Sprintf("App %q counts an instance ready after it has run for %s, but gives up on it after %s, so no instance could ever become ready. Make the delay shorter than the timeout.", a.Name, r.Delay, r.Timeout)))
+	}
+	return diags
+}
+
+func checkRestart(a *App, as *appSource) hcl.Diagnostics {
+	r := a.Restart
+	if r.Backoff <= r.MaxBackoff {
+		return nil
+	}
+	subject := as.backoffExpr
+	if subject == nil {
+		subject = as.maxBackoffExpr
+	}
+	return hcl.Diagnostics{exprError(subject, nil, "Backoff is longer than max_backoff",
+		fmt.Sprintf("App %q waits %s before its first restart, but max_backoff caps the wait at %s. The backoff doubles up to max_backoff, so it must start at or below it.", a.Name, r.Backoff, r.MaxBackoff))}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// known lists the names that do exist, for "unknown name" messages.
+func known(what string, names []string) string {
+	if len(names) == 0 {
+		return fmt.Sprintf(" %s: none.", what)
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return fmt.Sprintf(" %s: %s.", what, strings.Join(q, ", "))
+}

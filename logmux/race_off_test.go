@@ -1,0 +1,5 @@
+//go:build !race
+
+package logmux
+
+const raceEnabled = false

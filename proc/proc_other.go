@@ -1,0 +1,14 @@
+//go:build !linux
+
+package proc
+
+import "syscall"
+
+// Without Pdeathsig, instances outlive a runner killed with SIGKILL; a
+// graceful stop still ends every process group.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+// Child subreapers are a Linux feature; elsewhere orphans go to init.
+func becomeSubreaper() error { return nil }

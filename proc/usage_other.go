@@ -1,0 +1,5 @@
+//go:build !linux
+
+package proc
+
+func groupUsage(pgids []int) (map[int]Usage, error) { return nil, ErrUnsupported }
