@@ -24,7 +24,7 @@ func TestExamplesShareOnePort(t *testing.T) {
 	}{
 		{"go", `["{{goHTTP}}"]`, `check = "notify"`},
 		{"python", `["python3", "{{repo}}/examples/python-http/server.py"]`, `check = "notify"`},
-		{"node", `["node", "{{repo}}/examples/node-http/server.js"]`, "check = \"delay\"\n    delay = \"300ms\""},
+		{"node", `["node", "{{repo}}/examples/node-http/server.js"]`, `check = "notify"`},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {
 			if _, err := exec.LookPath(strings.Trim(strings.SplitN(tc.command, ",", 2)[0], `["]`)); err != nil && tc.lang != "go" {
@@ -551,4 +551,43 @@ app "once" {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	r.waitLine(0, `every app has finished; exiting`, time.Second)
+}
+
+// An unmodified Node app that calls server.listen(PORT) itself, as pm2's
+// cluster mode allows, shares the runner's socket (through the preload) and
+// is ready when it listens.
+func TestNodeZeroChangeListen(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "hello" {
+  command   = ["node", "{{repo}}/bench/reload/hello.js"]
+  instances = 4
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `hello: 4 of 4 instances ready`, 60*time.Second)
+	for i := 0; i < 4; i++ {
+		r.waitLine(0, fmt.Sprintf(`hello.%d ready after .* \(READY=1\)`, i), time.Second)
+	}
+	seen := instancesAnswering(t, port, 4)
+	for i := 0; i < 4; i++ {
+		if _, ok := seen[i]; !ok {
+			t.Errorf("instance %d never answered: %v", i, seen)
+		}
+	}
+}
+
+// The ready pipe is an sd_notify channel any program can write to.
+func TestReadyPipe(t *testing.T) {
+	r := startRunner(t, `
+app "sh" {
+  command = "sleep 0.2; echo READY=1 >&$CLUSTERRUN_READY_FD; echo STATUS=warm >&$CLUSTERRUN_READY_FD; sleep 1000"
+  ready { check = "notify" }
+}
+`)
+	r.waitLine(0, `sh.0 ready after .* \(READY=1\)`, 30*time.Second)
 }

@@ -23,7 +23,7 @@ var inheritedOnly = []string{"LISTEN_FDS=", "LISTEN_FDNAMES=", "LISTEN_PID=", "N
 // (global env_file < env < app env_file < app env), then what clusterrun
 // sets. Later entries replace earlier ones, so there are no duplicates for
 // libc's getenv to pick the wrong one from.
-func (r *Runner) env(rel *release, index int, notifySocket string) []string {
+func (r *Runner) env(rel *release, index int, notifySocket string, readyFd int) []string {
 	var out []string
 	pos := make(map[string]int)
 	set := func(kv string) {
@@ -56,6 +56,17 @@ outer:
 	set("CLUSTERRUN_APP=" + rel.app.Name)
 	set("CLUSTERRUN_INSTANCE=" + strconv.Itoa(index))
 	set("NOTIFY_SOCKET=" + notifySocket)
+	set("CLUSTERRUN_READY_FD=" + strconv.Itoa(readyFd))
+	if len(rel.listeners) > 0 && r.preload != "" {
+		set("CLUSTERRUN_LISTEN_PORTS=" + r.lset.PortMap(rel.listeners))
+		opts := "--require " + strconv.Quote(r.preload)
+		if i, ok := pos["NODE_OPTIONS"]; ok {
+			if _, v, _ := strings.Cut(out[i], "="); v != "" {
+				opts += " " + v
+			}
+		}
+		set("NODE_OPTIONS=" + opts)
+	}
 	return out
 }
 

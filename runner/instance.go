@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -108,7 +109,8 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 			return nil, err
 		}
 	}
-	env := r.env(rel, s.index, notify.Path())
+	readyFd := 3 + len(fds)
+	env := r.env(rel, s.index, notify.Path(), readyFd)
 	path, err := proc.LookPath(a.Command[0], env, a.Dir)
 	if err != nil {
 		notify.Close()
@@ -119,19 +121,31 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 		args = listeners.ShimArgs(r.opts.Exe, path, a.Command)
 		path = r.opts.Exe
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		notify.Close()
-		return nil, err
+	// Three pipes: stdout, stderr, and the ready pipe (CLUSTERRUN_READY_FD),
+	// an sd_notify channel for programs that cannot send datagrams: a shell
+	// script, or Node through the preload.
+	var pipes [3][2]*os.File
+	closeAll := func() {
+		for _, pp := range pipes {
+			for _, f := range pp {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		notify.Close()
-		outR.Close()
-		outW.Close()
-		return nil, err
+	for i := range pipes {
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			notify.Close()
+			return nil, err
+		}
+		pipes[i] = [2]*os.File{rd, wr}
 	}
-	files := append([]uintptr{r.devnull.Fd(), outW.Fd(), errW.Fd()}, fds...)
+	outR, errR, readyR := pipes[0][0], pipes[1][0], pipes[2][0]
+	files := append([]uintptr{r.devnull.Fd(), pipes[0][1].Fd(), pipes[1][1].Fd()}, fds...)
+	files = append(files, pipes[2][1].Fd())
 	pid, exited, err := r.opts.Reaper.Start(proc.Spec{
 		Path:       path,
 		Args:       args,
@@ -140,12 +154,12 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 		Files:      files,
 		Credential: rel.cred,
 	})
-	outW.Close()
-	errW.Close()
+	for _, pp := range pipes {
+		pp[1].Close()
+	}
 	if err != nil {
+		closeAll()
 		notify.Close()
-		outR.Close()
-		errR.Close()
 		return nil, fmt.Errorf("cannot start %s: %w", path, err)
 	}
 	p.pid = pid
@@ -158,6 +172,7 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 	src.Stream = logmux.Stderr
 	errDone := r.log.Attach(errR, src)
 	go notify.Serve(func(m sdnotify.Message) { r.post(func() { r.onNotify(p, m) }) })
+	go readNotifyLines(readyR, func(m sdnotify.Message) { r.post(func() { r.onNotify(p, m) }) })
 	go func() {
 		st := <-exited
 		// Let the output drain first so the exit line comes after the
@@ -173,12 +188,33 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 		cancel()
 		outR.Close()
 		errR.Close()
+		readyR.Close()
 		r.post(func() { r.onExit(p, st) })
 	}()
 
 	r.log.Printf("%s started (pid %d)", s.label(), pid)
 	r.watchReady(p)
 	return p, nil
+}
+
+// readNotifyLines reads sd_notify assignments, one per line, from the ready
+// pipe until it is closed. A line longer than the buffer is dropped whole.
+func readNotifyLines(rd *os.File, fn func(sdnotify.Message)) {
+	br := bufio.NewReaderSize(rd, 4096)
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+		case len(line) > 0:
+			fn(sdnotify.Parse(line))
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
 }
 
 // watchReady arms whatever tells that p is ready, and its timeout.

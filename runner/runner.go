@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -63,6 +64,8 @@ type Runner struct {
 	lset *listeners.Set
 	// devnull is every instance's stdin.
 	devnull *os.File
+	// preload is the path of the Node preload script (listeners.NodePreload).
+	preload string
 
 	posts chan func()
 	done  chan struct{}
@@ -114,6 +117,10 @@ func New(opts Options) (*Runner, error) {
 		cfg:     opts.Config,
 		live:    make(map[*process]bool),
 	}
+	if err := r.writePreload(creds); err != nil {
+		devnull.Close()
+		return nil, err
+	}
 	if err := r.lset.Bind(opts.Config.Listeners); err != nil {
 		devnull.Close()
 		return nil, err
@@ -130,6 +137,29 @@ func New(opts Options) (*Runner, error) {
 		r.apps = append(r.apps, ap)
 	}
 	return r, nil
+}
+
+// writePreload puts the Node preload script into the runtime directory. An
+// instance that runs as another user must be able to read it and reach its
+// notify socket, so then the directory is opened to traversal; its notify
+// sockets are owned by their instance's user and writable by it alone.
+func (r *Runner) writePreload(creds map[string]*syscall.Credential) error {
+	if r.opts.RuntimeDir == "" {
+		return errors.New("runner: no runtime directory")
+	}
+	for _, c := range creds {
+		if c != nil {
+			if err := os.Chmod(r.opts.RuntimeDir, 0o711); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	r.preload = filepath.Join(r.opts.RuntimeDir, "node-preload.js")
+	if err := os.WriteFile(r.preload, listeners.NodePreload, 0o644); err != nil {
+		return fmt.Errorf("cannot write the Node preload: %w", err)
+	}
+	return nil
 }
 
 // closure returns the named apps and everything they depend on, or nil

@@ -16,12 +16,10 @@ app "web" {
   instances = 4
   listeners = ["http"]
 
-  # Node cannot send sd_notify datagrams, so an instance counts as ready once
-  # it has stayed up for 500ms.
-  ready {
-    check = "delay"
-    delay = "500ms"
-  }
+  # Node cannot send sd_notify datagrams itself: clusterrun's preload
+  # (NODE_OPTIONS=--require ...) writes READY=1 for it when the server
+  # listens, as pm2 does in cluster mode.
+  ready { check = "notify" }
 
   # SIGTERM, then up to 10s to finish in-flight requests, then SIGKILL.
   stop { timeout = "10s" }

@@ -5,8 +5,10 @@
 // Under clusterrun it listens on the socket the runner bound, passed as fd 3
 // (systemd socket activation: LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID). Run by
 // hand, or under pm2 for the benchmark, it listens on $PORT (default 8080).
-// Node cannot send unix datagrams, so it does not sd_notify; cluster.hcl uses
-// a delay ready check instead. examples/go-http and examples/python-http
+// Node cannot send unix datagrams, so it does not sd_notify itself: the
+// runner's Node preload reports it ready when it listens. (An unmodified app
+// that calls listen(PORT) works too: see bench/reload/hello.js.)
+// examples/go-http and examples/python-http
 // behave exactly the same; the end-to-end tests and the benchmark rely on it:
 //
 //   GET /            200 {"lang":"node","app":"web","instance":2,"pid":1234}
