@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,9 @@ import (
 const (
 	// drainTimeout bounds how long a stop waits for in-flight requests.
 	drainTimeout = 10 * time.Second
+	// idleGrace is how long a stop leaves idle keep-alive connections open
+	// for their next request, which is answered with Connection: close.
+	idleGrace = time.Second
 	// maxSlowMS is the largest wait /slow accepts.
 	maxSlowMS = 60000
 )
@@ -98,11 +102,19 @@ func run() int {
 		return 1
 	}
 
-	fresh := &freshConns{conns: make(map[net.Conn]bool)}
+	conns := &openConns{state: make(map[net.Conn]http.ConnState)}
+	var draining atomic.Bool
+	handler := newHandler([]byte(body.String()))
 	srv := &http.Server{
-		Handler:           newHandler([]byte(body.String())),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				// The server closes the connection after this response.
+				w.Header().Set("Connection", "close")
+			}
+			handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ConnState:         fresh.track,
+		ConnState:         conns.track,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -122,18 +134,19 @@ func run() int {
 		fmt.Printf("%s got %s, draining\n", who, sigName(sig))
 	}
 
-	// Stop accepting first, and give connections accepted a moment ago the
-	// time to send their request: http.Server drops, without an answer, a
-	// request it reads after Shutdown began. On a socket shared with other
-	// instances a connection can be accepted right up to the close, so
-	// calling Shutdown at once loses a request now and then.
+	// Stop accepting (our copy of the socket only: the runner and the other
+	// instances keep theirs), then let the open connections wind down by
+	// themselves for a moment: every response now carries Connection: close.
+	// Calling Shutdown at once would lose requests in two races. It closes
+	// idle keep-alive connections while their client may be sending the next
+	// request; and it drops, unanswered, a request read after it began — on a
+	// shared socket a connection can be accepted right up to the close.
 	ln.Close()
-	fresh.wait(time.Second)
+	draining.Store(true)
+	conns.wait(idleGrace)
 
-	// Shutdown closes idle keep-alive connections and waits for active ones
-	// to finish their request; they then close, since keep-alive is off once
-	// shutting down. The listener is our copy only: the runner and the other
-	// instances keep theirs.
+	// Shutdown closes what stayed idle through the grace and waits for the
+	// requests still active.
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -143,31 +156,30 @@ func run() int {
 	return 0
 }
 
-// freshConns tracks connections accepted whose first request has not been
-// read yet (http.StateNew).
-type freshConns struct {
+// openConns tracks the server's open connections.
+type openConns struct {
 	mu    sync.Mutex
-	conns map[net.Conn]bool
+	state map[net.Conn]http.ConnState
 }
 
-func (f *freshConns) track(c net.Conn, st http.ConnState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if st == http.StateNew {
-		f.conns[c] = true
+func (o *openConns) track(c net.Conn, st http.ConnState) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(o.state, c)
 	} else {
-		delete(f.conns, c)
+		o.state[c] = st
 	}
 }
 
-// wait returns once no connection is fresh, or after max: a client that
-// connected but sends nothing must not hold up the stop.
-func (f *freshConns) wait(max time.Duration) {
+// wait returns once every connection has closed, or after max: a client
+// that keeps a connection open and sends nothing must not hold up the stop.
+func (o *openConns) wait(max time.Duration) {
 	deadline := time.Now().Add(max)
 	for time.Now().Before(deadline) {
-		f.mu.Lock()
-		n := len(f.conns)
-		f.mu.Unlock()
+		o.mu.Lock()
+		n := len(o.state)
+		o.mu.Unlock()
 		if n == 0 {
 			return
 		}

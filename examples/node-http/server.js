@@ -60,6 +60,10 @@ const body = Buffer.from(JSON.stringify({
   pid: process.pid,
 }) + '\n');
 
+// IDLE_GRACE_MS is how long a stop leaves idle keep-alive connections open for
+// their next request, which gets an answer and Connection: close.
+const IDLE_GRACE_MS = 1000;
+
 let draining = false; // set by the first SIGTERM/SIGINT
 let bootTimer = null; // pending start while BOOT_DELAY_MS runs
 
@@ -137,11 +141,14 @@ function stop(signal) {
     process.exit(0);
   }
   console.log(`${who} got ${signal}, draining`);
-  // close() stops accepting (closing only this process's copy of the shared
-  // socket) and calls back once every connection has ended.
-  server.close(() => process.exit(0));
-  // Idle keep-alive connections would otherwise wait for their idle timeout.
-  server.closeIdleConnections();
+  // Stop accepting (closing only this process's copy of the shared socket)
+  // and call back once every connection has ended. net.Server's close, not
+  // http.Server's: that one also closes idle keep-alive connections at once,
+  // racing a client that is sending its next request on one of them.
+  net.Server.prototype.close.call(server, () => process.exit(0));
+  // Every response now says Connection: close and ends its connection; one
+  // that sends nothing more within the grace period is closed then.
+  setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS);
   setTimeout(() => {
     console.error(`${who}: in-flight requests did not finish within ${DRAIN_TIMEOUT_MS}ms`);
     process.exit(1);

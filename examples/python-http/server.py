@@ -155,11 +155,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 # BUSY until its reply is sent, then IDLE while it waits for the next one.
 FRESH, BUSY, IDLE = "fresh", "busy", "idle"
 
-# FRESH_GRACE is how long a stop lets a just-accepted connection deliver its
-# first request. On a socket shared by several instances a connection can be
-# accepted right up to the stop; closing it before its request is read would
-# drop a request the client has already sent.
-FRESH_GRACE = 1.0
+# IDLE_GRACE is how long a stop leaves FRESH and IDLE connections open for
+# their next request, which is answered with Connection: close. Closing them
+# at once would race the client: on a socket shared by several instances a
+# connection can be accepted right up to the stop, and a keep-alive client
+# may be sending its next request just as the server gives up on it.
+IDLE_GRACE = 1.0
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -207,16 +208,13 @@ class Server(http.server.ThreadingHTTPServer):
         deadline = start + timeout
         with self.lock:
             self.draining = True
-            for handler, state in self.conns.items():
-                if state == IDLE:
-                    self._shut_read(handler)
             while self.conns:
                 now = time.monotonic()
                 if now >= deadline:
                     return False
-                if now >= start + FRESH_GRACE:
+                if now >= start + IDLE_GRACE:
                     for handler, state in self.conns.items():
-                        if state == FRESH:  # connected, but never asked anything
+                        if state != BUSY:  # sent nothing through the grace
                             self._shut_read(handler)
                 self.lock.wait(min(deadline - now, 0.05))
         return True
