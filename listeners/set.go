@@ -15,9 +15,16 @@ import (
 
 // key identifies a socket by what was written in the file: a reload that
 // keeps "127.0.0.1:8080" (or ":0") keeps the same socket and the same port.
-type key struct{ network, address string }
+// Each listener asking for a random port gets its own, so for port 0 the
+// listener's name is part of the key.
+type key struct{ network, address, name string }
 
-func keyOf(l *hclconfig.Listener) key { return key{l.Network, l.Address} }
+func keyOf(l *hclconfig.Listener) key {
+	if _, port, err := net.SplitHostPort(l.Address); err == nil && port == "0" && l.Network != "unix" {
+		return key{l.Network, l.Address, l.Name}
+	}
+	return key{l.Network, l.Address, ""}
+}
 
 // socket is one listener's bound socket(s).
 type socket struct {

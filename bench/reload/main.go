@@ -17,23 +17,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"runtime"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/clusterrun/clusterrun/bench/loadgen"
+	"github.com/clusterrun/clusterrun/bench/report"
+	"github.com/clusterrun/clusterrun/bench/runners"
 )
 
 var (
@@ -51,26 +45,15 @@ var (
 	modesFlag     = flag.String("modes", "close,keepalive", "connection modes")
 )
 
-// target is one runner with one app, 4 instances.
-type target interface {
-	name() string
-	// start runs release "fast" and returns once all 4 instances answer.
-	start(port int) error
-	// release makes the next reload roll out kind: fast, slow or crash.
-	release(kind string) error
-	// reload triggers a rolling reload and returns when the runner says it
-	// is over (done or aborted).
-	reload() error
-	stop()
-}
-
 func main() {
 	flag.Parse()
 	if *clusterrunBin == "" || *work == "" {
 		fmt.Fprintln(os.Stderr, "usage: see bench/reload/run.sh")
 		os.Exit(2)
 	}
-	printHeader()
+	report.Header("clusterrun vs pm2: rolling reload under load", *pm2Bin,
+		fmt.Sprintf("load:    %d connections from a Go HTTP/1.1 client on 127.0.0.1, %s timeout per request, no retries", *conns, *timeout),
+		"apps:    4 instances; pm2 and clusterrun-node run the same unmodified bench/reload/hello.js (listen(PORT))")
 	type key struct{ target, mode, cas string }
 	results := map[key][]run{}
 	var order []key
@@ -156,21 +139,24 @@ func (r run) brief() string {
 
 // scenario starts t, puts load on it, performs the case's reloads and stops
 // everything.
-func scenario(t target, mode, cas string) (run, error) {
-	port, err := freePort()
+func scenario(t runners.Runner, mode, cas string) (run, error) {
+	port, err := report.FreePort()
 	if err != nil {
 		return run{}, err
 	}
-	if err := t.start(port); err != nil {
-		t.stop()
+	if err := t.Launch(port); err == nil {
+		err = t.WaitReady(60 * time.Second)
+	}
+	if err != nil {
+		t.Stop()
 		return run{}, fmt.Errorf("start: %w", err)
 	}
-	defer t.stop()
+	defer t.Stop()
 	n := 1
 	if cas == "fast" {
 		n = *reloads
 	}
-	if err := t.release(cas); err != nil {
+	if err := t.Release(cas); err != nil {
 		return run{}, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,7 +175,7 @@ func scenario(t target, mode, cas string) (run, error) {
 	var durs []time.Duration
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
-		if err := t.reload(); err != nil {
+		if err := t.Reload(); err != nil {
 			cancel()
 			<-done
 			return run{}, fmt.Errorf("reload %d: %w", i+1, err)
@@ -216,203 +202,18 @@ func scenario(t target, mode, cas string) (run, error) {
 	return r, nil
 }
 
-func newTarget(name string) target {
+func newTarget(name string) runners.Runner {
 	switch name {
 	case "clusterrun-node":
-		return &clusterrun{label: name, command: fmt.Sprintf(`["node", %q]`, *helloJS)}
+		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{"node", *helloJS}, Instances: 4}
 	case "clusterrun-go":
-		return &clusterrun{label: name, command: fmt.Sprintf(`[%q]`, *goApp)}
+		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{*goApp}, Instances: 4}
 	case "pm2-node":
-		return &pm2{}
+		return &runners.PM2{Bin: *pm2Bin, Work: *work, Script: *helloJS, Instances: 4}
 	}
 	fmt.Fprintf(os.Stderr, "unknown target %q\n", name)
 	os.Exit(2)
 	return nil
-}
-
-// clusterrun runs `clusterrun up` on a generated cluster.hcl.
-type clusterrun struct {
-	label, command string
-	dir, cfg       string
-	port           int
-	cmd            *exec.Cmd
-	exited         chan struct{}
-}
-
-func (c *clusterrun) name() string { return c.label }
-
-func (c *clusterrun) writeConfig(env string) error {
-	text := fmt.Sprintf(`
-listener "http" {
-  address = "127.0.0.1:%d"
-}
-app "hello" {
-  command   = %s
-  instances = 4
-  listeners = ["http"]
-  env       = { %s }
-  ready { check = "notify" }
-}
-`, c.port, c.command, env)
-	return os.WriteFile(c.cfg, []byte(text), 0o644)
-}
-
-func (c *clusterrun) start(port int) error {
-	c.port = port
-	c.dir = filepath.Join(*work, "clusterrun-"+strconv.FormatInt(time.Now().UnixNano(), 36))
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return err
-	}
-	c.cfg = filepath.Join(c.dir, "cluster.hcl")
-	if err := c.writeConfig(""); err != nil {
-		return err
-	}
-	log, err := os.Create(filepath.Join(c.dir, "runner.log"))
-	if err != nil {
-		return err
-	}
-	c.cmd = exec.Command(*clusterrunBin, "up", "-f", c.cfg, "--color", "never")
-	c.cmd.Stdout, c.cmd.Stderr = log, log
-	c.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+c.dir)
-	if err := c.cmd.Start(); err != nil {
-		return err
-	}
-	c.exited = make(chan struct{})
-	go func() { c.cmd.Wait(); log.Close(); close(c.exited) }()
-	return waitLog(filepath.Join(c.dir, "runner.log"), `hello: 4 of 4 instances ready`, 60*time.Second, c.exited)
-}
-
-func (c *clusterrun) release(kind string) error {
-	env := map[string]string{"fast": "", "slow": `BOOT_DELAY_MS = "5000"`, "crash": `BOOT_CRASH = "1"`}[kind]
-	return c.writeConfig(env)
-}
-
-func (c *clusterrun) reload() error {
-	// `clusterrun reload` returns when every rollout has finished or
-	// aborted; exit 1 for an aborted one is the expected outcome of the
-	// crash case.
-	cmd := exec.Command(*clusterrunBin, "reload", "-f", c.cfg)
-	cmd.Env = c.cmd.Env
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1 && strings.Contains(string(out), "reload aborted")) {
-		return fmt.Errorf("clusterrun reload: %v: %s", err, out)
-	}
-	return nil
-}
-
-func (c *clusterrun) stop() {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(30 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
-
-// pm2 runs hello.js in pm2's cluster mode with a private PM2_HOME.
-type pm2 struct {
-	home string
-	port int
-	env  []string
-}
-
-func (p *pm2) name() string { return "pm2-node" }
-
-func (p *pm2) run(extraEnv []string, args ...string) ([]byte, error) {
-	cmd := exec.Command(*pm2Bin, args...)
-	cmd.Env = append(append(os.Environ(), "PM2_HOME="+p.home, fmt.Sprintf("PORT=%d", p.port)), extraEnv...)
-	return cmd.CombinedOutput()
-}
-
-func (p *pm2) start(port int) error {
-	p.port = port
-	p.home = filepath.Join(*work, "pm2home")
-	if out, err := p.run(nil, "start", *helloJS, "-i", "4", "--name", "hello"); err != nil {
-		return fmt.Errorf("pm2 start: %v: %s", err, out)
-	}
-	// Online in pm2's eyes and answering on the port.
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := p.run(nil, "jlist")
-		if strings.Count(string(out), `"status":"online"`) == 4 {
-			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-				c.Close()
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("pm2: 4 instances not online within 60s")
-}
-
-func (p *pm2) release(kind string) error {
-	p.env = map[string][]string{"fast": {"BOOT_DELAY_MS=0", "BOOT_CRASH=0"}, "slow": {"BOOT_DELAY_MS=5000", "BOOT_CRASH=0"}, "crash": {"BOOT_DELAY_MS=0", "BOOT_CRASH=1"}}[kind]
-	return nil
-}
-
-func (p *pm2) reload() error {
-	// pm2 reload returns once it has replaced every worker (or given up on
-	// one); --update-env takes the release's environment from ours.
-	out, err := p.run(p.env, "reload", "hello", "--update-env")
-	if err != nil && !strings.Contains(string(out), "hello") {
-		return fmt.Errorf("pm2 reload: %v: %s", err, out)
-	}
-	return nil
-}
-
-func (p *pm2) stop() {
-	p.run(nil, "delete", "all")
-	p.run(nil, "kill")
-}
-
-// waitLog waits until the file holds a line matching pattern.
-func waitLog(path, pattern string, limit time.Duration, exited <-chan struct{}) error {
-	re := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(path)
-		if re.Match(b) {
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("runner exited before %q:\n%s", pattern, b)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	b, _ := os.ReadFile(path)
-	return fmt.Errorf("no %q in %s within %s:\n%s", pattern, path, limit, b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// stat formats min / median / max of f over rs.
-func stat(rs []run, f func(run) float64, format string) string {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	sort.Float64s(v)
-	if len(v) == 0 {
-		return "-"
-	}
-	one := func(x float64) string { return fmt.Sprintf(format, x) }
-	if v[0] == v[len(v)-1] {
-		return one(v[0])
-	}
-	return one(v[0]) + " / " + one(v[len(v)/2]) + " / " + one(v[len(v)-1])
 }
 
 // printRatio compares pm2 and clusterrun on the same Node app, run by run
@@ -421,72 +222,25 @@ func printRatio(pm, cr []run) {
 	if len(pm) == 0 || len(cr) == 0 {
 		return
 	}
-	med := func(rs []run, f func(run) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
+	med := func(rs []run, f func(run) float64) float64 { return report.Median(values(rs, f)) }
 	pf, cf := med(pm, func(r run) float64 { return float64(r.failed()) }), med(cr, func(r run) float64 { return float64(r.failed()) })
 	pp, cp := med(pm, func(r run) float64 { return r.p99.Seconds() }), med(cr, func(r run) float64 { return r.p99.Seconds() })
 	pt, ct := med(pm, func(r run) float64 { return r.rate }), med(cr, func(r run) float64 { return r.rate })
 	fmt.Printf("\nsame Node app, medians: failed requests pm2 %.0f vs clusterrun %.0f; p99 during reload pm2/clusterrun = %s; ok req/s pm2/clusterrun = %s\n",
-		pf, cf, ratio(pp, cp), ratio(pt, ct))
+		pf, cf, report.Ratio(pp, cp), report.Ratio(pt, ct))
 }
 
-func ratio(a, b float64) string {
-	if b == 0 {
-		return "n/a"
+
+// values applies f to every run.
+func values(rs []run, f func(run) float64) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
 	}
-	return fmt.Sprintf("%.2f", a/b)
+	return v
 }
 
-func printHeader() {
-	host, _ := os.Hostname()
-	fmt.Printf("# clusterrun vs pm2: rolling reload under load\n\n")
-	fmt.Printf("command: %s\n", strings.Join(os.Args, " "))
-	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("machine: %s, %d CPUs, %s, %s\n", host, runtime.NumCPU(), cpuModel(), memTotal())
-	fmt.Printf("kernel:  %s\n", firstLine("uname", "-sr"))
-	fmt.Printf("go:      %s; node: %s; pm2: %s\n", runtime.Version(), firstLine("node", "--version"), firstLine(*pm2Bin, "--version"))
-	fmt.Printf("load:    %d connections from a Go HTTP/1.1 client on 127.0.0.1, %s timeout per request, no retries\n", *conns, *timeout)
-	fmt.Printf("apps:    4 instances; pm2 and clusterrun-node run the same unmodified bench/reload/hello.js (listen(PORT))\n")
-}
-
-func firstLine(name string, args ...string) string {
-	if name == "" {
-		return "-"
-	}
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			_, v, _ := strings.Cut(l, ":")
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func memTotal() string {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "MemTotal:") {
-			f := strings.Fields(l)
-			if kb, err := strconv.Atoi(f[1]); err == nil {
-				return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
-			}
-		}
-	}
-	return "?"
+// stat formats min / median / max of f over rs.
+func stat(rs []run, f func(run) float64, format string) string {
+	return report.Stat(values(rs, f), format)
 }

@@ -1,0 +1,125 @@
+// Package report holds what the benchmark drivers share: the header that
+// names the command and the machine, min/median/max formatting, and a few
+// process helpers.
+package report
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header prints the title, the exact command, the date, the machine and the
+// tool versions, so that a table can be compared with one from elsewhere.
+func Header(title, pm2Bin string, notes ...string) {
+	host, _ := os.Hostname()
+	fmt.Printf("# %s\n\n", title)
+	fmt.Printf("command: %s\n", strings.Join(os.Args, " "))
+	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("machine: %s, %d CPUs, %s, %s\n", host, runtime.NumCPU(), cpuModel(), memTotal())
+	fmt.Printf("kernel:  %s\n", firstLine("uname", "-sr"))
+	fmt.Printf("go:      %s; node: %s; pm2: %s\n", runtime.Version(), firstLine("node", "--version"), firstLine(pm2Bin, "--version"))
+	for _, n := range notes {
+		fmt.Println(n)
+	}
+}
+
+// Stat formats min / median / max of values (one value if all are equal).
+func Stat(values []float64, format string) string {
+	if len(values) == 0 {
+		return "-"
+	}
+	v := append([]float64(nil), values...)
+	sort.Float64s(v)
+	one := func(x float64) string { return fmt.Sprintf(format, x) }
+	if v[0] == v[len(v)-1] {
+		return one(v[0])
+	}
+	return one(v[0]) + " / " + one(v[len(v)/2]) + " / " + one(v[len(v)-1])
+}
+
+// Median returns the median of values, 0 for none.
+func Median(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	v := append([]float64(nil), values...)
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+// Ratio formats a/b, or "n/a" when b is 0.
+func Ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// RSS returns a process's resident set size in bytes (Linux), 0 if gone.
+func RSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func firstLine(name string, args ...string) string {
+	if name == "" {
+		return "-"
+	}
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return "?"
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "MemTotal:") {
+			f := strings.Fields(l)
+			if kb, err := strconv.Atoi(f[1]); err == nil {
+				return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+			}
+		}
+	}
+	return "?"
+}

@@ -1,0 +1,248 @@
+// Package runners starts and drives the process runners the benchmarks
+// compare — clusterrun and pm2's cluster mode — behind one interface.
+package runners
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Runner runs one app as N instances on one port.
+type Runner interface {
+	Name() string
+	// Launch starts the runner and the app's instances and returns without
+	// waiting for them.
+	Launch(port int) error
+	// WaitReady returns once the runner reports every instance ready.
+	WaitReady(timeout time.Duration) error
+	// Release makes the next reload roll out kind: "fast" (the same app),
+	// "slow" (boots in 5 s) or "crash" (exits 1 at boot).
+	Release(kind string) error
+	// Reload triggers a rolling reload and returns when the runner says it
+	// is over, done or aborted.
+	Reload() error
+	// PID is the supervising process: the runner, or pm2's daemon.
+	PID() int
+	Stop()
+}
+
+// releaseEnv is what each release kind sets; the apps read it at boot.
+var releaseEnv = map[string][2]string{
+	"fast":  {"BOOT_DELAY_MS=0", "BOOT_CRASH=0"},
+	"slow":  {"BOOT_DELAY_MS=5000", "BOOT_CRASH=0"},
+	"crash": {"BOOT_DELAY_MS=0", "BOOT_CRASH=1"},
+}
+
+// Clusterrun runs `clusterrun up` on a generated cluster.hcl.
+type Clusterrun struct {
+	Label     string
+	Bin       string
+	Work      string
+	Command   []string
+	Instances int
+
+	dir, cfg string
+	port     int
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+func (c *Clusterrun) Name() string { return c.Label }
+
+func (c *Clusterrun) writeConfig(env [2]string) error {
+	var cmd []string
+	for _, a := range c.Command {
+		cmd = append(cmd, strconv.Quote(a))
+	}
+	var kv []string
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		kv = append(kv, fmt.Sprintf("%s = %q", k, v))
+	}
+	text := fmt.Sprintf(`
+listener "http" {
+  address = "127.0.0.1:%d"
+}
+app "hello" {
+  command   = [%s]
+  instances = %d
+  listeners = ["http"]
+  env       = { %s }
+  ready { check = "notify" }
+}
+`, c.port, strings.Join(cmd, ", "), c.Instances, strings.Join(kv, ", "))
+	return os.WriteFile(c.cfg, []byte(text), 0o644)
+}
+
+func (c *Clusterrun) Launch(port int) error {
+	c.port = port
+	c.dir = filepath.Join(c.Work, "clusterrun-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	c.cfg = filepath.Join(c.dir, "cluster.hcl")
+	if err := c.writeConfig(releaseEnv["fast"]); err != nil {
+		return err
+	}
+	log, err := os.Create(filepath.Join(c.dir, "runner.log"))
+	if err != nil {
+		return err
+	}
+	c.cmd = exec.Command(c.Bin, "up", "-f", c.cfg, "--color", "never")
+	c.cmd.Stdout, c.cmd.Stderr = log, log
+	c.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+c.dir)
+	if err := c.cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	c.exited = make(chan struct{})
+	go func() { c.cmd.Wait(); log.Close(); close(c.exited) }()
+	return nil
+}
+
+func (c *Clusterrun) WaitReady(timeout time.Duration) error {
+	return waitLog(filepath.Join(c.dir, "runner.log"), fmt.Sprintf(`hello: %d of %d instances ready`, c.Instances, c.Instances), timeout, c.exited)
+}
+
+func (c *Clusterrun) Release(kind string) error { return c.writeConfig(releaseEnv[kind]) }
+
+func (c *Clusterrun) Reload() error {
+	// Exit 1 with "reload aborted" is the expected outcome of a crashing
+	// release.
+	cmd := exec.Command(c.Bin, "reload", "-f", c.cfg)
+	cmd.Env = c.cmd.Env
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1 && strings.Contains(string(out), "reload aborted")) {
+		return fmt.Errorf("clusterrun reload: %v: %s", err, out)
+	}
+	return nil
+}
+
+func (c *Clusterrun) PID() int { return c.cmd.Process.Pid }
+
+func (c *Clusterrun) Stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+// PM2 runs a Node script in pm2's cluster mode with a private PM2_HOME.
+type PM2 struct {
+	Bin       string
+	Work      string
+	Script    string
+	Instances int
+
+	port int
+	env  [2]string
+}
+
+func (p *PM2) Name() string { return "pm2-node" }
+
+func (p *PM2) home() string { return filepath.Join(p.Work, "pm2home") }
+
+func (p *PM2) run(extraEnv []string, args ...string) ([]byte, error) {
+	cmd := exec.Command(p.Bin, args...)
+	cmd.Env = append(append(os.Environ(), "PM2_HOME="+p.home(), fmt.Sprintf("PORT=%d", p.port)), extraEnv...)
+	return cmd.CombinedOutput()
+}
+
+// StartDaemon starts pm2's daemon ahead of time, so a measured Launch does
+// not include it.
+func (p *PM2) StartDaemon() error {
+	out, err := p.run(nil, "ping")
+	if err != nil {
+		return fmt.Errorf("pm2 ping: %v: %s", err, out)
+	}
+	return nil
+}
+
+func (p *PM2) Launch(port int) error {
+	p.port = port
+	p.env = releaseEnv["fast"]
+	if out, err := p.run(p.env[:], "start", p.Script, "-i", strconv.Itoa(p.Instances), "--name", "hello"); err != nil {
+		return fmt.Errorf("pm2 start: %v: %s", err, out)
+	}
+	return nil
+}
+
+// WaitReady waits for pm2 to list every instance online and the port to
+// answer.
+func (p *PM2) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		out, _ := p.run(nil, "jlist")
+		if strings.Count(string(out), `"status":"online"`) == p.Instances {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), time.Second); err == nil {
+				c.Close()
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("pm2: %d instances not online within %s", p.Instances, timeout)
+}
+
+func (p *PM2) Release(kind string) error {
+	p.env = releaseEnv[kind]
+	return nil
+}
+
+func (p *PM2) Reload() error {
+	// pm2 reload returns once it has replaced every worker (or given up on
+	// one); --update-env takes the release's environment from ours.
+	out, err := p.run(p.env[:], "reload", "hello", "--update-env")
+	if err != nil && !strings.Contains(string(out), "hello") {
+		return fmt.Errorf("pm2 reload: %v: %s", err, out)
+	}
+	return nil
+}
+
+func (p *PM2) PID() int {
+	b, _ := os.ReadFile(filepath.Join(p.home(), "pm2.pid"))
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func (p *PM2) Stop() {
+	p.run(nil, "delete", "all")
+}
+
+// Kill ends pm2's daemon.
+func (p *PM2) Kill() { p.run(nil, "kill") }
+
+// waitLog waits until the file holds a line matching pattern.
+func waitLog(path, pattern string, limit time.Duration, exited <-chan struct{}) error {
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(path)
+		if re.Match(b) {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("runner exited before %q:\n%s", pattern, b)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(path)
+	return fmt.Errorf("no %q in %s within %s:\n%s", pattern, path, limit, b)
+}
