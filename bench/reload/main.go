@@ -31,27 +31,23 @@ import (
 )
 
 var (
-	clusterrunBin = flag.String("clusterrun", "", "clusterrun binary")
-	pm2Bin        = flag.String("pm2", "", "pm2 binary (from npm install pm2)")
-	goApp         = flag.String("goapp", "", "examples/go-http binary")
-	helloJS       = flag.String("hello", "", "bench/reload/hello.js")
-	work          = flag.String("work", "", "scratch directory")
-	reps          = flag.Int("reps", 3, "repetitions of every scenario")
-	conns         = flag.Int("conns", 64, "concurrent connections")
-	reloads       = flag.Int("reloads", 10, "reloads in the fast case")
-	timeout       = flag.Duration("timeout", 2*time.Second, "per-request timeout (wrk's default is 2s)")
-	targetsFlag   = flag.String("targets", "clusterrun-node,pm2-node,clusterrun-go", "what to measure")
-	casesFlag     = flag.String("cases", "fast,slow,crash", "which reload cases")
-	modesFlag     = flag.String("modes", "close,keepalive", "connection modes")
+	setup       = runners.Flags()
+	reps        = flag.Int("reps", 3, "repetitions of every scenario")
+	conns       = flag.Int("conns", 64, "concurrent connections")
+	reloads     = flag.Int("reloads", 10, "reloads in the fast case")
+	timeout     = flag.Duration("timeout", 2*time.Second, "per-request timeout (wrk's default is 2s)")
+	targetsFlag = flag.String("targets", runners.Names, "what to measure")
+	casesFlag   = flag.String("cases", "fast,slow,crash", "which reload cases")
+	modesFlag   = flag.String("modes", "close,keepalive", "connection modes")
 )
 
 func main() {
 	flag.Parse()
-	if *clusterrunBin == "" || *work == "" {
+	if setup.Clusterrun == "" || setup.Work == "" {
 		fmt.Fprintln(os.Stderr, "usage: see bench/reload/run.sh")
 		os.Exit(2)
 	}
-	report.Header("clusterrun vs pm2: rolling reload under load", *pm2Bin,
+	report.Header("clusterrun vs pm2: rolling reload under load", setup.PM2,
 		fmt.Sprintf("load:    %d connections from a Go HTTP/1.1 client on 127.0.0.1, %s timeout per request, no retries", *conns, *timeout),
 		"apps:    4 instances; pm2 and clusterrun-node run the same unmodified bench/reload/hello.js (listen(PORT))")
 	type key struct{ target, mode, cas string }
@@ -65,7 +61,12 @@ func main() {
 					if rep == 1 {
 						order = append(order, k)
 					}
-					r, err := scenario(newTarget(tn), mode, cas)
+					t, err := setup.New(tn, 4)
+					if err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						os.Exit(2)
+					}
+					r, err := scenario(t, mode, cas)
 					if err != nil {
 						fmt.Fprintf(os.Stderr, "%s %s %s rep %d: %v\n", tn, mode, cas, rep, err)
 						os.Exit(1)
@@ -202,20 +203,6 @@ func scenario(t runners.Runner, mode, cas string) (run, error) {
 	return r, nil
 }
 
-func newTarget(name string) runners.Runner {
-	switch name {
-	case "clusterrun-node":
-		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{"node", *helloJS}, Instances: 4}
-	case "clusterrun-go":
-		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{*goApp}, Instances: 4}
-	case "pm2-node":
-		return &runners.PM2{Bin: *pm2Bin, Work: *work, Script: *helloJS, Instances: 4}
-	}
-	fmt.Fprintf(os.Stderr, "unknown target %q\n", name)
-	os.Exit(2)
-	return nil
-}
-
 // printRatio compares pm2 and clusterrun on the same Node app, run by run
 // medians.
 func printRatio(pm, cr []run) {
@@ -229,7 +216,6 @@ func printRatio(pm, cr []run) {
 	fmt.Printf("\nsame Node app, medians: failed requests pm2 %.0f vs clusterrun %.0f; p99 during reload pm2/clusterrun = %s; ok req/s pm2/clusterrun = %s\n",
 		pf, cf, report.Ratio(pp, cp), report.Ratio(pt, ct))
 }
-
 
 // values applies f to every run.
 func values(rs []run, f func(run) float64) []float64 {

@@ -4,6 +4,7 @@ package runners
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -245,4 +246,38 @@ func waitLog(path, pattern string, limit time.Duration, exited <-chan struct{}) 
 	}
 	b, _ := os.ReadFile(path)
 	return fmt.Errorf("no %q in %s within %s:\n%s", pattern, path, limit, b)
+}
+
+// Setup is what every benchmark needs to build its runners: the binaries
+// and app that bench/common.sh prepared, and a scratch directory.
+type Setup struct {
+	Clusterrun, PM2, GoApp, HelloJS, Work string
+}
+
+// Flags registers the Setup's command-line flags.
+func Flags() *Setup {
+	s := &Setup{}
+	flag.StringVar(&s.Clusterrun, "clusterrun", "", "clusterrun binary")
+	flag.StringVar(&s.PM2, "pm2", "", "pm2 binary (from npm install pm2)")
+	flag.StringVar(&s.GoApp, "goapp", "", "examples/go-http binary")
+	flag.StringVar(&s.HelloJS, "hello", "", "bench/reload/hello.js")
+	flag.StringVar(&s.Work, "work", "", "scratch directory")
+	return s
+}
+
+// Names are the runners New knows: the same Node app under clusterrun and
+// pm2, and the Go example under clusterrun.
+const Names = "clusterrun-node,pm2-node,clusterrun-go"
+
+// New returns the runner called name with n instances.
+func (s *Setup) New(name string, n int) (Runner, error) {
+	switch name {
+	case "clusterrun-node":
+		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{"node", s.HelloJS}, Instances: n}, nil
+	case "clusterrun-go":
+		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{s.GoApp}, Instances: n}, nil
+	case "pm2-node":
+		return &PM2{Bin: s.PM2, Work: s.Work, Script: s.HelloJS, Instances: n}, nil
+	}
+	return nil, fmt.Errorf("unknown target %q (known: %s)", name, Names)
 }

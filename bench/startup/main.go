@@ -30,14 +30,10 @@ import (
 )
 
 var (
-	clusterrunBin = flag.String("clusterrun", "", "clusterrun binary")
-	pm2Bin        = flag.String("pm2", "", "pm2 binary (from npm install pm2)")
-	goApp         = flag.String("goapp", "", "examples/go-http binary")
-	helloJS       = flag.String("hello", "", "bench/reload/hello.js")
-	work          = flag.String("work", "", "scratch directory")
-	reps          = flag.Int("reps", 5, "repetitions")
-	instances     = flag.Int("instances", 8, "instances")
-	targetsFlag   = flag.String("targets", "clusterrun-node,pm2-node,clusterrun-go", "what to measure")
+	setup       = runners.Flags()
+	reps        = flag.Int("reps", 5, "repetitions")
+	instances   = flag.Int("instances", 8, "instances")
+	targetsFlag = flag.String("targets", runners.Names, "what to measure")
 )
 
 type sample struct {
@@ -49,18 +45,23 @@ type sample struct {
 
 func main() {
 	flag.Parse()
-	if *clusterrunBin == "" || *work == "" {
+	if setup.Clusterrun == "" || setup.Work == "" {
 		fmt.Fprintln(os.Stderr, "usage: see bench/startup/run.sh")
 		os.Exit(2)
 	}
-	report.Header(fmt.Sprintf("clusterrun vs pm2: start-up, memory and crash recovery, %d instances", *instances), *pm2Bin,
+	report.Header(fmt.Sprintf("clusterrun vs pm2: start-up, memory and crash recovery, %d instances", *instances), setup.PM2,
 		"probe:   clients on 127.0.0.1 open a new connection per request until every expected pid has answered",
 		"pm2:     its daemon is started before the clock runs (pm2 ping), so its start-up is not counted")
 	names := strings.Split(*targetsFlag, ",")
 	results := map[string][]sample{}
 	for rep := 1; rep <= *reps; rep++ {
 		for _, n := range names {
-			s, err := measure(newRunner(n))
+			r, err := setup.New(n, *instances)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			s, err := measure(r)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "%s rep %d: %v\n", n, rep, err)
 				os.Exit(1)
@@ -103,20 +104,6 @@ func main() {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func newRunner(name string) runners.Runner {
-	switch name {
-	case "clusterrun-node":
-		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{"node", *helloJS}, Instances: *instances}
-	case "clusterrun-go":
-		return &runners.Clusterrun{Label: name, Bin: *clusterrunBin, Work: *work, Command: []string{*goApp}, Instances: *instances}
-	case "pm2-node":
-		return &runners.PM2{Bin: *pm2Bin, Work: *work, Script: *helloJS, Instances: *instances}
-	}
-	fmt.Fprintf(os.Stderr, "unknown target %q\n", name)
-	os.Exit(2)
-	return nil
-}
 
 func measure(r runners.Runner) (sample, error) {
 	var s sample
