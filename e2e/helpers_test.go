@@ -154,9 +154,13 @@ func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go r.out.feed(stdout)
-	go r.errs.feed(stderr)
+	fed := make(chan struct{}, 2)
+	go func() { r.out.feed(stdout); fed <- struct{}{} }()
+	go func() { r.errs.feed(stderr); fed <- struct{}{} }()
 	go func() {
+		// Wait closes the pipes, so it must come after the last read.
+		<-fed
+		<-fed
 		r.cmd.Wait()
 		r.code = r.cmd.ProcessState.ExitCode()
 		close(r.exited)

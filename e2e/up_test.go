@@ -135,8 +135,13 @@ app "web" {
 	r.waitLine(m, `web.2 ready after`, 20*time.Second)
 	cancel()
 	res := <-done
-	if n := loadgen.Failed(res.Samples); n != 0 || len(res.Samples) == 0 {
+	// The port never stops answering: nothing is refused or hangs. Only a
+	// request the killed instance was serving at that moment may be lost.
+	c := loadgen.Counts(res.Samples)
+	if c[loadgen.Refused] != 0 || c[loadgen.Timeout] != 0 || loadgen.Failed(res.Samples) > 4 || c[loadgen.OK] == 0 {
 		t.Errorf("while an instance was killed and replaced: %s", loadgen.Summary(res, res.Samples))
+	} else {
+		t.Logf("while an instance was killed and replaced: %s", loadgen.Summary(res, res.Samples))
 	}
 	after := r.servingPids("web")
 	if after[2] == victim || after[2] == 0 || !pidAlive(after[2]) {
@@ -244,9 +249,9 @@ app "web" {
 		a, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/slow?ms=2000", port))
 		res <- result{a, err, time.Since(t0)}
 	}()
-	// The request is in flight once an instance has accepted it; give the
-	// kernel's accept a moment by waiting for the connection to show up.
-	waitEstablished(t, port)
+	// The request is in flight once an instance has accepted it (before
+	// that it waits in the socket's queue, where a full shutdown ends it).
+	waitAccepted(t, port, r.servingPids("web"))
 	r.signal(syscall.SIGTERM)
 	r.waitLine(m, `received SIGTERM: stopping every app`, 10*time.Second)
 	got := <-res
@@ -261,25 +266,35 @@ app "web" {
 	}
 }
 
-// waitEstablished waits until some connection to port is established.
-func waitEstablished(t *testing.T, port int) {
+// waitAccepted waits until one of pids holds an accepted connection on port:
+// an established socket with that local port among its file descriptors.
+func waitAccepted(t *testing.T, port int, pids map[int]int) {
 	t.Helper()
-	hex := fmt.Sprintf(":%04X ", port)
+	hex := fmt.Sprintf(":%04X", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		inodes := map[string]bool{}
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 			b, _ := os.ReadFile(f)
 			for _, line := range strings.Split(string(b), "\n") {
 				fs := strings.Fields(line)
-				// local address is field 1, state 01 = ESTABLISHED.
-				if len(fs) > 3 && strings.HasSuffix(fs[1]+" ", hex) && fs[3] == "01" {
+				// local address is field 1, state 01 = ESTABLISHED, inode field 9.
+				if len(fs) > 9 && strings.HasSuffix(fs[1], hex) && fs[3] == "01" {
+					inodes["socket:["+fs[9]+"]"] = true
+				}
+			}
+		}
+		for _, pid := range pids {
+			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			for _, e := range ents {
+				if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && inodes[l] {
 					return
 				}
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("no established connection to port %d within 10s", port)
+	t.Fatalf("no instance of %v accepted a connection on port %d within 10s", pids, port)
 }
 
 // An app that ignores SIGTERM is killed at its stop timeout, grandchildren
@@ -590,4 +605,55 @@ app "sh" {
 }
 `)
 	r.waitLine(0, `sh.0 ready after .* \(READY=1\)`, 30*time.Second)
+}
+
+// Colors follow --color and NO_COLOR; --timestamps prefixes a time; a last
+// line without a newline is still shown.
+func TestColorsTimestampsPartialLine(t *testing.T) {
+	app := `
+app "p" {
+  command = "printf 'first\n'; printf 'no newline at the end'"
+  restart { policy = "never" }
+}
+`
+	plain := startRunner(t, app)
+	plain.wait(30 * time.Second)
+	plain.waitLine(0, `^p\.0 +\| no newline at the end$`, time.Second)
+	if strings.Contains(plain.out.all(), "\x1b[") {
+		t.Error("NO_COLOR output has escape codes")
+	}
+	colored := startRunner(t, app, "--color", "always", "--timestamps")
+	colored.wait(30 * time.Second)
+	colored.waitLine(0, `^\d\d:\d\d:\d\d\.\d{3} \x1b\[[0-9;]+mp\.0 +\|\x1b\[0m first$`, time.Second)
+}
+
+// check prints a summary of a valid file, and the diagnostics and exit 2
+// for a broken one.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `
+listener "http" {
+  address = "127.0.0.1:8080"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 3
+  listeners = ["http"]
+}
+`)
+	out, err := exec.Command(bin, "check", "-f", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check of a valid file: %v\n%s", err, out)
+	}
+	for _, want := range []string{"is valid", "web", "127.0.0.1:8080", "shared", "3"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	os.WriteFile(cfg, []byte("app \"web\" {\n  instances = \"lots\"\n}\n"), 0o644)
+	cmd := exec.Command(bin, "check", "-f", cfg)
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "cluster.hcl:2:") {
+		t.Errorf("check of a broken file: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
 }

@@ -230,8 +230,10 @@ func (r *Runner) startApp(a *app) {
 	a.started = true
 	a.startedAt = time.Now()
 	a.announced = false
+	// A restarted app keeps the count it was scaled to; a first start
+	// takes the file's.
 	n := a.rel.app.Instances
-	if len(a.slots) > n {
+	if a.slots != nil {
 		n = len(a.slots)
 	}
 	for _, old := range a.slots {

@@ -346,7 +346,9 @@ func (r *Runner) onStopTimeout(p *process) {
 		return
 	}
 	p.killed = true
-	r.killed = true
+	if r.phase != running {
+		r.killed = true // the drain was not clean
+	}
 	r.log.Printf("%s (pid %d) did not stop within %s; killing its process group", p.label(), p.pid, human(p.rel.app.Stop.Timeout))
 	if err := proc.KillGroup(p.pid, 9); err != nil {
 		r.log.Printf("cannot kill %s (pid %d): %v", p.label(), p.pid, err)

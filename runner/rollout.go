@@ -127,7 +127,12 @@ func (r *Runner) beginRollout(a *app, rel *release) {
 		r.abortRollout(a, "a newer reload replaces it")
 	}
 	if !a.active || !a.started {
+		// Its next start takes the file's instance count too.
 		a.rel = rel
+		for _, s := range a.slots {
+			s.retired = true
+		}
+		a.slots = nil
 		return
 	}
 	ro := &rollout{target: rel, inflight: make(map[*slot]bool), waiting: true, started: time.Now()}

@@ -343,6 +343,9 @@ func (r *Runner) checkFinished() {
 		if a.userStopped || a.anyBackoff() || a.rollout != nil {
 			return
 		}
+		if a.active && a.started && len(a.slots) == 0 {
+			return // scaled to zero: it may be scaled up again
+		}
 		if a.active && !a.started && r.depsCanStillBeMet(a) {
 			return
 		}
