@@ -28,9 +28,10 @@ type Response struct {
 
 // Status is runner.Status with each process's resource use.
 type Status struct {
-	PID    int         `json:"pid"`
-	Config string      `json:"config"`
-	Apps   []AppStatus `json:"apps"`
+	PID        int         `json:"pid"`
+	Config     string      `json:"config"`
+	Goroutines int         `json:"goroutines"`
+	Apps       []AppStatus `json:"apps"`
 }
 
 // AppStatus is runner.AppStatus with resource use per process.

@@ -246,7 +246,7 @@ func status(ctx context.Context, r Runner) (*Status, error) {
 	u1, err1 := proc.GroupUsage(pids)
 	elapsed := time.Since(t0)
 	now := time.Now()
-	st := &Status{PID: snap.PID, Config: snap.Config}
+	st := &Status{PID: snap.PID, Config: snap.Config, Goroutines: snap.Goroutines}
 	for _, a := range snap.Apps {
 		as := AppStatus{Name: a.Name, State: a.State, Instances: a.Instances, Listeners: a.Listeners, Procs: []Proc{}}
 		for _, p := range a.Procs {

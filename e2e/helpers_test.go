@@ -312,8 +312,9 @@ func (r *runner) cli(args ...string) (stdout, stderr string, code int) {
 
 // statusJSON is the subset of `status --json` the tests read.
 type statusJSON struct {
-	PID  int `json:"pid"`
-	Apps []struct {
+	PID        int `json:"pid"`
+	Goroutines int `json:"goroutines"`
+	Apps       []struct {
 		Name      string `json:"name"`
 		State     string `json:"state"`
 		Instances int    `json:"instances"`

@@ -411,3 +411,49 @@ app "flood" {
 		t.Error("status does not answer while a logs client is frozen")
 	}
 }
+
+// After reloads, restarts and a scale up and down, the runner is back to
+// the goroutines and file descriptors it had: nothing leaks per instance.
+func TestNoGoroutineOrFdLeaks(t *testing.T) {
+	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
+	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	// A status call runs a connection goroutine of its own; count from a
+	// second one, when the first has settled.
+	r.status()
+	fds := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", r.cmd.Process.Pid))
+		return len(ents)
+	}
+	baseG, baseF := r.status().Goroutines, fds()
+	for i := 0; i < 3; i++ {
+		if _, errOut, code := r.cli("reload"); code != 0 {
+			t.Fatalf("reload: %s", errOut)
+		}
+	}
+	if _, _, code := r.cli("restart", "web.1"); code != 0 {
+		t.Fatal("restart failed")
+	}
+	r.cli("scale", "web", "+3")
+	r.waitLine(0, `web: 7 of 7 instances ready`, 30*time.Second)
+	r.cli("scale", "web", "4")
+	pids := r.servingPids("web")
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := r.status()
+		procs := 0
+		for _, p := range st.Apps[0].Procs {
+			if p.State == "ready" && p.Role == "serving" {
+				procs++
+			}
+		}
+		g, f := st.Goroutines, fds()
+		if procs == 4 && len(st.Apps[0].Procs) == 4 && g <= baseG && f <= baseF {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the churn: %d goroutines (was %d), %d fds (was %d), %d serving of %d procs", g, baseG, f, baseF, procs, len(st.Apps[0].Procs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -43,9 +44,11 @@ type AppStatus struct {
 
 // Status is a snapshot of the whole runner.
 type Status struct {
-	PID    int         `json:"pid"`
-	Config string      `json:"config"`
-	Apps   []AppStatus `json:"apps"`
+	PID    int    `json:"pid"`
+	Config string `json:"config"`
+	// Goroutines is the runner's own count, to spot leaks.
+	Goroutines int         `json:"goroutines"`
+	Apps       []AppStatus `json:"apps"`
 }
 
 // Snapshot returns the current state of every app and process.
@@ -56,7 +59,7 @@ func (r *Runner) Snapshot(ctx context.Context) (Status, error) {
 }
 
 func (r *Runner) snapshot() Status {
-	st := Status{PID: os.Getpid(), Config: r.cfg.Path}
+	st := Status{PID: os.Getpid(), Config: r.cfg.Path, Goroutines: runtime.NumGoroutine()}
 	for _, a := range r.apps {
 		as := AppStatus{Name: a.name, State: a.state(), Instances: len(a.slots), Listeners: []string{}}
 		if !a.started {
