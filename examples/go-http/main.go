@@ -143,6 +143,12 @@ func run() int {
 	// shared socket a connection can be accepted right up to the close.
 	ln.Close()
 	draining.Store(true)
+	// Serve returns once its Accept fails on the closed listener; a
+	// connection it accepted just before is tracked by then (ConnState).
+	select {
+	case <-served:
+	case <-time.After(time.Second):
+	}
 	conns.wait(idleGrace)
 
 	// Shutdown closes what stayed idle through the grace and waits for the
