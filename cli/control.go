@@ -53,7 +53,10 @@ func printStatus(w io.Writer, st *control.Status) {
 			fmt.Fprintf(tw, "%s\t-\t-\t%s\t-\t-\t-\t-\t-\n", a.Name, a.State)
 		}
 		for _, p := range a.Procs {
-			pid, up, cpu, rss := "-", "-", "-", "-"
+			pid, up, cpu, rss, role := "-", "-", "-", "-", p.Role
+			if role == "" {
+				role = "-"
+			}
 			if p.PID != 0 {
 				pid = strconv.Itoa(p.PID)
 				up = (time.Duration(p.UptimeSeconds) * time.Second).String()
@@ -64,7 +67,7 @@ func printStatus(w io.Writer, st *control.Status) {
 			if p.RSSBytes >= 0 {
 				rss = fmt.Sprintf("%.1f MiB", float64(p.RSSBytes)/(1<<20))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.State, p.Role, p.Restarts, up, cpu, rss)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.State, role, p.Restarts, up, cpu, rss)
 		}
 	}
 	tw.Flush()

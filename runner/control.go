@@ -24,7 +24,8 @@ type InstanceStatus struct {
 	// idle.
 	State string `json:"state"`
 	// Role is "serving", "replacement" (starting next to a serving one in a
-	// reload) or "draining" (replaced, finishing its requests).
+	// reload), "draining" (replaced, finishing its requests), or "" for an
+	// instance number with no process (backoff, done, failed, stopped).
 	Role     string    `json:"role"`
 	Release  int       `json:"release"`
 	Restarts int       `json:"restarts"`
@@ -71,7 +72,7 @@ func (r *Runner) snapshot() Status {
 		seen := make(map[*process]bool)
 		for _, s := range a.slots {
 			if s.cur == nil {
-				as.Procs = append(as.Procs, InstanceStatus{App: a.name, Instance: s.index, State: s.state.String(), Role: "serving", Release: s.rel.gen, Restarts: s.restarts})
+				as.Procs = append(as.Procs, InstanceStatus{App: a.name, Instance: s.index, State: s.state.String(), Release: s.rel.gen, Restarts: s.restarts})
 			}
 			for _, p := range []*process{s.cur, s.next} {
 				if p == nil {
