@@ -45,12 +45,7 @@ app "web" {
 `, tc.command, tc.ready))
 			port := r.port("http")
 			r.waitLine(0, `web: 4 of 4 instances ready`, 60*time.Second)
-			seen := instancesAnswering(t, port, 4)
-			for i := 0; i < 4; i++ {
-				if _, ok := seen[i]; !ok {
-					t.Errorf("instance %d never answered; saw %v", i, seen)
-				}
-			}
+			instancesAnswering(t, port, 4)
 			a, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
 			if err != nil || a.Lang != tc.lang || a.App != "web" {
 				t.Errorf("answer %+v, %v; want lang %s app web", a, err, tc.lang)
@@ -588,12 +583,7 @@ app "hello" {
 	for i := 0; i < 4; i++ {
 		r.waitLine(0, fmt.Sprintf(`hello.%d ready after .* \(READY=1\)`, i), time.Second)
 	}
-	seen := instancesAnswering(t, port, 4)
-	for i := 0; i < 4; i++ {
-		if _, ok := seen[i]; !ok {
-			t.Errorf("instance %d never answered: %v", i, seen)
-		}
-	}
+	instancesAnswering(t, port, 4)
 }
 
 // The ready pipe is an sd_notify channel any program can write to.
