@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -455,5 +456,89 @@ func TestNoGoroutineOrFdLeaks(t *testing.T) {
 			t.Fatalf("after the churn: %d goroutines (was %d), %d fds (was %d), %d serving of %d procs", g, baseG, f, baseF, procs, len(st.Apps[0].Procs))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A reload that moves a listener binds the new address before the old
+// socket closes: the new instances answer on the new port, and the old
+// port is given back once the rollout is complete.
+func TestReloadMovesListener(t *testing.T) {
+	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
+	oldPort := r.port("http")
+	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	newPort := freePort(t)
+	writeConfig(t, r.dir, strings.Replace(fmt.Sprintf(reloadConfig, "", 2), "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", newPort), 1))
+	out, errOut, code := r.cli("reload")
+	if code != 0 || !strings.Contains(out, "reload complete: 4 of 4") {
+		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
+	}
+	instancesAnswering(t, newPort, 4)
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", oldPort)); err == nil {
+		c.Close()
+		t.Errorf("old port %d still accepts after the rollout", oldPort)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A new instance that is not ready within ready.timeout aborts the rollout;
+// the old ones keep serving.
+func TestReadyTimeoutAbortsReload(t *testing.T) {
+	cfg := strings.Replace(reloadConfig, `timeout = "20s"`, `timeout = "1s"`, 1)
+	r := startRunner(t, fmt.Sprintf(cfg, "", 1))
+	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	before := r.servingPids("web")
+	writeConfig(t, r.dir, fmt.Sprintf(cfg, `BOOT_DELAY_MS = "5000"`, 1))
+	m := r.mark()
+	r.signal(syscall.SIGHUP)
+	r.waitLine(m, `web.0 was not ready within 1s \(ready.check = "notify"\); stopping it`, 20*time.Second)
+	r.waitLine(m, `web: reload aborted: the new web.0 \(pid \d+\) was not ready within 1s; 0 of 4 instances were replaced`, 20*time.Second)
+	if after := r.servingPids("web"); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("pids changed from %v to %v", before, after)
+	}
+}
+
+// stop and start one app leave the others alone.
+func TestStopStartApp(t *testing.T) {
+	r := startRunner(t, `
+app "a" {
+  command = ["sleep", "1000"]
+}
+app "b" {
+  command = ["sleep", "1000"]
+}
+`)
+	r.waitLine(0, `a: 1 of 1 instances ready`, 30*time.Second)
+	r.waitLine(0, `b: 1 of 1 instances ready`, 30*time.Second)
+	bPid := r.servingPids("b")[0]
+	if out, _, code := r.cli("stop", "a"); code != 0 || !strings.Contains(out, "stopping a") {
+		t.Fatalf("stop a: %d %q", code, out)
+	}
+	r.waitLine(0, `a.0 \(pid \d+\) was killed by SIGTERM`, 20*time.Second)
+	st := r.status()
+	for _, a := range st.Apps {
+		want := map[string]string{"a": "stopped", "b": "ready"}[a.Name]
+		if a.State != want {
+			t.Errorf("%s is %s, want %s", a.Name, a.State, want)
+		}
+	}
+	if _, errOut, code := r.cli("stop", "a"); code != 1 || !strings.Contains(errOut, "a is not running") {
+		t.Errorf("stopping a stopped app: %d %q", code, errOut)
+	}
+	m := r.mark()
+	if _, _, code := r.cli("start", "a"); code != 0 {
+		t.Fatal("start a failed")
+	}
+	r.waitLine(m, `a: 1 of 1 instances ready`, 30*time.Second)
+	if r.servingPids("b")[0] != bPid {
+		t.Error("b was restarted by stop/start of a")
 	}
 }

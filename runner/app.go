@@ -332,7 +332,8 @@ func (r *Runner) hasDrainingProcs(a *app) bool {
 	return false
 }
 
-// retainListeners closes listener sockets no release in use refers to.
+// retainListeners closes listener sockets that no release able to start a
+// process refers to.
 func (r *Runner) retainListeners() {
 	var live []*hclconfig.Listener
 	add := func(rel *release) {
@@ -349,8 +350,7 @@ func (r *Runner) retainListeners() {
 			add(s.rel)
 		}
 	}
-	for p := range r.live {
-		add(p.rel)
-	}
+	// Draining processes hold copies of their own; only a release that may
+	// still start a process needs the runner's.
 	r.lset.Retain(live)
 }

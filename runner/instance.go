@@ -387,7 +387,7 @@ func (r *Runner) onExit(p *process, st proc.Status) {
 		}
 		r.logExit(p, st, " before it was ready")
 		if a.rollout != nil && a.rollout.inflight[s] {
-			r.abortRollout(a, fmt.Sprintf("the new %s (pid %d) %s before it was ready", s.label(), p.pid, st))
+			r.abortRollout(a, "the new "+notReady(p, st))
 		}
 	case p == s.cur:
 		s.cur = nil
@@ -403,7 +403,7 @@ func (r *Runner) onExit(p *process, st proc.Status) {
 				// A run-once step (a build) re-run by the reload finished.
 				r.rolloutSlotDone(a)
 			} else {
-				r.abortRollout(a, fmt.Sprintf("the new %s (pid %d) %s before it was ready", s.label(), p.pid, st))
+				r.abortRollout(a, "the new "+notReady(p, st))
 			}
 		}
 		switch {
@@ -417,6 +417,15 @@ func (r *Runner) onExit(p *process, st proc.Status) {
 			r.crashed(s, p, st)
 		}
 	}
+}
+
+// notReady says why a new process never became ready, for an aborted
+// rollout: "web.0 (pid 42) was not ready within 30s".
+func notReady(p *process, st proc.Status) string {
+	if p.failedStart {
+		return fmt.Sprintf("%s (pid %d) was not ready within %s", p.label(), p.pid, human(p.rel.app.Ready.Timeout))
+	}
+	return fmt.Sprintf("%s (pid %d) %s before it was ready", p.label(), p.pid, st)
 }
 
 func (r *Runner) logExit(p *process, st proc.Status, tail string) {
