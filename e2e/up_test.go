@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -646,4 +647,34 @@ app "web" {
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "cluster.hcl:2:") {
 		t.Errorf("check of a broken file: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
 	}
+}
+
+// user/group drop privileges after the runner bound the sockets; the
+// instance can still reach its notify socket and its inherited listener.
+func TestUserDropsPrivileges(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	// The instances' working directory must be open to them.
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	r := startRunnerIn(t, dir, writeConfig(t, dir, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "low" {
+  command   = ["{{helper}}", "notify", "READY=1"]
+  user      = "nobody"
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+app "who" {
+  command = "echo uid $(id -u) gid $(id -g); sleep 1000"
+  user    = "nobody"
+  group   = "nogroup"
+}
+`))
+	r.waitLine(0, `low.0 ready after .* \(READY=1\)`, 30*time.Second)
+	r.waitLine(0, `who.0 +\| uid 65534 gid 65534$`, 30*time.Second)
 }

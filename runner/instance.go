@@ -160,7 +160,10 @@ func (r *Runner) spawn(s *slot, rel *release) (*process, error) {
 	if err != nil {
 		closeAll()
 		notify.Close()
-		return nil, fmt.Errorf("cannot start %s: %w", path, err)
+		if rel.cred != nil {
+			return nil, fmt.Errorf("cannot start %s in %s as uid %d gid %d: %w", path, a.Dir, rel.cred.Uid, rel.cred.Gid, err)
+		}
+		return nil, fmt.Errorf("cannot start %s in %s: %w", path, a.Dir, err)
 	}
 	p.pid = pid
 	p.started = time.Now()
