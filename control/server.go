@@ -77,9 +77,6 @@ func listenAt(path string) (*Server, error) {
 	}, nil
 }
 
-// Path is the socket's path.
-func (s *Server) Path() string { return s.path }
-
 // Serve answers requests for r (with logs from mux) until Close.
 func (s *Server) Serve(r Runner, mux *logmux.Mux) {
 	s.wg.Add(1)

@@ -51,18 +51,11 @@ type sockFile struct {
 // Set is the runner's open listening sockets.
 type Set struct {
 	socks map[key]*socket
-	// listen is the seam tests use to make binds fail.
-	listen func(ctx context.Context, lc *net.ListenConfig, network, address string) (net.Listener, error)
 }
 
 // NewSet returns an empty Set.
 func NewSet() *Set {
-	return &Set{
-		socks: make(map[key]*socket),
-		listen: func(ctx context.Context, lc *net.ListenConfig, network, address string) (net.Listener, error) {
-			return lc.Listen(ctx, network, address)
-		},
-	}
+	return &Set{socks: make(map[key]*socket)}
 }
 
 // Bind opens every listener in defs that is not open yet and updates the
@@ -287,7 +280,7 @@ func (s *Set) bind(d *hclconfig.Listener, address string, reuseport bool) (*sock
 			return serr
 		}
 	}
-	ln, err := s.listen(context.Background(), lc, network, address)
+	ln, err := lc.Listen(context.Background(), network, address)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -301,6 +301,3 @@ func (r *Runner) runningApp(name string) (*app, error) {
 	}
 	return a, nil
 }
-
-// ConfigPath is the file the runner reads on reload.
-func (r *Runner) ConfigPath() string { return r.opts.Config.Path }

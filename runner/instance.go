@@ -270,7 +270,7 @@ func (r *Runner) onReady(p *process, how string) {
 	}
 	if ro := s.app.rollout; ro != nil && ro.inflight[s] && s.cur == p {
 		delete(ro.inflight, s)
-		r.rolloutSlotDone(s.app)
+		ro.replaced++
 	}
 }
 
@@ -404,7 +404,7 @@ func (r *Runner) onExit(p *process, st proc.Status) {
 			delete(a.rollout.inflight, s)
 			if st.Success() && !restarts(s.rel.app.Restart.Policy, st) {
 				// A run-once step (a build) re-run by the reload finished.
-				r.rolloutSlotDone(a)
+				a.rollout.replaced++
 			} else {
 				r.abortRollout(a, "the new "+notReady(p, st))
 			}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
@@ -56,7 +57,7 @@ func (r *Runner) onLoaded(cfg *hclconfig.Config, err error, only string) {
 	if err != nil {
 		r.reloadErr = err
 		r.log.Printf("reload rejected; everything keeps running as it was:")
-		for _, line := range splitLines(err.Error()) {
+		for _, line := range strings.Split(err.Error(), "\n") {
 			r.log.Printf("  %s", line)
 		}
 		return
@@ -222,11 +223,6 @@ func (r *Runner) replaceSlot(a *app, s *slot) {
 	ro.inflight[s] = true
 }
 
-// rolloutSlotDone records one replaced instance.
-func (r *Runner) rolloutSlotDone(a *app) {
-	a.rollout.replaced++
-}
-
 func (r *Runner) finishRollout(a *app) {
 	ro := a.rollout
 	a.rollout = nil
@@ -315,19 +311,4 @@ func (r *Runner) scaleListening(up bool) {
 		}
 		r.resize(a, n, sig)
 	}
-}
-
-func splitLines(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
 }

@@ -209,7 +209,7 @@ func printRatio(pm, cr []run) {
 	if len(pm) == 0 || len(cr) == 0 {
 		return
 	}
-	med := func(rs []run, f func(run) float64) float64 { return report.Median(values(rs, f)) }
+	med := func(rs []run, f func(run) float64) float64 { return report.Median(report.Values(rs, f)) }
 	pf, cf := med(pm, func(r run) float64 { return float64(r.failed()) }), med(cr, func(r run) float64 { return float64(r.failed()) })
 	pp, cp := med(pm, func(r run) float64 { return r.p99.Seconds() }), med(cr, func(r run) float64 { return r.p99.Seconds() })
 	pt, ct := med(pm, func(r run) float64 { return r.rate }), med(cr, func(r run) float64 { return r.rate })
@@ -217,16 +217,7 @@ func printRatio(pm, cr []run) {
 		pf, cf, report.Ratio(pp, cp), report.Ratio(pt, ct))
 }
 
-// values applies f to every run.
-func values(rs []run, f func(run) float64) []float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	return v
-}
-
 // stat formats min / median / max of f over rs.
 func stat(rs []run, f func(run) float64, format string) string {
-	return report.Stat(values(rs, f), format)
+	return report.Stat(report.Values(rs, f), format)
 }

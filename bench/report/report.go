@@ -44,6 +44,15 @@ func Stat(values []float64, format string) string {
 	return one(v[0]) + " / " + one(v[len(v)/2]) + " / " + one(v[len(v)-1])
 }
 
+// Values applies f to every x, for Stat and Median.
+func Values[T any](xs []T, f func(T) float64) []float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return v
+}
+
 // Median returns the median of values, 0 for none.
 func Median(values []float64) float64 {
 	if len(values) == 0 {

@@ -74,13 +74,7 @@ func main() {
 	fmt.Printf("\n%d runs each; min / median / max\n\n", *reps)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tstart to all answering\tkill -9 to replacement answering\tsupervisor RSS idle\tsupervisor RSS under load\tinstances RSS (sum)\t")
-	get := func(ss []sample, f func(sample) float64) []float64 {
-		v := make([]float64, len(ss))
-		for i, s := range ss {
-			v[i] = f(s)
-		}
-		return v
-	}
+	get := report.Values[sample]
 	for _, n := range names {
 		ss := results[n]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", n,
