@@ -21,12 +21,22 @@ type Config struct {
 	// by the top-level env attribute. It does not include the runner's own
 	// environment, which the runner adds under it when it starts an instance.
 	Env map[string]string
-	// Listeners are the listener blocks, in file order.
+	// Listeners are the listener blocks, in file order. A Procfile with a
+	// web line gets one proxy listener named "web".
 	Listeners []*Listener
 	// Apps are the app blocks (or Procfile lines), in file order.
 	Apps []*App
+	// Metrics is the metrics block; nil when metrics are off.
+	Metrics *Metrics
 	// Procfile is true when the file was a Procfile, not HCL.
 	Procfile bool
+
+	// WrittenEnv is the top-level env attribute as written, in source
+	// order, for export and init; Env holds the resolved values.
+	WrittenEnv []WrittenVar
+	// WrittenEnvFiles are the top-level env_file entries as written, with
+	// a leading "-" kept.
+	WrittenEnvFiles []string
 }
 
 // Mode is how a listener's connections reach the instances.
@@ -39,6 +49,17 @@ const (
 	ReusePort Mode = "reuseport"
 	// Proxy: the runner accepts and forwards to each instance's private port.
 	Proxy Mode = "proxy"
+)
+
+// Balance is how a proxy listener picks the instance for a connection.
+type Balance string
+
+const (
+	// BalanceLeastConn picks the ready instance with the fewest open
+	// connections (the default).
+	BalanceLeastConn Balance = "least-conn"
+	// BalanceRoundRobin takes the ready instances in turn.
+	BalanceRoundRobin Balance = "round-robin"
 )
 
 // Listener is one listener block.
@@ -55,7 +76,18 @@ type Listener struct {
 	Backlog int
 	// NonBlocking sets O_NONBLOCK on the socket handed to instances.
 	NonBlocking bool
+	// Balance is set in proxy mode only (BalanceLeastConn unless written);
+	// it is "" for the other modes, where the kernel picks the instance.
+	Balance Balance
 	// DefRange is where the block is defined, for messages about it.
+	DefRange hcl.Range
+}
+
+// Metrics is the metrics block: where the runner serves Prometheus metrics.
+type Metrics struct {
+	// Address is "host:port" (tcp only, never port 0).
+	Address string
+	// DefRange is where the block is defined.
 	DefRange hcl.Range
 }
 
@@ -73,12 +105,52 @@ const (
 	ReadyDelay ReadyCheck = "delay"
 )
 
-// Ready is an app's ready block.
+// Ready is an app's ready block. Without one, an app with a proxy listener
+// gets ReadyTCP (its private port answers = ready) and any other app
+// ReadyDelay with DefaultReadyDelay.
 type Ready struct {
 	Check   ReadyCheck
 	Path    string        // for http
 	Delay   time.Duration // for delay
 	Timeout time.Duration // not ready by then is a failed start
+}
+
+// HealthCheck is how the runner checks that a ready instance stays alive.
+type HealthCheck string
+
+const (
+	// HealthNone: no health block, no liveness check.
+	HealthNone HealthCheck = ""
+	// HealthHTTP: GET Path on the instance's private address must answer 2xx.
+	HealthHTTP HealthCheck = "http"
+	// HealthTCP: the instance's private address must accept a connection.
+	HealthTCP HealthCheck = "tcp"
+	// HealthWatchdog: the instance must send WATCHDOG=1 at least every
+	// Interval; it gets WATCHDOG_USEC as under systemd's WatchdogSec=.
+	HealthWatchdog HealthCheck = "watchdog"
+)
+
+// Health is an app's health block. It is the zero Health (Check ==
+// HealthNone) when the block is absent.
+type Health struct {
+	Check    HealthCheck
+	Path     string        // http only; default "/"
+	Interval time.Duration // default DefaultHealthInterval
+	Timeout  time.Duration // default DefaultHealthTimeout
+	// Failures is how many consecutive failures replace the instance
+	// (a new one ready first); default DefaultHealthFailures, 1..1000.
+	Failures int
+}
+
+// Watch is an app's watch block: a change under Paths, debounced, triggers
+// the app's rolling reload.
+type Watch struct {
+	// Paths are absolute, resolved against the config file's directory;
+	// there is at least one, and each existed when the file was loaded.
+	Paths []string
+	// Ignore are glob patterns as written ("**/*.log", "node_modules"),
+	// each valid path.Match syntax.
+	Ignore []string
 }
 
 // RestartPolicy says which exits are followed by a restart.
@@ -112,17 +184,31 @@ type Stop struct {
 	Timeout time.Duration
 }
 
+// ReloadOrder is the order of the two steps that replace one instance.
+type ReloadOrder string
+
+const (
+	// OrderStartFirst starts the new instance, waits until it is ready,
+	// then stops the old one (the default).
+	OrderStartFirst ReloadOrder = "start-first"
+	// OrderStopFirst stops the old instance before starting the new one,
+	// for apps that bind a fixed port themselves.
+	OrderStopFirst ReloadOrder = "stop-first"
+)
+
 // Reload is an app's reload block.
 type Reload struct {
 	// Parallel is how many instances are replaced at a time.
 	Parallel int
+	Order    ReloadOrder
 }
 
 // App is one app block (or one Procfile line).
 type App struct {
 	Name string
 	// Command is the argv to exec. A command written as a string becomes
-	// ["/bin/sh", "-c", string].
+	// ["/bin/sh", "-c", string], with "exec " put in front of the program
+	// when the string is one simple command (see ExecForm).
 	Command []string
 	// Dir is the absolute working directory.
 	Dir       string
@@ -133,35 +219,88 @@ type App struct {
 	// Env is the app's environment on top of the runner's own: global
 	// env_file < global env < app env_file < app env.
 	Env map[string]string
+	// EnvFiles are the absolute paths of every env file Env comes from:
+	// the global env_file entries, then the app's own, in order, optional
+	// ones included (without their "-") whether or not they exist; for a
+	// Procfile, the .env next to it. Watch mode reloads the app when one
+	// changes.
+	EnvFiles []string
 	// User and Group, when set, are the account the instances run as.
 	User  string
 	Group string
 	// DependsOn are apps that must be ready before this one starts.
 	DependsOn []string
 	Ready     Ready
-	Restart   Restart
-	Stop      Stop
-	Reload    Reload
+	Health    Health
+	// Watch is the watch block; nil when absent.
+	Watch   *Watch
+	Restart Restart
+	Stop    Stop
+	Reload  Reload
 	// Required: if this app gives up, the whole runner drains and exits 1.
 	Required bool
-	// Port is the PORT a Procfile line was assigned (foreman's 5000 + 100*i);
-	// 0 for HCL apps, whose PORT comes from their first listener.
+	// Port is the PORT a Procfile line without a runner-held listener was
+	// assigned (foreman's base + 100*i; instance n gets Port+n). It is 0
+	// for HCL apps and for a Procfile's web line, whose PORT comes from
+	// their first listener (the private port in proxy mode).
 	Port int
+	// Written is what the file said, before defaults and resolution.
+	Written Written
 	// DefRange is where the block (or Procfile line) is defined.
 	DefRange hcl.Range
 }
 
+// Written keeps what the user wrote for an app beside the resolved values,
+// for clusterrun export and init, which must render the file and not this
+// machine ("max" stays "max", env.X stays a reference).
+type Written struct {
+	// Command is the command list as written (evaluated), or nil.
+	Command []string
+	// CommandString is the command string as written (for a Procfile, the
+	// line's command), or "".
+	CommandString string
+	// Instances is "max", or the number as a decimal string; "" when the
+	// attribute is absent (one instance).
+	Instances string
+	// Env is the app's own env attribute, in source order.
+	Env []WrittenVar
+	// EnvFiles are the app's env_file entries as written, with a leading
+	// "-" kept.
+	EnvFiles []string
+}
+
+// WrittenVar is one entry of an env attribute as written.
+type WrittenVar struct {
+	Name string
+	// Value is the resolved value.
+	Value string
+	// Source is the expression's source text exactly as in the file, such
+	// as `"info"`, `env.HOME` or `"${env.HOME}/x"`. When the env attribute
+	// is not a literal map (merge(...), say), every entry's Source is the
+	// whole attribute's expression.
+	Source string
+	// Literal is true when the expression is a constant: no variables and
+	// no function calls.
+	Literal bool
+	// Refs are the names of the env.X variables the expression references
+	// (env.X, env["X"], and lookup(env, "X", ...)), sorted and unique.
+	Refs []string
+}
+
 // Defaults used where a block or attribute is absent.
 const (
-	DefaultReadyDelay   = time.Second
-	DefaultReadyTimeout = 30 * time.Second
-	DefaultBackoff      = 100 * time.Millisecond
-	DefaultMaxBackoff   = 30 * time.Second
-	DefaultMinUptime    = time.Second
-	DefaultMaxRestarts  = 10
-	DefaultWindow       = 60 * time.Second
-	DefaultStopTimeout  = 10 * time.Second
-	DefaultProcfilePort = 5000
+	DefaultReadyDelay     = time.Second
+	DefaultReadyTimeout   = 30 * time.Second
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthFailures = 3
+	DefaultBackoff        = 100 * time.Millisecond
+	DefaultMaxBackoff     = 30 * time.Second
+	DefaultMinUptime      = time.Second
+	DefaultMaxRestarts    = 10
+	DefaultWindow         = 60 * time.Second
+	DefaultStopTimeout    = 10 * time.Second
+	DefaultProcfilePort   = 5000
 )
 
 // Listener returns the listener block called name, or nil.

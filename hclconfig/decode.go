@@ -1,15 +1,21 @@
 package hclconfig
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/clusterrun/clusterrun/signals"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // The raw structs are the schema: gohcl checks block and attribute names
@@ -22,7 +28,14 @@ type rawFile struct {
 	EnvFile   hcl.Expression `hcl:"env_file,optional"`
 	Env       hcl.Expression `hcl:"env,optional"`
 	Listeners []*rawListener `hcl:"listener,block"`
+	Metrics   *rawMetrics    `hcl:"metrics,block"`
 	Apps      []*rawApp      `hcl:"app,block"`
+}
+
+type rawMetrics struct {
+	DefRange hcl.Range      `hcl:",def_range"`
+	Body     hcl.Body       `hcl:",body"`
+	Address  hcl.Expression `hcl:"address,optional"`
 }
 
 type rawListener struct {
@@ -34,6 +47,7 @@ type rawListener struct {
 	Mode        hcl.Expression `hcl:"mode,optional"`
 	Backlog     hcl.Expression `hcl:"backlog,optional"`
 	NonBlocking hcl.Expression `hcl:"nonblocking,optional"`
+	Balance     hcl.Expression `hcl:"balance,optional"`
 }
 
 type rawApp struct {
@@ -52,6 +66,8 @@ type rawApp struct {
 	DependsOn hcl.Expression `hcl:"depends_on,optional"`
 	Required  hcl.Expression `hcl:"required,optional"`
 	Ready     *rawReady      `hcl:"ready,block"`
+	Health    *rawHealth     `hcl:"health,block"`
+	Watch     *rawWatch      `hcl:"watch,block"`
 	Restart   *rawRestart    `hcl:"restart,block"`
 	Stop      *rawStop       `hcl:"stop,block"`
 	Reload    *rawReload     `hcl:"reload,block"`
@@ -62,6 +78,23 @@ type rawReady struct {
 	Path    hcl.Expression `hcl:"path,optional"`
 	Delay   hcl.Expression `hcl:"delay,optional"`
 	Timeout hcl.Expression `hcl:"timeout,optional"`
+}
+
+type rawHealth struct {
+	DefRange hcl.Range      `hcl:",def_range"`
+	Body     hcl.Body       `hcl:",body"`
+	Check    hcl.Expression `hcl:"check,optional"`
+	Path     hcl.Expression `hcl:"path,optional"`
+	Interval hcl.Expression `hcl:"interval,optional"`
+	Timeout  hcl.Expression `hcl:"timeout,optional"`
+	Failures hcl.Expression `hcl:"failures,optional"`
+}
+
+type rawWatch struct {
+	DefRange hcl.Range      `hcl:",def_range"`
+	Body     hcl.Body       `hcl:",body"`
+	Paths    hcl.Expression `hcl:"paths,optional"`
+	Ignore   hcl.Expression `hcl:"ignore,optional"`
 }
 
 type rawRestart struct {
@@ -81,6 +114,7 @@ type rawStop struct {
 
 type rawReload struct {
 	Parallel hcl.Expression `hcl:"parallel,optional"`
+	Order    hcl.Expression `hcl:"order,optional"`
 }
 
 // appSource remembers, for the validate step, where each part of an App
@@ -94,6 +128,12 @@ type appSource struct {
 	pathSet      bool
 	delaySet     bool
 	delayExpr    hcl.Expression
+	// healthCheckExpr is the health block's check, when it was valid.
+	healthCheckExpr hcl.Expression
+	// command is where the program is named: the first list element, or
+	// the string; dir is the dir attribute when written. For preflight.
+	command hcl.Range
+	dir     hcl.Expression
 	// backoff and max_backoff, when written, for the backoff order check.
 	backoffExpr    hcl.Expression
 	maxBackoffExpr hcl.Expression
@@ -102,6 +142,12 @@ type appSource struct {
 type listenerSource struct {
 	raw *rawListener
 	// host and port of a tcp listener, for the overlap check.
+	host, port string
+}
+
+// metricsSource is where the metrics block was written.
+type metricsSource struct {
+	raw        *rawMetrics
 	host, port string
 }
 
@@ -128,15 +174,30 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 
 	decodeAddress(e, r, dir, srcs, l, src)
 
+	modeOK := true
 	if m, ok := e.str(r.Mode, "mode"); ok {
 		switch Mode(m) {
-		case Shared, ReusePort:
+		case Shared, ReusePort, Proxy:
 			l.Mode = Mode(m)
-		case Proxy:
-			e.errorf(r.Mode, "Proxy mode is not implemented",
-				"Listener mode \"proxy\" is not implemented in this version of clusterrun. Use \"shared\" (every instance accepts on one socket) or \"reuseport\" (one SO_REUSEPORT socket per instance).")
 		default:
+			modeOK = false
 			e.errorf(r.Mode, "Invalid listener mode", "The mode %q is not known. Use \"shared\" (the default), \"reuseport\" or \"proxy\".%s", m, didYouMean(m, "shared", "reuseport", "proxy"))
+		}
+	} else if !absent(r.Mode) {
+		modeOK = false
+	}
+	if l.Mode == Proxy {
+		l.Balance = BalanceLeastConn
+	}
+	if b, ok := e.str(r.Balance, "balance"); ok {
+		switch {
+		case Balance(b) != BalanceLeastConn && Balance(b) != BalanceRoundRobin:
+			e.errorf(r.Balance, "Invalid balance", "The balance %q is not known. Use \"least-conn\" (the default: the ready instance with the fewest open connections) or \"round-robin\".%s", b, didYouMean(b, "least-conn", "round-robin"))
+		case l.Mode != Proxy && modeOK:
+			e.errorf(r.Balance, "Balance needs proxy mode",
+				"Listener %q sets balance, but its mode is %q, where the kernel hands each connection to whichever instance accepts first; only the runner's proxy can balance. Set mode = \"proxy\", or remove balance.", r.Name, l.Mode)
+		case l.Mode == Proxy:
+			l.Balance = Balance(b)
 		}
 	}
 
@@ -194,7 +255,7 @@ func newApp(name, dir string, globalEnv map[string]string, def hcl.Range) *App {
 			Window:      DefaultWindow,
 		},
 		Stop:     Stop{Signal: defaultStopSignal, Timeout: DefaultStopTimeout},
-		Reload:   Reload{Parallel: 1},
+		Reload:   Reload{Parallel: 1, Order: OrderStartFirst},
 		DefRange: def,
 	}
 	for k, v := range globalEnv {
@@ -203,13 +264,29 @@ func newApp(name, dir string, globalEnv map[string]string, def hcl.Range) *App {
 	return a
 }
 
-// decodeApp resolves one app block. globalEnv is the top-level env_file
-// overlaid with the top-level env; the app's own layers go on top of it.
-func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string, srcs *sources) (*App, *appSource) {
-	a := newApp(r.Name, dir, globalEnv, r.DefRange)
-	src := &appSource{raw: r}
+// globals is what every app inherits from the top level of the file.
+type globals struct {
+	env      map[string]string
+	envFiles []string // absolute paths of the top-level env_file entries
+}
 
-	decodeCommand(e, r, a, srcs)
+// decodeApp resolves one app block. The app's own layers go on top of the
+// global env_file and env.
+func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, srcs *sources) (*App, *appSource) {
+	a := newApp(r.Name, dir, nil, r.DefRange)
+	src := &appSource{raw: r, command: r.DefRange}
+	if d, ok := envs.charge(len(g.env)+len(g.envFiles), r.Name, r.DefRange); !ok {
+		if d != nil {
+			e.diags = append(e.diags, d)
+		}
+	} else {
+		for k, v := range g.env {
+			a.Env[k] = v
+		}
+		a.EnvFiles = append(a.EnvFiles, g.envFiles...)
+	}
+
+	decodeCommand(e, r, a, src, srcs)
 
 	if d, ok := e.str(r.Dir, "dir"); ok {
 		switch {
@@ -219,6 +296,7 @@ func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string,
 			e.errorf(r.Dir, "Invalid dir", "The dir %q starts with \"~\", which is not expanded here: a relative dir is relative to the config file. For the home directory write \"${env.HOME}%s\".", d, strings.TrimPrefix(d, "~"))
 		default:
 			a.Dir = resolvePath(dir, d)
+			src.dir = r.Dir
 		}
 	}
 
@@ -242,10 +320,20 @@ func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string,
 	// Layer order: global env_file < global env (both already in a.Env)
 	// < app env_file < app env.
 	if items, ok := e.stringList(r.EnvFile, "env_file"); ok {
-		m, diags := readEnvFiles(items, dir)
+		m, paths, diags := envs.read(items, r.Name)
 		e.diags = append(e.diags, diags...)
-		for k, v := range m {
-			a.Env[k] = v
+		for _, it := range items {
+			a.Written.EnvFiles = append(a.Written.EnvFiles, it.val)
+		}
+		if d, ok := envs.charge(len(m)+len(paths), r.Name, r.EnvFile.Range()); !ok {
+			if d != nil {
+				e.diags = append(e.diags, d)
+			}
+		} else {
+			for k, v := range m {
+				a.Env[k] = v
+			}
+			a.EnvFiles = append(a.EnvFiles, paths...)
 		}
 	}
 	// The entries that were fine are kept even when others were not, so
@@ -254,6 +342,7 @@ func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string,
 	for _, it := range items {
 		a.Env[it.key] = it.val
 	}
+	a.Written.Env = writtenVars(items, srcs.src)
 
 	for _, acct := range []struct {
 		expr hcl.Expression
@@ -276,6 +365,12 @@ func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string,
 	if r.Ready != nil {
 		decodeReady(e, r.Ready, a, src)
 	}
+	if r.Health != nil {
+		decodeHealth(e, r.Health, a, src, srcs)
+	}
+	if r.Watch != nil {
+		decodeWatch(e, r.Watch, dir, a, srcs)
+	}
 	if r.Restart != nil {
 		decodeRestart(e, r.Restart, a, src)
 	}
@@ -286,11 +381,19 @@ func decodeApp(e *evaluator, r *rawApp, dir string, globalEnv map[string]string,
 		if n, ok := e.integer(r.Reload.Parallel, "Invalid parallel", "reload parallel", "a whole number of at least 1 (the instances replaced at a time)", 1, maxInstances); ok {
 			a.Reload.Parallel = n
 		}
+		if o, ok := e.str(r.Reload.Order, "order"); ok {
+			switch ReloadOrder(o) {
+			case OrderStartFirst, OrderStopFirst:
+				a.Reload.Order = ReloadOrder(o)
+			default:
+				e.errorf(r.Reload.Order, "Invalid reload order", "The order %q is not known. Use \"start-first\" (the default: the new instance is ready before the old one stops) or \"stop-first\" (the old instance stops first, for an app that binds a fixed port itself).%s", o, didYouMean(o, "start-first", "stop-first"))
+			}
+		}
 	}
 	return a, src
 }
 
-func decodeCommand(e *evaluator, r *rawApp, a *App, srcs *sources) {
+func decodeCommand(e *evaluator, r *rawApp, a *App, src *appSource, srcs *sources) {
 	const allowed = `Write a list to run a program directly, such as ["node", "server.js"], or a string to run it through /bin/sh -c, such as "bundle exec puma".`
 	if absent(r.Command) {
 		if srcs.suggested(r.Body, "command") {
@@ -304,6 +407,7 @@ func decodeCommand(e *evaluator, r *rawApp, a *App, srcs *sources) {
 		})
 		return
 	}
+	src.command = r.Command.Range()
 	v, ok := e.value(r.Command)
 	if !ok {
 		return
@@ -317,7 +421,8 @@ func decodeCommand(e *evaluator, r *rawApp, a *App, srcs *sources) {
 			e.errorf(r.Command, "Invalid command", "The command contains a NUL byte, which no program argument can hold.")
 			return
 		}
-		a.Command = []string{"/bin/sh", "-c", s}
+		a.Command = shellCommand(s)
+		a.Written.CommandString = s
 		return
 	}
 	items, ok := e.stringList(r.Command, "command")
@@ -332,13 +437,22 @@ func decodeCommand(e *evaluator, r *rawApp, a *App, srcs *sources) {
 		e.diags = append(e.diags, items[0].errorf("Invalid command", "The first element of command is the program to run, and it is empty."))
 		return
 	}
+	src.command = items[0].rng()
 	for _, it := range items {
 		if strings.ContainsRune(it.val, 0) {
 			e.diags = append(e.diags, it.errorf("Invalid command", "This argument contains a NUL byte, which no program argument can hold."))
+			a.Command = nil
 			return
 		}
 		a.Command = append(a.Command, it.val)
 	}
+	a.Written.Command = append([]string(nil), a.Command...)
+}
+
+// shellCommand is the argv that runs the command string s.
+func shellCommand(s string) []string {
+	form, _ := execForm(s)
+	return []string{"/bin/sh", "-c", form}
 }
 
 func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) {
@@ -347,9 +461,11 @@ func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) 
 	if !ok || v.IsNull() {
 		return
 	}
-	if s, isStr := toString(v); isStr && !isNumber(s) {
+	if v.Type() == cty.String && !isNumber(v.AsString()) {
+		s := v.AsString()
 		if s == "max" {
 			a.Instances = runtime.NumCPU()
+			a.Written.Instances = "max"
 			src.instancesMax = true
 			return
 		}
@@ -358,6 +474,7 @@ func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) 
 	}
 	if n, ok := e.wholeNumber(expr, v, "Invalid instances", "instances", rule, 1, maxInstances); ok {
 		a.Instances = n
+		a.Written.Instances = strconv.Itoa(n)
 	}
 }
 
@@ -390,6 +507,186 @@ func decodeReady(e *evaluator, r *rawReady, a *App, src *appSource) {
 	if d, ok := e.duration(r.Timeout, "ready timeout", positive); ok {
 		a.Ready.Timeout = d
 	}
+}
+
+func decodeHealth(e *evaluator, r *rawHealth, a *App, src *appSource, srcs *sources) {
+	h := Health{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Failures: DefaultHealthFailures}
+	const checks = `Use "http" (GET path on the instance's private port must answer 2xx), "tcp" (the private port must accept a connection) or "watchdog" (the app sends WATCHDOG=1 on NOTIFY_SOCKET at least every interval).`
+	if absent(r.Check) {
+		if !srcs.suggested(r.Body, "check") {
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing health check",
+				Detail:   fmt.Sprintf("The health block of app %q has no check. %s Or remove the block: without it an instance is replaced only when it exits.", a.Name, checks),
+				Subject:  r.DefRange.Ptr(),
+			})
+		}
+	} else if c, ok := e.str(r.Check, "check"); ok {
+		switch HealthCheck(c) {
+		case HealthHTTP, HealthTCP, HealthWatchdog:
+			h.Check = HealthCheck(c)
+			src.healthCheckExpr = r.Check
+		default:
+			e.errorf(r.Check, "Invalid health check", "The check %q is not known. %s%s", c, checks, didYouMean(c, "http", "tcp", "watchdog"))
+		}
+	}
+	if p, ok := e.str(r.Path, "path"); ok {
+		switch {
+		case !strings.HasPrefix(p, "/"):
+			e.errorf(r.Path, "Invalid health path", "The path %q does not start with \"/\". The http check requests this path on the instance's private port, so write it as an absolute URL path, such as \"/healthz\".", p)
+		case h.Check != HealthHTTP && h.Check != HealthNone:
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Health path is ignored",
+				Detail:   fmt.Sprintf("App %q sets a health path, but its health check is %q and only check = \"http\" requests a path. Remove the path, or set check = \"http\".", a.Name, h.Check),
+				Subject:  r.Path.Range().Ptr(),
+			})
+		default:
+			h.Path = p
+		}
+	}
+	if h.Check == HealthHTTP && h.Path == "" {
+		h.Path = "/"
+	}
+	intervalOK, timeoutOK := true, true
+	if d, ok := e.duration(r.Interval, "health interval", positive); ok {
+		h.Interval = d
+	} else if !absent(r.Interval) {
+		intervalOK = false
+	}
+	if d, ok := e.duration(r.Timeout, "health timeout", positive); ok {
+		h.Timeout = d
+		if h.Check == HealthWatchdog {
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Health timeout is ignored",
+				Detail:   fmt.Sprintf("App %q sets a health timeout, but its check is \"watchdog\", which has no probe to time out: the instance must send WATCHDOG=1 at least every interval. Remove the timeout.", a.Name),
+				Subject:  r.Timeout.Range().Ptr(),
+			})
+		}
+	} else if !absent(r.Timeout) {
+		timeoutOK = false
+	}
+	if (h.Check == HealthHTTP || h.Check == HealthTCP) && intervalOK && timeoutOK && h.Timeout >= h.Interval {
+		subject := r.Timeout
+		if absent(subject) {
+			subject = r.Interval
+		}
+		e.errorf(subject, "Health timeout is not shorter than the interval",
+			"App %q probes every %s and waits up to %s for an answer, so a probe could still be waiting when the next one is due. Make the timeout shorter than the interval (the defaults are %s and %s).", a.Name, h.Interval, h.Timeout, DefaultHealthInterval, DefaultHealthTimeout)
+	}
+	if n, ok := e.integer(r.Failures, "Invalid failures", "health failures", "a whole number from 1 to 1000 (the consecutive failed checks that replace an instance)", 1, 1000); ok {
+		h.Failures = n
+	}
+	a.Health = h
+}
+
+func decodeWatch(e *evaluator, r *rawWatch, dir string, a *App, srcs *sources) {
+	w := &Watch{}
+	good := true
+	switch {
+	case absent(r.Paths):
+		good = false
+		if !srcs.suggested(r.Body, "paths") {
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing watch paths",
+				Detail:   fmt.Sprintf("The watch block of app %q has no paths. Set paths to the files or directories whose changes reload the app, such as paths = [\"src\"]; they are relative to the config file.", a.Name),
+				Subject:  r.DefRange.Ptr(),
+			})
+		}
+	default:
+		items, ok := e.stringList(r.Paths, "paths")
+		if !ok {
+			good = false
+			break
+		}
+		if len(items) == 0 {
+			e.errorf(r.Paths, "Invalid watch paths", "The paths list is empty, so nothing would be watched. List the files or directories whose changes reload the app, such as [\"src\"], or remove the watch block.")
+			good = false
+		}
+		for _, it := range items {
+			switch {
+			case it.val == "":
+				e.diags = append(e.diags, it.errorf("Invalid watch path", "A watch path is empty. Give a file or directory, relative to the config file, such as \"src\"."))
+			case strings.HasPrefix(it.val, "~"):
+				e.diags = append(e.diags, it.errorf("Invalid watch path", fmt.Sprintf("The path %q starts with \"~\", which is not expanded here: a relative path is relative to the config file. For the home directory write \"${env.HOME}%s\".", it.val, strings.TrimPrefix(it.val, "~"))))
+			case strings.ContainsRune(it.val, 0):
+				e.diags = append(e.diags, it.errorf("Invalid watch path", "The path contains a NUL byte."))
+			default:
+				p := resolvePath(dir, it.val)
+				if _, err := os.Stat(p); err != nil {
+					detail := fmt.Sprintf("The path %q does not exist (looked for %s). Watch a file or directory that exists; relative paths are relative to the config file.", it.val, p)
+					if !errors.Is(err, fs.ErrNotExist) {
+						detail = fmt.Sprintf("Cannot watch %s: %s.", p, unwrapPathError(err))
+					}
+					e.diags = append(e.diags, it.errorf("Watch path not found", detail))
+					good = false
+					continue
+				}
+				w.Paths = append(w.Paths, p)
+				continue
+			}
+			good = false
+		}
+	}
+	if items, ok := e.stringList(r.Ignore, "ignore"); ok {
+		for _, it := range items {
+			if it.val == "" {
+				e.diags = append(e.diags, it.errorf("Invalid ignore pattern", "An ignore pattern is empty. Give a glob such as \"**/*.log\" or a name such as \"node_modules\"."))
+				good = false
+				continue
+			}
+			if _, err := path.Match(it.val, ""); err != nil {
+				e.diags = append(e.diags, it.errorf("Invalid ignore pattern", fmt.Sprintf("The pattern %q is not a valid glob: check its [...] classes and backslashes. Patterns use *, ? and [a-z] as in the shell, and ** for any number of directories, such as \"**/*.log\".", it.val)))
+				good = false
+				continue
+			}
+			w.Ignore = append(w.Ignore, it.val)
+		}
+	} else if !absent(r.Ignore) {
+		good = false
+	}
+	if good {
+		a.Watch = w
+	}
+}
+
+// decodeMetrics resolves the metrics block.
+func decodeMetrics(e *evaluator, r *rawMetrics, dir string, srcs *sources) *Metrics {
+	m := &Metrics{DefRange: r.DefRange}
+	srcs.metrics = &metricsSource{raw: r}
+	if absent(r.Address) {
+		if !srcs.suggested(r.Body, "address") {
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Missing metrics address",
+				Detail:   "The metrics block has no address. Set address to the \"host:port\" Prometheus scrapes, such as \"127.0.0.1:9102\", or remove the block to turn metrics off.",
+				Subject:  r.DefRange.Ptr(),
+			})
+		}
+		return m
+	}
+	addr, ok := e.str(r.Address, "address")
+	if !ok {
+		return m
+	}
+	network, address, err := parseAddress(addr, dir)
+	switch {
+	case err != nil:
+		e.errorf(r.Address, "Invalid metrics address", "%s", strings.Replace(err.Error(), `, or "unix:/path/to.sock"`, "", 1))
+	case network != "tcp":
+		e.errorf(r.Address, "Invalid metrics address", "The metrics address %q is a unix socket, but Prometheus scrapes over TCP. Write \"host:port\", such as \"127.0.0.1:9102\".", addr)
+	default:
+		host, port, _ := splitHostPort(address)
+		if port == "0" {
+			e.errorf(r.Address, "Invalid metrics address", "The metrics address %q has port 0, a random port that Prometheus could not be told about. Give a fixed port, such as \"127.0.0.1:9102\".", addr)
+			break
+		}
+		m.Address = address
+		srcs.metrics.host, srcs.metrics.port = host, port
+	}
+	return m
 }
 
 func decodeRestart(e *evaluator, r *rawRestart, a *App, src *appSource) {

@@ -7,28 +7,72 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/joho/godotenv"
 )
 
-// maxEnvFileSize bounds what one env file may hold. Env files are a few
-// lines; the bound keeps a mistyped path (a log file, a device) from being
-// read whole into memory.
-const maxEnvFileSize = 4 << 20
+// maxEnvEntries bounds the environment variables one load copies into all
+// the apps together. The global env and env files are copied into every
+// app, so a 1 MiB env file named by a thousand apps would otherwise be a
+// billion map entries; real files are far below this.
+const maxEnvEntries = 1 << 17
 
-// readEnvFiles reads the env files named by items, later files overriding
-// earlier ones. Paths resolve against dir. A path starting with "-" may be
-// missing (systemd's EnvironmentFile=- rule); any other missing file is an
-// error on the list element that names it.
+// envReader reads the env files of one load. Each file is read and parsed
+// once however many apps name it, and the variables copied into apps are
+// counted against maxEnvEntries.
+type envReader struct {
+	dir     string
+	cache   map[string]envFileResult
+	copied  int
+	refused bool // the budget ran out; reported once
+}
+
+type envFileResult struct {
+	env map[string]string
+	err error
+}
+
+func newEnvReader(dir string) *envReader {
+	return &envReader{dir: dir, cache: make(map[string]envFileResult)}
+}
+
+// charge counts n more variables copied for app (or for the top level when
+// app is ""). Past the budget ok is false, and the caller leaves the copy
+// out; the first refusal comes with a diagnostic at subject.
+func (r *envReader) charge(n int, app string, subject hcl.Range) (d *hcl.Diagnostic, ok bool) {
+	if r.refused {
+		return nil, false
+	}
+	if r.copied+n <= maxEnvEntries {
+		r.copied += n
+		return nil, true
+	}
+	r.refused = true
+	where := "the top-level env"
+	if app != "" {
+		where = fmt.Sprintf("app %q", app)
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Environment too large",
+		Detail:   fmt.Sprintf("With %s, the environments of the apps add up to more than %s variables (each app gets its own copy of the global env and env files). No config needs that many; check which env files this file names.", where, thousands(maxEnvEntries)),
+		Subject:  subject.Ptr(),
+	}, false
+}
+
+// read reads the env files named by items for app ("" for the top level),
+// later files overriding earlier ones. Paths resolve against the reader's
+// dir. A path starting with "-" may be missing (systemd's EnvironmentFile=-
+// rule); any other missing file is an error on the list element that names
+// it. paths are the absolute paths of every entry, optional or not,
+// present or not.
 //
 // The files are parsed with godotenv, never loaded: godotenv.Load would set
 // the values in the runner's own environment, and from there in every app.
-func readEnvFiles(items []stringItem, dir string) (map[string]string, hcl.Diagnostics) {
-	var diags hcl.Diagnostics
-	env := make(map[string]string)
+func (r *envReader) read(items []stringItem, app string) (env map[string]string, paths []string, diags hcl.Diagnostics) {
+	env = make(map[string]string)
 	for _, it := range items {
 		name, optional := strings.CutPrefix(it.val, "-")
 		if name == "" {
@@ -36,13 +80,24 @@ func readEnvFiles(items []stringItem, dir string) (map[string]string, hcl.Diagno
 				"An env_file entry is empty. Give the path of a file of KEY=value lines, relative to the config file; a leading \"-\" makes it optional."))
 			continue
 		}
-		path := name
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, path)
+		path := resolvePath(r.dir, name)
+		paths = append(paths, path)
+		res, ok := r.cache[path]
+		if !ok {
+			res.env, res.err = readEnvFile(path)
+			r.cache[path] = res
 		}
-		m, err := readEnvFile(path)
+		m, err := res.env, res.err
 		switch {
 		case err == nil:
+			// Merging is work too: a list naming one big file many times
+			// must not merge it that many times unchecked.
+			if d, ok := r.charge(len(m), app, it.rng()); !ok {
+				if d != nil {
+					diags = append(diags, d)
+				}
+				continue
+			}
 			for k, v := range m {
 				env[k] = v
 			}
@@ -63,7 +118,7 @@ func readEnvFiles(items []stringItem, dir string) (map[string]string, hcl.Diagno
 			}
 		}
 	}
-	return env, diags
+	return env, paths, diags
 }
 
 // envParseError is a godotenv syntax error, with the line it is about when
@@ -101,12 +156,15 @@ func readEnvFileBytes(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errors.New("it is not a regular file")
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxEnvFileSize+1))
+	if fi.Size() > maxFileSize {
+		return nil, fmt.Errorf("the file is %s bytes, more than the 1 MiB an env file may have", thousands(fi.Size()))
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxEnvFileSize {
-		return nil, fmt.Errorf("it is larger than %d MiB, too large for an env file", maxEnvFileSize>>20)
+	if len(data) > maxFileSize {
+		return nil, errors.New("the file is larger than the 1 MiB an env file may have")
 	}
 	return data, nil
 }

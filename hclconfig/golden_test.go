@@ -1,6 +1,8 @@
 package hclconfig
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,40 +35,104 @@ func TestInvalidGolden(t *testing.T) {
 		t.Fatalf("found %d broken configs, want at least 35", len(inputs))
 	}
 	for _, path := range inputs {
-		t.Run(path, func(t *testing.T) {
-			src, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, files, diags := Parse(path, src)
-			if !diags.HasErrors() {
-				t.Fatalf("no errors; every file under invalid/ must have at least one")
-			}
-			if cfg != nil {
-				t.Errorf("Config is not nil although there are errors")
-			}
-			for _, d := range diags {
-				if d.Subject == nil {
-					t.Errorf("diagnostic %q has no Subject", d.Summary)
-				} else if f := files[d.Subject.Filename]; f == nil || f.Bytes == nil {
-					t.Errorf("diagnostic %q points into %s, which is not in the files map", d.Summary, d.Subject.Filename)
+		t.Run(path, func(t *testing.T) { checkGolden(t, path) })
+	}
+}
+
+// TestPreflightGolden is TestInvalidGolden for what the file asks of the
+// machine, on a fixed fake one: uid 1000 without capabilities, the users
+// and programs goldenHost knows, and real files under testdata/preflight.
+func TestPreflightGolden(t *testing.T) {
+	fixedEnviron(t, append(testEnviron, "PATH=/usr/local/bin:/usr/bin:/bin")...)
+	useHost(t, goldenHost(t))
+	// Git may not keep modes (core.fileMode=false); the test needs them.
+	for name, mode := range map[string]os.FileMode{"notexec.sh": 0o644, "tool.sh": 0o755} {
+		if err := os.Chmod(filepath.Join("testdata/preflight", name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inputs, err := filepath.Glob("testdata/preflight/*.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs = append(inputs, "testdata/preflight/procfile/Procfile")
+	if len(inputs) < 5 {
+		t.Fatalf("found %d preflight configs, want at least 5", len(inputs))
+	}
+	for _, path := range inputs {
+		t.Run(path, func(t *testing.T) { checkGolden(t, path) })
+	}
+}
+
+// goldenHost is the machine of TestPreflightGolden.
+func goldenHost(t *testing.T) *host {
+	t.Helper()
+	real := realHost()
+	known := func(names ...string) func(string) error {
+		return func(name string) error {
+			for _, n := range names {
+				if n == name {
+					return nil
 				}
 			}
-			got := render(t, files, diags)
-			golden := path + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+			return fmt.Errorf("unknown %q", name)
+		}
+	}
+	programs := map[string]bool{"/usr/bin/node": true, "/usr/bin/python3": true, "/usr/bin/sh": true}
+	return &host{
+		euid:                  func() int { return 1000 },
+		capEff:                func() (uint64, bool) { return 0, true },
+		unprivilegedPortStart: func() (int, bool) { return 1024, true },
+		lookupUser:            known("root", "www-data"),
+		lookupGroup:           known("root", "www-data"),
+		isDir:                 real.isDir,
+		isExecutable:          real.isExecutable,
+		lookPath: func(prog, pathVar string) (int, bool) {
+			return searchPath(func(p string) error {
+				if programs[p] {
+					return nil
 				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./hclconfig -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("diagnostics differ from %s (rerun with -update and review the diff)\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
-			}
-		})
+				return fs.ErrNotExist
+			}, prog, pathVar)
+		},
+	}
+}
+
+// checkGolden loads path, which must have errors, and compares the
+// rendered diagnostics with path.golden.
+func checkGolden(t *testing.T, path string) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, files, diags := Parse(path, src)
+	if !diags.HasErrors() {
+		t.Fatalf("no errors; every file here must have at least one")
+	}
+	if cfg != nil {
+		t.Errorf("Config is not nil although there are errors")
+	}
+	for _, d := range diags {
+		if d.Subject == nil {
+			t.Errorf("diagnostic %q has no Subject", d.Summary)
+		} else if f := files[d.Subject.Filename]; f == nil || f.Bytes == nil {
+			t.Errorf("diagnostic %q points into %s, which is not in the files map", d.Summary, d.Subject.Filename)
+		}
+	}
+	got := render(t, files, diags)
+	golden := path + ".golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./hclconfig -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("diagnostics differ from %s (rerun with -update and review the diff)\n--- got ---\n%s\n--- want ---\n%s", golden, got, want)
 	}
 }

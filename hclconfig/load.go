@@ -3,9 +3,11 @@ package hclconfig
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -39,17 +41,51 @@ func Find(dir string) (string, error) {
 }
 
 // Load reads and validates the file at path: a Procfile when its base name
-// starts with "Procfile", else cluster.hcl syntax. See Parse.
+// starts with "Procfile", else cluster.hcl syntax. A file over 1 MiB is
+// refused without being read whole. See Parse.
 func Load(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
-	src, err := os.ReadFile(path)
-	if err != nil {
+	src, size, err := readLimited(path)
+	switch {
+	case err != nil:
 		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Cannot read config file",
 			Detail:   fmt.Sprintf("Cannot read %s: %s.", path, unwrapPathError(err)),
 		}}
+	case size > maxFileSize || len(src) > maxFileSize:
+		files := map[string]*hcl.File{}
+		return nil, files, hcl.Diagnostics{sizeError(path, size, files, src)}
 	}
 	return Parse(path, src)
+}
+
+// readLimited reads at most maxFileSize+1 bytes of path, so that a huge
+// file (or /dev/zero) is refused without being read. size is the file's
+// size when it is a regular file, else -1.
+func readLimited(path string) (data []byte, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	size = -1
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+		if size > maxFileSize {
+			// Enough to show the first line in the diagnostic.
+			head := make([]byte, 256)
+			n, _ := io.ReadFull(f, head)
+			return head[:n:n], size, nil
+		}
+	}
+	data, err = io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > maxFileSize {
+		size = -1 // it grew while being read, or is not a regular file
+	}
+	return data, size, nil
 }
 
 // Parse reads and validates a config from src. filename decides the syntax
@@ -59,6 +95,13 @@ func Load(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 // The Config is nil whenever diags has errors; warnings may come with a
 // valid Config. files holds every file a diagnostic points into, for
 // WriteDiagnostics.
+//
+// src is untrusted (a reload parses it inside the live runner), so what it
+// may cost is bounded before it is parsed or evaluated: 1 MiB, nesting 64
+// deep (limits.go), what its expressions could produce (cost.go), and the
+// environment variables copied into apps (envfile.go). A file that is
+// valid is then checked against the machine (preflight.go): what `up`
+// would refuse or crash-loop on is an error here.
 func Parse(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	abs, err := filepath.Abs(filename)
 	if err != nil {
@@ -73,9 +116,13 @@ func Parse(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diag
 		files map[string]*hcl.File
 		diags hcl.Diagnostics
 	)
-	if isProcfile(filename) {
+	switch {
+	case len(src) > maxFileSize:
+		files = map[string]*hcl.File{}
+		diags = hcl.Diagnostics{sizeError(filename, int64(len(src)), files, src)}
+	case isProcfile(filename):
 		cfg, files, diags = parseProcfile(filename, abs, src)
-	} else {
+	default:
 		cfg, files, diags = parseHCL(filename, abs, src)
 	}
 	sortDiagnostics(diags)
@@ -91,6 +138,11 @@ func isProcfile(filename string) bool {
 
 func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
+	if diags := checkSyntaxLimits(filename, src); diags.HasErrors() {
+		// The parser must not see the file: its recursion is what a deep
+		// file overflows. The snippet needs the bytes, not a parse.
+		return nil, map[string]*hcl.File{filename: {Body: hcl.EmptyBody(), Bytes: src}}, diags
+	}
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	files := p.Files()
@@ -103,15 +155,24 @@ func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, 
 	// The top-level env_file feeds the env variable every expression sees,
 	// so it is read first, with only the runner's environment to go on.
 	osenv := osEnv()
+	envs := newEnvReader(dir)
 	fileEnv := map[string]string{}
+	var fileEnvPaths, writtenEnvFiles []string
 	pre := &evaluator{ctx: evalContext(osenv)}
 	// Schema errors are left to the full decode below, which sees them too.
 	content, _, _ := f.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "env_file"}}})
 	if attr := content.Attributes["env_file"]; attr != nil {
+		z := newCoster(osenv)
+		if z.check(attr.Expr); z.diags.HasErrors() {
+			return nil, files, append(diags, z.diags...)
+		}
 		if items, ok := pre.stringList(attr.Expr, "env_file"); ok {
-			m, d := readEnvFiles(items, dir)
+			m, paths, d := envs.read(items, "")
 			pre.diags = append(pre.diags, d...)
-			fileEnv = m
+			fileEnv, fileEnvPaths = m, paths
+			for _, it := range items {
+				writtenEnvFiles = append(writtenEnvFiles, it.val)
+			}
 		}
 	}
 	diags = append(diags, pre.diags...)
@@ -124,11 +185,16 @@ func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, 
 		exprEnv[k] = v
 	}
 	e := &evaluator{ctx: evalContext(exprEnv)}
+	// Nothing is evaluated before the whole file's cost is known.
+	z := newCoster(osenv, fileEnv)
+	if z.checkBody(f.Body); z.diags.HasErrors() {
+		return nil, files, append(diags, z.diags...)
+	}
 
 	raw, schemaDiags := decodeBody(f.Body)
 	diags = append(diags, schemaDiags...)
 
-	cfg := &Config{Path: abs, Dir: dir, Env: make(map[string]string)}
+	cfg := &Config{Path: abs, Dir: dir, Env: make(map[string]string), WrittenEnvFiles: writtenEnvFiles}
 	for k, v := range fileEnv {
 		cfg.Env[k] = v
 	}
@@ -136,20 +202,32 @@ func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, 
 	for _, it := range items {
 		cfg.Env[it.key] = it.val
 	}
+	srcs := &sources{schemaDiags: schemaDiags, filename: filename, src: src, end: endOfFile(f)}
+	cfg.WrittenEnv = writtenVars(items, src)
 
-	srcs := &sources{schemaDiags: schemaDiags, filename: filename, end: endOfFile(f)}
 	for _, rl := range raw.Listeners {
 		l, ls := decodeListener(e, rl, dir, srcs)
 		cfg.Listeners = append(cfg.Listeners, l)
 		srcs.listeners = append(srcs.listeners, ls)
 	}
+	if raw.Metrics != nil {
+		cfg.Metrics = decodeMetrics(e, raw.Metrics, dir, srcs)
+	}
+	g := globals{env: cfg.Env, envFiles: fileEnvPaths}
 	for _, ra := range raw.Apps {
-		a, as := decodeApp(e, ra, dir, cfg.Env, srcs)
+		a, as := decodeApp(e, ra, dir, g, envs, srcs)
 		cfg.Apps = append(cfg.Apps, a)
 		srcs.apps = append(srcs.apps, as)
 	}
 	diags = append(diags, e.diags...)
+	applyProxyDefaults(cfg, srcs)
 	diags = append(diags, validate(cfg, srcs, diags.HasErrors())...)
+	if !diags.HasErrors() {
+		// The machine is checked only once the file itself is right:
+		// until then its errors are what to fix, and a half-decoded app
+		// would only produce noise here.
+		diags = append(diags, preflight(cfg, hclPlaces(cfg, srcs), sys)...)
+	}
 	return cfg, files, diags
 }
 
@@ -157,14 +235,20 @@ func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, 
 // written, and what the schema check already reported.
 type sources struct {
 	filename    string
+	src         []byte    // the file, for the source text of expressions
 	end         hcl.Range // the end of the file, where a missing app would go
 	schemaDiags hcl.Diagnostics
 	listeners   []*listenerSource // parallel to Config.Listeners
 	apps        []*appSource      // parallel to Config.Apps
+	metrics     *metricsSource    // nil without a metrics block
 
 	// listenersUnknown is set when an app's listeners failed to evaluate:
 	// which listeners are unused is then not known.
 	listenersUnknown bool
+
+	// hints indexes the schema check's "Did you mean" suggestions by the
+	// name suggested, each list sorted by position; built on first use.
+	hints map[string][]hcl.Range
 }
 
 // suggested reports whether the schema check already told the user that
@@ -175,13 +259,29 @@ func (s *sources) suggested(body hcl.Body, name string) bool {
 	if !ok {
 		return false
 	}
-	hint := fmt.Sprintf("Did you mean %q?", name)
-	for _, d := range s.schemaDiags {
-		if d.Subject != nil && b.SrcRange.Overlaps(*d.Subject) && strings.Contains(d.Detail, hint) {
-			return true
+	if s.hints == nil {
+		// An index, not a scan per body: a file of 5,000 app blocks each
+		// missing a command must not cost 5,000 x 5,000 comparisons.
+		s.hints = make(map[string][]hcl.Range)
+		for _, d := range s.schemaDiags {
+			if d.Subject == nil {
+				continue
+			}
+			_, after, ok := strings.Cut(d.Detail, "Did you mean \"")
+			if !ok {
+				continue
+			}
+			if hint, _, ok := strings.Cut(after, "\"?"); ok {
+				s.hints[hint] = append(s.hints[hint], *d.Subject)
+			}
+		}
+		for _, rs := range s.hints {
+			sort.Slice(rs, func(i, j int) bool { return rs[i].Start.Byte < rs[j].Start.Byte })
 		}
 	}
-	return false
+	rs := s.hints[name]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].End.Byte > b.SrcRange.Start.Byte })
+	return i < len(rs) && b.SrcRange.Overlaps(rs[i])
 }
 
 func endOfFile(f *hcl.File) hcl.Range {

@@ -48,9 +48,18 @@ func TestSpecExample(t *testing.T) {
 	}
 
 	l := cfg.Listener("http")
-	want := &Listener{Name: "http", Network: "tcp", Address: "0.0.0.0:8080", Mode: Shared, Backlog: 1024, DefRange: l.DefRange}
+	want := &Listener{Name: "http", Network: "tcp", Address: "0.0.0.0:8080", Mode: Proxy, Backlog: 1024, Balance: BalanceLeastConn, DefRange: l.DefRange}
 	if !reflect.DeepEqual(l, want) {
 		t.Errorf("listener http = %+v, want %+v", l, want)
+	}
+	if m := cfg.Metrics; m == nil || m.Address != "127.0.0.1:9102" || m.DefRange.Start.Line != 16 {
+		t.Errorf("metrics = %+v", m)
+	}
+	if want := []string{".env", "-.env.local"}; !reflect.DeepEqual(cfg.WrittenEnvFiles, want) {
+		t.Errorf("WrittenEnvFiles = %q, want %q", cfg.WrittenEnvFiles, want)
+	}
+	if want := []WrittenVar{{Name: "LOG_LEVEL", Value: "info", Source: `"info"`, Literal: true}}; !reflect.DeepEqual(cfg.WrittenEnv, want) {
+		t.Errorf("WrittenEnv = %+v, want %+v", cfg.WrittenEnv, want)
 	}
 
 	web := cfg.App("web")
@@ -70,8 +79,17 @@ func TestSpecExample(t *testing.T) {
 			Policy: RestartOnFailure, Backoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second,
 			MinUptime: 5 * time.Second, MaxRestarts: 10, Window: time.Minute, MaxMemory: 512 << 20,
 		}},
+		{"health", web.Health, Health{Check: HealthHTTP, Path: "/healthz", Interval: 10 * time.Second, Timeout: 2 * time.Second, Failures: 3}},
+		{"watch", web.Watch, &Watch{Paths: []string{filepath.Join(dir, "src")}, Ignore: []string{"**/*.log", "node_modules"}}},
 		{"stop", web.Stop, Stop{Signal: syscall.SIGTERM, Timeout: 10 * time.Second}},
-		{"reload", web.Reload, Reload{Parallel: 1}},
+		{"reload", web.Reload, Reload{Parallel: 1, Order: OrderStartFirst}},
+		{"env files", web.EnvFiles, []string{filepath.Join(dir, ".env"), filepath.Join(dir, ".env.local"), filepath.Join(dir, "web/.env")}},
+		{"written", web.Written, Written{
+			Command:   []string{"node", "server.js"},
+			Instances: "4",
+			Env:       []WrittenVar{{Name: "NODE_ENV", Value: "production", Source: `"production"`, Literal: true}},
+			EnvFiles:  []string{"web/.env"},
+		}},
 		{"required", web.Required, false},
 		{"port", web.Port, 0},
 		// global env_file < global env < app env_file < app env
@@ -93,8 +111,15 @@ func TestSpecExample(t *testing.T) {
 	if db.Env["PORT"] != "5432" || db.Ready.Check != ReadyTCP || db.Ready.Timeout != time.Minute {
 		t.Errorf("db = %+v", db)
 	}
+	// Written with exec already, so it runs as written.
 	if !reflect.DeepEqual(db.Command, []string{"/bin/sh", "-c", "exec postgres -D ./data"}) {
 		t.Errorf("db command = %q", db.Command)
+	}
+	if db.Written.CommandString != "exec postgres -D ./data" || db.Written.Command != nil || db.Written.Instances != "" {
+		t.Errorf("db written = %+v", db.Written)
+	}
+	if want := (Written{Env: []WrittenVar{{Name: "PORT", Value: "5432", Source: "5432", Literal: true}}, CommandString: db.Written.CommandString}); !reflect.DeepEqual(db.Written, want) {
+		t.Errorf("db written = %+v, want %+v", db.Written, want)
 	}
 
 	// The example documents path and delay next to check = "notify";
@@ -118,17 +143,18 @@ func TestMinimalDefaults(t *testing.T) {
 	got := cfg.App("web")
 	want := &App{
 		Name:      "web",
-		Command:   []string{"/bin/sh", "-c", "python3 -m http.server $PORT"},
+		Command:   []string{"/bin/sh", "-c", "exec python3 -m http.server $PORT"},
 		Dir:       dir,
 		Instances: 1,
 		Env:       map[string]string{},
+		Written:   Written{CommandString: "python3 -m http.server $PORT"},
 		Ready:     Ready{Check: ReadyDelay, Delay: DefaultReadyDelay, Timeout: DefaultReadyTimeout},
 		Restart: Restart{
 			Policy: RestartOnFailure, Backoff: DefaultBackoff, MaxBackoff: DefaultMaxBackoff,
 			MinUptime: DefaultMinUptime, MaxRestarts: DefaultMaxRestarts, Window: DefaultWindow,
 		},
 		Stop:     Stop{Signal: syscall.SIGTERM, Timeout: DefaultStopTimeout},
-		Reload:   Reload{Parallel: 1},
+		Reload:   Reload{Parallel: 1, Order: OrderStartFirst},
 		DefRange: got.DefRange,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -156,13 +182,51 @@ func TestExpressions(t *testing.T) {
 		"JOINED":         "a,b,c",
 		"FORMATTED":      "build-007",
 		"EXPR_INSTANCES": "2",
+		"TEMPLATE":       "/home/tester/x-hello",
+		"CONSTANT":       "ab",
 	} {
 		if got := cfg.Env[k]; got != want {
 			t.Errorf("Config.Env[%s] = %q, want %q", k, got, want)
 		}
 	}
 
+	written := make(map[string]WrittenVar)
+	var order []string
+	for _, v := range cfg.WrittenEnv {
+		written[v.Name] = v
+		order = append(order, v.Name)
+	}
+	if want := []string{"GREETING", "HOME_DIR", "WORKERS", "DEBUG", "RATIO", "REGION", "JOINED", "FORMATTED", "TEMPLATE", "CONSTANT"}; !reflect.DeepEqual(order, want) {
+		t.Errorf("WrittenEnv order = %q, want %q", order, want)
+	}
+	for _, want := range []WrittenVar{
+		{Name: "GREETING", Value: "HELLO", Source: "upper(env.EXPR_GREETING)", Refs: []string{"EXPR_GREETING"}},
+		{Name: "HOME_DIR", Value: "/home/tester", Source: "env.HOME", Refs: []string{"HOME"}},
+		{Name: "WORKERS", Value: "3", Source: "3", Literal: true},
+		{Name: "DEBUG", Value: "true", Source: "true", Literal: true},
+		{Name: "REGION", Value: "eu-west-1", Source: `lookup(env, "REGION", "eu-west-1")`, Refs: []string{"REGION"}},
+		{Name: "JOINED", Value: "a,b,c", Source: `join(",", ["a", "b", "c"])`},
+		{Name: "TEMPLATE", Value: "/home/tester/x-hello", Source: `"${env.HOME}/x-${env["EXPR_GREETING"]}"`, Refs: []string{"EXPR_GREETING", "HOME"}},
+		{Name: "CONSTANT", Value: "ab", Source: `"${"a"}b"`, Literal: true},
+	} {
+		if got := written[want.Name]; !reflect.DeepEqual(got, want) {
+			t.Errorf("WrittenEnv %s = %+v, want %+v", want.Name, got, want)
+		}
+	}
+
 	worker := cfg.App("worker")
+	merged := `merge({ A = "1" }, { B = "2" })`
+	wantWritten := Written{
+		Command:   []string{"/home/tester/bin/worker", "--queue", "emails"},
+		Instances: "max",
+		Env: []WrittenVar{
+			{Name: "A", Value: "1", Source: merged},
+			{Name: "B", Value: "2", Source: merged},
+		},
+	}
+	if !reflect.DeepEqual(worker.Written, wantWritten) {
+		t.Errorf("worker written = %+v, want %+v", worker.Written, wantWritten)
+	}
 	if worker.Instances != runtime.NumCPU() {
 		t.Errorf("instances = \"max\" gave %d, want %d", worker.Instances, runtime.NumCPU())
 	}
@@ -177,8 +241,11 @@ func TestExpressions(t *testing.T) {
 	if want := []string{"sh", "-c", "run-cron"}; !reflect.DeepEqual(cron.Command, want) {
 		t.Errorf("cron command = %q, want %q", cron.Command, want)
 	}
-	if cron.Instances != 2 {
-		t.Errorf("instances from a numeric env string = %d, want 2", cron.Instances)
+	if cron.Instances != 2 || cron.Written.Instances != "2" {
+		t.Errorf("instances from a numeric env string = %d (written %q), want 2", cron.Instances, cron.Written.Instances)
+	}
+	if !reflect.DeepEqual(cron.Written.Command, cron.Command) || cron.Written.CommandString != "" {
+		t.Errorf("cron written command = %q / %q", cron.Written.Command, cron.Written.CommandString)
 	}
 	if cron.Env["EXPR_GREETING"] != "overridden" || cron.Env["COUNT"] != "3" {
 		t.Errorf("cron env = %v", cron.Env)
@@ -408,5 +475,72 @@ func TestWriteDiagnosticsColorAndWidth(t *testing.T) {
 	}
 	if strings.Count(wrapped.String(), "\n") <= strings.Count(plain.String(), "\n") {
 		t.Errorf("width 40 did not wrap the detail:\n%s", wrapped.String())
+	}
+}
+
+func TestProxy(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	cfg, diags := mustLoad(t, "testdata/valid/proxy.hcl")
+	if len(diags) != 0 {
+		t.Errorf("diagnostics: %v", diags)
+	}
+	if l := cfg.Listener("http"); l.Mode != Proxy || l.Balance != BalanceRoundRobin {
+		t.Errorf("http = %+v", l)
+	}
+	if l := cfg.Listener("admin"); l.Mode != Proxy || l.Balance != BalanceLeastConn {
+		t.Errorf("admin = %+v, want the least-conn default", l)
+	}
+	web := cfg.App("web")
+	if web.Ready.Check != ReadyTCP {
+		t.Errorf("web ready = %+v, want the tcp default of a proxied app", web.Ready)
+	}
+	if want := (Health{Check: HealthTCP, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Failures: DefaultHealthFailures}); web.Health != want {
+		t.Errorf("web health = %+v, want %+v", web.Health, want)
+	}
+	if want := []string{"/bin/sh", "-c", "FOO=1 exec python3 server.py --port $PORT"}; !reflect.DeepEqual(web.Command, want) {
+		t.Errorf("web command = %q, want %q", web.Command, want)
+	}
+	api := cfg.App("api")
+	if api.Ready.Check != ReadyHTTP || api.Ready.Path != "/ready" {
+		t.Errorf("api ready = %+v", api.Ready)
+	}
+	if want := (Health{Check: HealthHTTP, Path: "/", Interval: 5 * time.Second, Timeout: 500 * time.Millisecond, Failures: 1}); api.Health != want {
+		t.Errorf("api health = %+v, want %+v", api.Health, want)
+	}
+	worker := cfg.App("worker")
+	if want := (Health{Check: HealthWatchdog, Interval: 30 * time.Second, Timeout: DefaultHealthTimeout, Failures: DefaultHealthFailures}); worker.Health != want {
+		t.Errorf("worker health = %+v, want %+v", worker.Health, want)
+	}
+	if worker.Reload != (Reload{Parallel: 1, Order: OrderStopFirst}) || worker.Ready.Check != ReadyDelay || worker.Watch != nil {
+		t.Errorf("worker = %+v", worker)
+	}
+	if cfg.Metrics != nil {
+		t.Errorf("metrics = %+v, want nil without a metrics block", cfg.Metrics)
+	}
+}
+
+// TestProxyDefaultReadyWarning: a delay written for an app whose check is
+// the proxy default says where the check came from.
+func TestProxyDefaultReadyWarning(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	src := `
+listener "http" {
+  address = ":8080"
+  mode    = "proxy"
+}
+app "web" {
+  command   = ["./web"]
+  listeners = ["http"]
+  ready {
+    delay = "2s"
+  }
+}
+`
+	cfg, _, diags := Parse("cluster.hcl", []byte(src))
+	if diags.HasErrors() || cfg.App("web").Ready.Check != ReadyTCP {
+		t.Fatalf("diags %v", diags)
+	}
+	if len(diags) != 1 || !strings.Contains(diags[0].Detail, `"tcp" (the default for an app with a proxy listener)`) {
+		t.Errorf("diags = %v", diags)
 	}
 }

@@ -16,6 +16,11 @@ import (
 // parseProcfile reads a Procfile the way foreman does: "name: command"
 // lines, each one app with one instance, run through /bin/sh -c, PORT
 // assigned from a base in steps of 100.
+//
+// Unlike foreman, the web line does not bind its port itself: the runner
+// holds a proxy listener named "web" on foreman's port and gives each web
+// instance a private PORT, so web reloads and scales without a failed
+// request. The other lines bind what they bind, so they reload stop-first.
 func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
 	files := map[string]*hcl.File{filename: {Body: hcl.EmptyBody(), Bytes: src}}
@@ -36,6 +41,9 @@ func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.F
 	}
 
 	cfg := &Config{Path: abs, Dir: dir, Env: env, Procfile: true}
+	envs := newEnvReader(dir)
+	envFiles := []string{filepath.Join(dir, ".env")}
+	var at places
 	seen := make(map[string]hcl.Range)
 	for _, ln := range splitLines(filename, src) {
 		text := strings.TrimRight(ln.text, " \t\r")
@@ -77,7 +85,10 @@ func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.F
 			})
 			continue
 		}
-		command := strings.TrimSpace(text[colon+1:])
+		rest := text[colon+1:]
+		command := strings.TrimSpace(rest)
+		cmdStart := colon + 1 + len(rest) - len(strings.TrimLeft(rest, " \t"))
+		commandRange := ln.sub(cmdStart, cmdStart+len(command))
 		if command == "" {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -117,10 +128,34 @@ func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.F
 			})
 			continue
 		}
+		if d, ok := envs.charge(len(env)+len(envFiles), name, nameRange); !ok {
+			if d != nil {
+				diags = append(diags, d)
+			}
+			continue
+		}
 		a := newApp(name, dir, env, lineRange)
-		a.Command = []string{"/bin/sh", "-c", command}
-		a.Port = port
+		a.Command = shellCommand(command)
+		a.Written.CommandString = command
+		a.EnvFiles = append([]string(nil), envFiles...)
+		if name == "web" {
+			cfg.Listeners = append(cfg.Listeners, &Listener{
+				Name:     "web",
+				Network:  "tcp",
+				Address:  "0.0.0.0:" + strconv.Itoa(port),
+				Mode:     Proxy,
+				Balance:  BalanceLeastConn,
+				DefRange: lineRange,
+			})
+			at.listeners = append(at.listeners, nameRange)
+			a.Listeners = []string{"web"}
+			a.Ready.Check = ReadyTCP
+		} else {
+			a.Port = port
+			a.Reload.Order = OrderStopFirst
+		}
 		cfg.Apps = append(cfg.Apps, a)
+		at.apps = append(at.apps, appPlace{command: commandRange})
 	}
 
 	if len(cfg.Apps) == 0 && !diags.HasErrors() {
@@ -131,6 +166,9 @@ func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.F
 			Detail:   `The Procfile defines no process, so there is nothing to run. Add a "name: command" line, such as "web: bundle exec puma -p $PORT".`,
 			Subject:  &hcl.Range{Filename: filename, Start: start, End: start},
 		})
+	}
+	if !diags.HasErrors() {
+		diags = append(diags, preflight(cfg, at, sys)...)
 	}
 	return cfg, files, diags
 }

@@ -1,10 +1,13 @@
 package hclconfig
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
 func TestProcfile(t *testing.T) {
@@ -36,8 +39,13 @@ func TestProcfile(t *testing.T) {
 			if diags.HasErrors() {
 				t.Fatal(diags)
 			}
-			if got := []int{cfg.Apps[0].Port, cfg.Apps[1].Port}; !reflect.DeepEqual(got, []int{tt.wantMin, tt.wantMin + 100}) {
-				t.Errorf("ports = %v, want %d and %d", got, tt.wantMin, tt.wantMin+100)
+			// web is served through a proxy listener on foreman's port;
+			// the other lines keep theirs.
+			if l := cfg.Listener("web"); l == nil || l.Address != fmt.Sprintf("0.0.0.0:%d", tt.wantMin) {
+				t.Errorf("web listener = %+v, want address 0.0.0.0:%d", l, tt.wantMin)
+			}
+			if got := []int{cfg.Apps[0].Port, cfg.Apps[1].Port}; !reflect.DeepEqual(got, []int{0, tt.wantMin + 100}) {
+				t.Errorf("ports = %v, want 0 (web) and %d", got, tt.wantMin+100)
 			}
 		})
 	}
@@ -61,7 +69,7 @@ func TestProcfileValid(t *testing.T) {
 		name, command string
 		port, line    int
 	}{
-		{"web", "bundle exec puma -p $PORT -C config/puma.rb", 5000, 2},
+		{"web", "bundle exec puma -p $PORT -C config/puma.rb", 0, 2},
 		{"worker", "bundle exec sidekiq -q default", 5100, 3},
 		{"release", "./bin/release --verbose", 5200, 4},
 		{"clock", "ruby clock.rb # runs every minute", 5300, 6},
@@ -71,15 +79,40 @@ func TestProcfileValid(t *testing.T) {
 	}
 	for i, w := range want {
 		a := cfg.Apps[i]
-		if a.Name != w.name || !reflect.DeepEqual(a.Command, []string{"/bin/sh", "-c", w.command}) || a.Port != w.port {
-			t.Errorf("app %d = %q %q port %d, want %q %q port %d", i, a.Name, a.Command, a.Port, w.name, w.command, w.port)
+		if a.Name != w.name || !reflect.DeepEqual(a.Command, []string{"/bin/sh", "-c", "exec " + w.command}) || a.Port != w.port {
+			t.Errorf("app %d = %q %q port %d, want %q %q port %d", i, a.Name, a.Command, a.Port, w.name, "exec "+w.command, w.port)
+		}
+		if a.Written.CommandString != w.command {
+			t.Errorf("app %s written command = %q, want %q", a.Name, a.Written.CommandString, w.command)
 		}
 		if a.DefRange.Start.Line != w.line {
 			t.Errorf("app %s defined on line %d, want %d", a.Name, a.DefRange.Start.Line, w.line)
 		}
-		if a.Instances != 1 || a.Dir != dir || !reflect.DeepEqual(a.Env, wantEnv) || a.Ready.Check != ReadyDelay {
+		if a.Instances != 1 || a.Dir != dir || !reflect.DeepEqual(a.Env, wantEnv) {
 			t.Errorf("app %s = %+v", a.Name, a)
 		}
+		if want := []string{filepath.Join(dir, ".env")}; !reflect.DeepEqual(a.EnvFiles, want) {
+			t.Errorf("app %s env files = %q, want %q", a.Name, a.EnvFiles, want)
+		}
+		// web is behind the runner's proxy, so it reloads start-first and
+		// is ready once its private port answers; the others bind their
+		// port themselves and must stop before their replacement starts.
+		wantReady, wantOrder, wantListeners := ReadyDelay, OrderStopFirst, []string(nil)
+		if a.Name == "web" {
+			wantReady, wantOrder, wantListeners = ReadyTCP, OrderStartFirst, []string{"web"}
+		}
+		if a.Ready.Check != wantReady || a.Reload.Order != wantOrder || !reflect.DeepEqual(a.Listeners, wantListeners) {
+			t.Errorf("app %s ready %q order %q listeners %q, want %q %q %q", a.Name, a.Ready.Check, a.Reload.Order, a.Listeners, wantReady, wantOrder, wantListeners)
+		}
+	}
+	wantListener := Listener{Name: "web", Network: "tcp", Address: "0.0.0.0:5000", Mode: Proxy, Balance: BalanceLeastConn}
+	if len(cfg.Listeners) != 1 {
+		t.Fatalf("listeners = %+v, want only web", cfg.Listeners)
+	}
+	if l := *cfg.Listeners[0]; l.DefRange.Start.Line != 2 {
+		t.Errorf("web listener defined on line %d, want 2", l.DefRange.Start.Line)
+	} else if l.DefRange = (hcl.Range{}); l != wantListener {
+		t.Errorf("web listener = %+v, want %+v", l, wantListener)
 	}
 }
 

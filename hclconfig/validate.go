@@ -17,7 +17,7 @@ import (
 func validate(cfg *Config, srcs *sources, hadErrors bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	diags = append(diags, checkNames(srcs)...)
-	diags = append(diags, checkAddresses(cfg, srcs)...)
+	diags = append(diags, checkAddresses(addressPlaces(cfg, srcs))...)
 
 	listeners := make(map[string]bool, len(cfg.Listeners))
 	for _, l := range cfg.Listeners {
@@ -30,12 +30,20 @@ func validate(cfg *Config, srcs *sources, hadErrors bool) hcl.Diagnostics {
 		}
 	}
 
+	names := &nameLists{listeners: keys(listeners), apps: make([]string, 0, len(apps))}
+	for n := range apps {
+		names.apps = append(names.apps, n)
+	}
+	sort.Strings(names.apps)
+
+	byName := listenersByName(cfg)
 	used := make(map[string]bool)
 	for i, a := range cfg.Apps {
 		as := srcs.apps[i]
-		diags = append(diags, checkAppListeners(a, as, listeners, used)...)
-		diags = append(diags, checkDependsOn(a, as, apps)...)
-		diags = append(diags, checkReady(cfg, a, as)...)
+		diags = append(diags, checkAppListeners(a, as, listeners, names, used)...)
+		diags = append(diags, checkDependsOn(a, as, apps, names)...)
+		diags = append(diags, checkReady(byName, a, as)...)
+		diags = append(diags, checkHealth(byName, a, as)...)
 		diags = append(diags, checkRestart(a, as)...)
 	}
 	diags = append(diags, checkCycles(srcs, apps)...)
@@ -114,56 +122,35 @@ func checkNames(srcs *sources) hcl.Diagnostics {
 	return diags
 }
 
-// checkAddresses finds listeners that would bind the same socket. Two tcp
-// listeners clash when their ports match and their hosts match or either is
-// a wildcard: binding 0.0.0.0:8080 after 127.0.0.1:8080 fails, and with
-// reuseport it would silently split one port's traffic between two listeners.
-// Port 0 never clashes; each ":0" gets its own random port.
-func checkAddresses(cfg *Config, srcs *sources) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	for i, l := range cfg.Listeners {
-		if l.Address == "" {
-			continue
-		}
-		for j := 0; j < i; j++ {
-			prev := cfg.Listeners[j]
-			if prev.Address == "" || prev.Network != l.Network || !sameSocket(srcs.listeners[j], srcs.listeners[i], prev, l) {
-				continue
-			}
-			detail := fmt.Sprintf("Listener %q uses address %q, which listener %q (at %s) already binds. Give each listener its own address, or list one listener in several apps to share a socket.", l.Name, l.Address, prev.Name, posString(prev.DefRange))
-			if l.Address != prev.Address {
-				detail = fmt.Sprintf("Listener %q (%q) and listener %q (%q, at %s) bind the same port, and one of them listens on every interface, so they overlap. Use different ports, or list one listener in several apps to share a socket.", l.Name, l.Address, prev.Name, prev.Address, posString(prev.DefRange))
-			}
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Duplicate listener address",
-				Detail:   detail,
-				Subject:  srcs.listeners[i].raw.Address.Range().Ptr(),
-			})
-			break
-		}
-	}
-	return diags
+// nameLists are the sorted names that "unknown name" messages suggest
+// from, computed once per file. work counts the names suggestions have
+// been sought among: each costs a comparison, so past maxSuggestionWork
+// the messages go without, and a file of 15,000 apps that each name a
+// missing one is not 15,000 x 15,000 comparisons.
+type nameLists struct {
+	listeners, apps []string
+	work            int
 }
 
-func sameSocket(a, b *listenerSource, la, lb *Listener) bool {
-	if la.Network == "unix" {
-		return la.Address == lb.Address
+const maxSuggestionWork = 1 << 20
+
+// suggest is didYouMean over names other than except, within the budget.
+func (n *nameLists) suggest(given string, names []string, except string) string {
+	n.work += len(names)
+	if n.work > maxSuggestionWork {
+		return ""
 	}
-	if a.port != b.port || a.port == "0" {
-		return false
-	}
-	return a.host == b.host || isWildcardHost(a.host) || isWildcardHost(b.host)
+	return didYouMeanExcept(given, names, except)
 }
 
-func checkAppListeners(a *App, as *appSource, listeners, used map[string]bool) hcl.Diagnostics {
+func checkAppListeners(a *App, as *appSource, listeners map[string]bool, names *nameLists, used map[string]bool) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := make(map[string]hcl.Range)
 	for _, it := range as.listeners {
 		used[it.val] = true
 		if !listeners[it.val] {
 			diags = append(diags, it.errorf("Unknown listener",
-				fmt.Sprintf("App %q lists listener %q, but no listener block has that name.%s%s", a.Name, it.val, didYouMean(it.val, keys(listeners)...), known("Defined listeners", keys(listeners)))))
+				fmt.Sprintf("App %q lists listener %q, but no listener block has that name.%s%s", a.Name, it.val, names.suggest(it.val, names.listeners, ""), known("Defined listeners", names.listeners, ""))))
 			continue
 		}
 		if prev, dup := seen[it.val]; dup {
@@ -176,16 +163,9 @@ func checkAppListeners(a *App, as *appSource, listeners, used map[string]bool) h
 	return diags
 }
 
-func checkDependsOn(a *App, as *appSource, apps map[string]*appSource) hcl.Diagnostics {
+func checkDependsOn(a *App, as *appSource, apps map[string]*appSource, lists *nameLists) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	seen := make(map[string]hcl.Range)
-	names := make([]string, 0, len(apps))
-	for n := range apps {
-		if n != a.Name {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
 	for _, it := range as.dependsOn {
 		switch {
 		case it.val == a.Name:
@@ -193,7 +173,7 @@ func checkDependsOn(a *App, as *appSource, apps map[string]*appSource) hcl.Diagn
 				fmt.Sprintf("App %q lists itself in depends_on. depends_on names the other apps that must be ready before this one starts; remove %q.", a.Name, it.val)))
 		case apps[it.val] == nil:
 			diags = append(diags, it.errorf("Unknown app in depends_on",
-				fmt.Sprintf("App %q depends on %q, but no app has that name.%s%s", a.Name, it.val, didYouMean(it.val, names...), known("Defined apps", names))))
+				fmt.Sprintf("App %q depends on %q, but no app has that name.%s%s", a.Name, it.val, lists.suggest(it.val, lists.apps, a.Name), known("Defined apps", lists.apps, a.Name))))
 		default:
 			if prev, dup := seen[it.val]; dup {
 				diags = append(diags, it.errorf("Dependency listed twice",
@@ -268,37 +248,89 @@ func cycleKey(nodes []string) string {
 	return strings.Join(append(append([]string(nil), nodes[start:]...), nodes[:start]...), "\x00")
 }
 
-func checkReady(cfg *Config, a *App, as *appSource) hcl.Diagnostics {
+// applyProxyDefaults gives an app with a proxy listener and no ready check
+// written the tcp check: its private port answering is the best sign that
+// it can take the connections the proxy will send it.
+func applyProxyDefaults(cfg *Config, srcs *sources) {
+	byName := listenersByName(cfg)
+	for i, a := range cfg.Apps {
+		as := srcs.apps[i]
+		if (as.raw.Ready == nil || absent(as.raw.Ready.Check)) && proxyListener(byName, a) != nil {
+			a.Ready.Check = ReadyTCP
+		}
+	}
+}
+
+// listenersByName indexes cfg's listeners (the first of a name wins, as
+// in Config.Listener).
+func listenersByName(cfg *Config) map[string]*Listener {
+	m := make(map[string]*Listener, len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		if m[l.Name] == nil {
+			m[l.Name] = l
+		}
+	}
+	return m
+}
+
+// proxyListener returns the first of the app's listeners in proxy mode.
+func proxyListener(byName map[string]*Listener, a *App) *Listener {
+	for _, name := range a.Listeners {
+		if l := byName[name]; l != nil && l.Mode == Proxy {
+			return l
+		}
+	}
+	return nil
+}
+
+// checkProbe checks that a tcp or http check (of the ready or the health
+// block) has one address per instance to probe: the private port a proxy
+// listener gives each instance, or the PORT of an app without listeners
+// when PORT is known per instance (a Procfile line, or env PORT with one
+// instance).
+func checkProbe(byName map[string]*Listener, a *App, as *appSource, block, check string, expr hcl.Expression) hcl.Diagnostics {
+	if proxyListener(byName, a) != nil || (len(a.Listeners) == 0 && a.Port != 0) {
+		return nil
+	}
+	title := strings.ToUpper(block[:1]) + block[1:]
+	fix := `use check = "notify" (the app sends READY=1 on NOTIFY_SOCKET) or check = "delay".`
+	if block == "health" {
+		fix = `use check = "watchdog" (the app sends WATCHDOG=1 on NOTIFY_SOCKET at least every interval).`
+	}
+	if len(a.Listeners) > 0 {
+		return hcl.Diagnostics{exprError(expr, nil, title+" check cannot probe a shared socket",
+			fmt.Sprintf("App %q has listeners, and the %q check would probe them: every instance accepts on the same socket, so the runner cannot tell which instance answered. Set mode = \"proxy\" on listener %q, which gives every instance its own private port to probe, or %s", a.Name, check, a.Listeners[0], fix))}
+	}
+	var diags hcl.Diagnostics
+	if a.Instances > 1 || as.instancesMax {
+		n := strconv.Itoa(a.Instances)
+		if as.instancesMax {
+			n = `"max"`
+		}
+		diags = append(diags, exprError(expr, nil, title+" check needs a single instance",
+			fmt.Sprintf("App %q runs instances = %s, but the %q check probes the instance's own PORT, and without a runner-held listener the instances share one PORT. Give the app a listener with mode = \"proxy\", which gives each instance its own private port, set instances = 1, or %s", a.Name, n, check, fix)))
+	}
+	if p, ok := a.Env["PORT"]; !ok {
+		diags = append(diags, exprError(expr, nil, title+" check has no port to probe",
+			fmt.Sprintf("App %q uses the %q check, which probes the port in the app's PORT variable, but PORT is not set in the app's env or the global env. Set env = { PORT = \"8080\" } to the port the app listens on, give the app a listener with mode = \"proxy\" (which sets PORT to a private port per instance), or %s", a.Name, check, fix)))
+	} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		diags = append(diags, exprError(expr, nil, title+" check has no port to probe",
+			fmt.Sprintf("App %q uses the %q check, which probes the port in PORT, but PORT is %q, not a port number from 1 to 65535.", a.Name, check, p)))
+	}
+	return diags
+}
+
+func checkReady(byName map[string]*Listener, a *App, as *appSource) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	r := a.Ready
 	if as.checkExpr != nil && (r.Check == ReadyTCP || r.Check == ReadyHTTP) {
-		fix := `Use check = "notify" (the app sends READY=1 on NOTIFY_SOCKET) or check = "delay".`
-		if len(a.Listeners) > 0 {
-			diags = append(diags, exprError(as.checkExpr, nil, "Ready check cannot probe a shared socket",
-				fmt.Sprintf("App %q has listeners, and the %q check would probe them: every instance accepts on the same socket, so the runner cannot tell which instance answered. %s", a.Name, r.Check, fix)))
-		} else {
-			if a.Instances > 1 || as.instancesMax {
-				n := strconv.Itoa(a.Instances)
-				if as.instancesMax {
-					n = `"max"`
-				}
-				diags = append(diags, exprError(as.checkExpr, nil, "Ready check needs a single instance",
-					fmt.Sprintf("App %q runs instances = %s, but the %q check probes the instance's own PORT, and instances share one PORT until proxy mode gives each its own. %s Or set instances = 1.", a.Name, n, r.Check, fix)))
-			}
-			if p, ok := a.Env["PORT"]; !ok {
-				diags = append(diags, exprError(as.checkExpr, nil, "Ready check has no port to probe",
-					fmt.Sprintf("App %q uses the %q check, which probes the port in the app's PORT variable, but PORT is not set in the app's env or the global env. Set env = { PORT = \"8080\" } to the port the app listens on. %s", a.Name, r.Check, fix)))
-			} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-				diags = append(diags, exprError(as.checkExpr, nil, "Ready check has no port to probe",
-					fmt.Sprintf("App %q uses the %q check, which probes the port in PORT, but PORT is %q, not a port number from 1 to 65535.", a.Name, r.Check, p)))
-			}
-		}
+		diags = append(diags, checkProbe(byName, a, as, "ready", string(r.Check), as.checkExpr)...)
 	}
 	if as.pathSet && r.Check != ReadyHTTP {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "Ready path is ignored",
-			Detail:   fmt.Sprintf("App %q sets a ready path, but its check is %q and only check = \"http\" requests a path. Remove the path, or set check = \"http\".", a.Name, r.Check),
+			Detail:   fmt.Sprintf("App %q sets a ready path, but its check is %s and only check = \"http\" requests a path. Remove the path, or set check = \"http\".", a.Name, readyCheckName(a, as)),
 			Subject:  as.raw.Ready.Path.Range().Ptr(),
 		})
 	}
@@ -306,7 +338,7 @@ func checkReady(cfg *Config, a *App, as *appSource) hcl.Diagnostics {
 		diags = append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagWarning,
 			Summary:  "Ready delay is ignored",
-			Detail:   fmt.Sprintf("App %q sets a ready delay, but its check is %q and only check = \"delay\" waits for a delay. Remove the delay, or set check = \"delay\".", a.Name, r.Check),
+			Detail:   fmt.Sprintf("App %q sets a ready delay, but its check is %s and only check = \"delay\" waits for a delay. Remove the delay, or set check = \"delay\".", a.Name, readyCheckName(a, as)),
 			Subject:  as.delayExpr.Range().Ptr(),
 		})
 	}
@@ -319,6 +351,22 @@ func checkReady(cfg *Config, a *App, as *appSource) hcl.Diagnostics {
 			fmt.Sprintf("App %q counts an instance ready after it has run for %s, but gives up on it after %s, so no instance could ever become ready. Make the delay shorter than the timeout.", a.Name, r.Delay, r.Timeout)))
 	}
 	return diags
+}
+
+func checkHealth(byName map[string]*Listener, a *App, as *appSource) hcl.Diagnostics {
+	if c := a.Health.Check; as.healthCheckExpr != nil && (c == HealthTCP || c == HealthHTTP) {
+		return checkProbe(byName, a, as, "health", string(c), as.healthCheckExpr)
+	}
+	return nil
+}
+
+// readyCheckName is the app's ready check for a message, saying so when it
+// is the proxy default rather than what the file wrote.
+func readyCheckName(a *App, as *appSource) string {
+	if as.checkExpr == nil && a.Ready.Check == ReadyTCP {
+		return `"tcp" (the default for an app with a proxy listener)`
+	}
+	return strconv.Quote(string(a.Ready.Check))
 }
 
 func checkRestart(a *App, as *appSource) hcl.Diagnostics {
@@ -343,14 +391,40 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-// known lists the names that do exist, for "unknown name" messages.
-func known(what string, names []string) string {
-	if len(names) == 0 {
-		return fmt.Sprintf(" %s: none.", what)
+// maxKnown is how many names "unknown name" messages list.
+const maxKnown = 10
+
+// known lists the names that do exist, for "unknown name" messages: the
+// first maxKnown of them, and how many more there are.
+// names other than except (which may be "").
+func known(what string, names []string, except string) string {
+	return fmt.Sprintf(" %s: %s.", what, listNames(names, except))
+}
+
+// listNames quotes the first maxKnown names other than except, and counts
+// the rest. names must be sorted when except is not "".
+func listNames(names []string, except string) string {
+	total := len(names)
+	if except != "" {
+		if i := sort.SearchStrings(names, except); i < len(names) && names[i] == except {
+			total--
+		}
 	}
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
+	q := make([]string, 0, maxKnown)
+	for _, n := range names {
+		if len(q) == maxKnown {
+			break
+		}
+		if n != except {
+			q = append(q, strconv.Quote(n))
+		}
 	}
-	return fmt.Sprintf(" %s: %s.", what, strings.Join(q, ", "))
+	if total == 0 {
+		return "none"
+	}
+	more := ""
+	if total > len(q) {
+		more = fmt.Sprintf(" and %s more", thousands(int64(total-len(q))))
+	}
+	return strings.Join(q, ", ") + more
 }

@@ -10,6 +10,8 @@ env = {
   REGION   = lookup(env, "REGION", "eu-west-1")
   JOINED   = join(",", ["a", "b", "c"])
   FORMATTED = format("%s-%03d", "build", 7)
+  TEMPLATE = "${env.HOME}/x-${env["EXPR_GREETING"]}"
+  CONSTANT = "${"a"}b"
 }
 
 app "worker" {

@@ -3,11 +3,18 @@ env_file = [".env", "-.env.local"]       # loaded with godotenv; a missing file 
                                           # whose path starts with "-" (systemd's EnvironmentFile=- rule)
 env      = { LOG_LEVEL = "info" }         # global, merged under each app's env
 
+# SPEC writes mode = "shared" here, but balance and the http health check
+# need proxy mode, so this copy uses it.
 listener "http" {
   address = "0.0.0.0:8080"                # host:port, ":0" (one random port shared by all), or "unix:/path"
-  mode    = "shared"                      # shared | reuseport | proxy  (see 5)
+  mode    = "proxy"                       # shared | reuseport | proxy  (see 5)
   backlog = 1024
-  nonblocking = false                     # set O_NONBLOCK on the passed fd (systemd's NonBlocking=)
+  nonblocking = false                     # set O_NONBLOCK on the passed fd (systemd's NonBlocking=), once, at bind
+  balance = "least-conn"                  # proxy mode only: least-conn | round-robin
+}
+
+metrics {                                 # optional: Prometheus metrics (official Go client), off by default
+  address = "127.0.0.1:9102"
 }
 
 app "web" {
@@ -29,6 +36,19 @@ app "web" {
     timeout = "30s"                       # not ready by then = a failed start
   }
 
+  health {                                # optional liveness: an instance that fails it is replaced (new one
+    check    = "http"                     # ready first); http | tcp probe the private address (proxy mode);
+    path     = "/healthz"                 # watchdog: the instance must send WATCHDOG=1 at least every interval
+    interval = "10s"                      # (it gets WATCHDOG_USEC, as under systemd's WatchdogSec=)
+    timeout  = "2s"
+    failures = 3                          # consecutive failures before it is replaced
+  }
+
+  watch {                                 # optional, for development: a change under these paths, debounced,
+    paths  = ["src"]                      # triggers this app's rolling reload (not a stop-then-start)
+    ignore = ["**/*.log", "node_modules"]
+  }
+
   restart {
     policy       = "on-failure"           # always | on-failure | never
     backoff      = "100ms"                # first delay, doubled per consecutive crash ...
@@ -36,7 +56,8 @@ app "web" {
     min_uptime   = "5s"                   # a run shorter than this counts as a crash-loop crash
     max_restarts = 10                     # within window; then the app gives up (state "failed")
     window       = "60s"
-    max_memory   = "512MiB"               # restart an instance whose RSS stays above this
+    max_memory   = "512MiB"               # an instance whose process group's RSS stays above this for 3
+                                          # samples (every 2 s) is replaced the graceful way, and the log says so
   }
 
   stop {
@@ -46,7 +67,8 @@ app "web" {
 
   reload {
     parallel = 1                          # instances replaced at a time in a rolling reload
-  }
+    order    = "start-first"              # start-first (new ready, then old stopped) | stop-first, for apps
+  }                                       # that bind a fixed port themselves and have no runner-held listener
 
   required = false                        # true: if this app gives up, the whole runner drains and exits 1
 }

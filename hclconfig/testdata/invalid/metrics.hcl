@@ -1,6 +1,9 @@
 listener "http" {
-  address = ":8080"
-  mode    = "proxy"
+  address = "127.0.0.1:9102"
+}
+
+metrics {
+  address = "localhost:9102"
 }
 
 app "web" {

@@ -1,0 +1,6 @@
+metrics {
+}
+
+app "web" {
+  command = ["./web"]
+}

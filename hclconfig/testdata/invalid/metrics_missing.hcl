@@ -1,0 +1,7 @@
+metrics {
+  adress = ":9102"
+}
+
+app "web" {
+  command = ["./web"]
+}

@@ -1,0 +1,7 @@
+metrics {
+  address = ":0"
+}
+
+app "web" {
+  command = ["./web"]
+}

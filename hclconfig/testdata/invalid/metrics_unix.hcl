@@ -1,0 +1,7 @@
+metrics {
+  address = "unix:/run/metrics.sock"
+}
+
+app "web" {
+  command = ["./web"]
+}

@@ -1,0 +1,4 @@
+app "web" {
+  command = ["./web"]
+  env     = { CITY = "Zürich" }
+}

@@ -1,0 +1,6 @@
+app "web" {
+  command = ["./web"]
+  reload {
+    order = "stop-then-start"
+  }
+}
