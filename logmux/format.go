@@ -46,6 +46,8 @@ var palette = []color.Attribute{
 // clients use it to print records received from a runner.
 //
 // Width is the label column width; it is never less than len("clusterrun").
+// The Mux uses the widest label plus one column for a Record's Tag, which is
+// printed right after the label ("web.1+").
 // Colors are assigned to apps in the order the Formatter first sees them,
 // which matches the runner's terminal when records arrive in config order.
 //
@@ -69,7 +71,7 @@ func (f *Formatter) Append(dst []byte, r *Record) []byte {
 	if f.st == nil || f.st.color != f.Color {
 		f.st = newStyler(f.Color)
 	}
-	p := f.st.prefix(r.App, r.Instance, r.Stream == Runner, labelWidth(f.Width))
+	p := f.st.prefix(r.App, r.Instance, r.Tag, r.Stream == Runner, labelWidth(f.Width))
 	return appendText(dst, r, p, f.Timestamps)
 }
 
@@ -79,8 +81,8 @@ func labelWidth(w int) int {
 	return max(w, len(runnerName))
 }
 
-// prefix is the precomputed start of a text line for one source: label padded
-// to the column width, separator, and color escapes around both.
+// prefix is the precomputed start of a text line for one source: label and
+// tag padded to the column width, separator, and color escapes around both.
 type prefix struct {
 	out []byte // "web.0      | "
 	err []byte // "web.0      ! "
@@ -89,6 +91,7 @@ type prefix struct {
 type prefixKey struct {
 	app    string
 	inst   int
+	tag    string
 	width  int
 	runner bool
 }
@@ -121,8 +124,8 @@ func (s *styler) slot(app string) int {
 	return i
 }
 
-func (s *styler) prefix(app string, inst int, runner bool, width int) *prefix {
-	k := prefixKey{app: app, inst: inst, width: width, runner: runner}
+func (s *styler) prefix(app string, inst int, tag string, runner bool, width int) *prefix {
+	k := prefixKey{app: app, inst: inst, tag: tag, width: width, runner: runner}
 	if p, ok := s.cache[k]; ok {
 		return p
 	}
@@ -130,6 +133,7 @@ func (s *styler) prefix(app string, inst int, runner bool, width int) *prefix {
 	if inst >= 0 {
 		label = app + "." + strconv.Itoa(inst)
 	}
+	label += tag
 	padded := label + strings.Repeat(" ", max(width-utf8.RuneCountInString(label), 0))
 
 	var c *color.Color
@@ -156,17 +160,26 @@ func (s *styler) prefix(app string, inst int, runner bool, width int) *prefix {
 
 // appendText appends "[15:04:05.000 ]PREFIX line[ …]\n".
 func appendText(dst []byte, r *Record, p *prefix, timestamps bool) []byte {
+	return appendTextPiece(appendTextHead(dst, r, p, timestamps), r.Line, r.Cut)
+}
+
+// appendTextHead appends what every line of r's source read at r.Time starts
+// with: "[15:04:05.000 ]PREFIX ". The Mux builds it once per batch.
+func appendTextHead(dst []byte, r *Record, p *prefix, timestamps bool) []byte {
 	if timestamps {
 		dst = appendClock(dst, r.Time.Local())
 		dst = append(dst, ' ')
 	}
 	if r.Stream == Stderr {
-		dst = append(dst, p.err...)
-	} else {
-		dst = append(dst, p.out...)
+		return append(dst, p.err...)
 	}
-	dst = append(dst, r.Line...)
-	if r.Cut {
+	return append(dst, p.out...)
+}
+
+// appendTextPiece appends the rest of a text line: "line[ …]\n".
+func appendTextPiece(dst, line []byte, cut bool) []byte {
+	dst = append(dst, line...)
+	if cut {
 		dst = append(dst, cutMarker...)
 	}
 	return append(dst, '\n')
@@ -187,6 +200,12 @@ func appendClock(dst []byte, t time.Time) []byte {
 // appendJSON appends one JSON object and "\n". It is written by hand because
 // encoding/json's reflection would cost allocations on every line.
 func appendJSON(dst []byte, r *Record) []byte {
+	return appendJSONPiece(appendJSONHead(dst, r), r.Line, r.Cut)
+}
+
+// appendJSONHead appends the members before the line, up to `"line":`; they
+// are the same for every line of one batch, so the Mux builds them once.
+func appendJSONHead(dst []byte, r *Record) []byte {
 	dst = append(dst, `{"time":"`...)
 	// UTC so that shippers comparing lines from several hosts need no zone
 	// arithmetic; RFC3339Nano still carries the offset either way.
@@ -199,9 +218,17 @@ func appendJSON(dst []byte, r *Record) []byte {
 	dst = strconv.AppendInt(dst, int64(r.PID), 10)
 	dst = append(dst, `,"stream":`...)
 	dst = appendJSONString(dst, r.Stream.String())
-	dst = append(dst, `,"line":`...)
-	dst = appendJSONBytes(dst, r.Line)
-	if r.Cut {
+	if r.Tag != "" {
+		dst = append(dst, `,"tag":`...)
+		dst = appendJSONString(dst, r.Tag)
+	}
+	return append(dst, `,"line":`...)
+}
+
+// appendJSONPiece appends the line and the end of the object.
+func appendJSONPiece(dst, line []byte, cut bool) []byte {
+	dst = appendJSONBytes(dst, line)
+	if cut {
 		dst = append(dst, `,"cut":true`...)
 	}
 	return append(dst, "}\n"...)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,15 @@ func from(app string, inst int, s Stream, text string) step {
 }
 
 func runner(text string) step { return step{text: text} }
+
+// tagged gives s's source a Tag set to tag.
+func tagged(s step, tag string) step {
+	src := *s.src
+	src.Tag = &Tag{}
+	src.Tag.Set(tag)
+	s.src = &src
+	return s
+}
 
 // run feeds the steps one after the other, so the expected output is
 // deterministic, and returns what the mux wrote.
@@ -122,9 +132,10 @@ func TestTextGolden(t *testing.T) {
 			from("api-gateway", 11, Stdout, "y\n"),
 			runner("r"),
 		},
-		want: "web.0          | x\n" +
-			"api-gateway.11 | y\n" +
-			"clusterrun     | r\n",
+		// One column more than the widest label, for a Tag.
+		want: "web.0           | x\n" +
+			"api-gateway.11  | y\n" +
+			"clusterrun      | r\n",
 	}, {
 		name:    "width follows the last declaration",
 		declare: [][]App{{{Name: "api-gateway", Instances: 12}}, {{Name: "web", Instances: 10}}},
@@ -143,6 +154,29 @@ func TestTextGolden(t *testing.T) {
 			"web.0      | efgh …\n" +
 			"web.0      | ij\n" +
 			"web.0      | abcd\n",
+	}, {
+		name:    "tags keep the columns",
+		declare: [][]App{{{Name: "web", Instances: 2}, {Name: "api-gateway", Instances: 12}}},
+		steps: []step{
+			tagged(from("web", 0, Stdout, "new\n"), "+"),
+			tagged(from("web", 0, Stderr, "old\n"), "-"),
+			tagged(from("web", 0, Stdout, "serving\n"), ""),
+			tagged(from("api-gateway", 11, Stdout, "new\n"), "+"),
+			from("web", 1, Stdout, "untagged\n"),
+			runner("r"),
+		},
+		want: "web.0+          | new\n" +
+			"web.0-          ! old\n" +
+			"web.0           | serving\n" +
+			"api-gateway.11+ | new\n" +
+			"web.1           | untagged\n" +
+			"clusterrun      | r\n",
+	}, {
+		name:    "tags in color",
+		opts:    Options{Color: true},
+		declare: web2,
+		steps:   []step{tagged(from("web", 1, Stdout, "a\n"), "+")},
+		want:    cyan + "web.1+     |" + reset + " a\n",
 	}, {
 		name:  "crlf, empty lines and a trailing partial line",
 		steps: []step{from("web", 0, Stdout, "a\r\n\n\r\nlast")},
@@ -189,6 +223,11 @@ func TestJSONGolden(t *testing.T) {
 		want: `{"time":"` + ts + `","app":"web","instance":0,"pid":1000,"stream":"stdout","line":"hello"}` + "\n" +
 			`{"time":"` + ts + `","app":"web","instance":1,"pid":1001,"stream":"stderr","line":"oops"}` + "\n" +
 			`{"time":"` + ts + `","app":"clusterrun","instance":-1,"pid":` + pid + `,"stream":"runner","line":"started web"}` + "\n",
+	}, {
+		name:  "tag only when set",
+		steps: []step{tagged(from("web", 0, Stdout, "a\n"), "+"), tagged(from("web", 0, Stdout, "b\n"), "")},
+		want: `{"time":"` + ts + `","app":"web","instance":0,"pid":1000,"stream":"stdout","tag":"+","line":"a"}` + "\n" +
+			`{"time":"` + ts + `","app":"web","instance":0,"pid":1000,"stream":"stdout","line":"b"}` + "\n",
 	}, {
 		name:  "cut",
 		opts:  Options{MaxLine: 3},
@@ -273,18 +312,35 @@ func TestFormatterMatchesMux(t *testing.T) {
 		m := New(opts)
 		m.Declare([]App{{Name: "web", Instances: 2}, {Name: "api-gateway", Instances: 11}})
 		recs, _, cancel := m.Subscribe(nil, 100)
-		waitClosed(t, m.Attach(strings.NewReader("hello\nlonger line\n"), Source{App: "web", Instance: 1, PID: 7}), "web output")
+		tag := &Tag{}
+		tag.Set("-")
+		waitClosed(t, m.Attach(strings.NewReader("hello\nlonger line\n"), Source{App: "web", Instance: 1, PID: 7, Tag: tag}), "web output")
 		waitClosed(t, m.Attach(strings.NewReader("err\n"), Source{App: "api-gateway", Instance: 10, PID: 8, Stream: Stderr}), "api output")
 		m.Printf("done")
 		cancel()
+		// `clusterrun logs -n` prints the history the same way.
+		hist, _, _, cancelTail := m.Tail(nil, 100, 0)
+		cancelTail()
 
-		f := &Formatter{Format: opts.Format, Timestamps: opts.Timestamps, Color: opts.Color, Width: len("api-gateway.10")}
-		var got []byte
-		for r := range recs {
-			got = f.Append(got, &r)
-		}
-		if string(got) != out.String() {
-			t.Errorf("Formatter output differs from the mux (format %d)\nformatter %q\nmux       %q", opts.Format, got, out.String())
+		for _, src := range []struct {
+			name string
+			recs func(yield func(Record) bool)
+		}{
+			{"subscription", func(yield func(Record) bool) {
+				for r := range recs {
+					yield(r)
+				}
+			}},
+			{"history", slices.Values(hist)},
+		} {
+			f := &Formatter{Format: opts.Format, Timestamps: opts.Timestamps, Color: opts.Color, Width: len("api-gateway.10") + tagColumn}
+			var got []byte
+			for r := range src.recs {
+				got = f.Append(got, &r)
+			}
+			if string(got) != out.String() {
+				t.Errorf("Formatter output of the %s differs from the mux (format %d)\nformatter %q\nmux       %q", src.name, opts.Format, got, out.String())
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,23 +57,30 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 }
 
-// lineBuffer records the output and checks the one-Write-per-line contract on
-// every call.
+// lineBuffer records the output and checks on every call that a Write holds
+// whole lines only.
 type lineBuffer struct {
 	t      *testing.T
 	mu     sync.Mutex
 	buf    bytes.Buffer
-	writes int
+	writes []string
 }
 
 func (b *lineBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(p) == 0 || p[len(p)-1] != '\n' || bytes.IndexByte(p, '\n') != len(p)-1 {
-		b.t.Errorf("Write got %q, want exactly one line ending in a newline", p)
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		b.t.Errorf("Write got %.200q, want whole lines ending in a newline", p)
 	}
-	b.writes++
+	b.writes = append(b.writes, string(p))
 	return b.buf.Write(p)
+}
+
+// Writes returns what each Write call got.
+func (b *lineBuffer) Writes() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.writes)
 }
 
 func (b *lineBuffer) String() string {

@@ -1,6 +1,7 @@
 package logmux
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -9,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // payload is line n of source id: it names its writer and sequence number and
@@ -102,11 +105,103 @@ func TestConcurrentPipesKeepLinesWholeAndOrdered(t *testing.T) {
 			t.Errorf("source %d: got %d lines, want %d", id, n, lines)
 		}
 	}
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	if out.writes != len(sources)*lines {
-		t.Errorf("got %d Write calls, want one per line (%d)", out.writes, len(sources)*lines)
+	// A batch is the lines of one read of one pipe: one label and one
+	// separator throughout.
+	for i, w := range out.Writes() {
+		var first string
+		for l := range strings.Lines(w) {
+			label := l[:strings.IndexAny(l, "|!")+1]
+			if first == "" {
+				first = label
+			} else if label != first {
+				t.Fatalf("Write %d mixes %q and %q:\n%.300s", i, first, label, w)
+			}
+		}
 	}
+}
+
+// The lines that one read brings go out in one Write; a read that fills the
+// small buffer is followed by a big one. A strings.Reader returns all it has
+// up to the buffer's size, as a pipe does with what it holds.
+func TestBatchPerRead(t *testing.T) {
+	for _, tt := range []struct {
+		lines, writes int
+	}{
+		{100, 1},  // 1.1 KB: one read into the source's own 4 KiB buffer
+		{5000, 2}, // 55 KB: a full 4 KiB read, then the rest in one big read
+	} {
+		out := &lineBuffer{t: t}
+		m := New(Options{Out: out})
+		var in strings.Builder
+		for n := range tt.lines {
+			fmt.Fprintf(&in, "line %05d\n", n)
+		}
+		waitClosed(t, m.Attach(strings.NewReader(in.String()), Source{App: "web"}), "the source to reach EOF")
+		if got := len(out.Lines()); got != tt.lines {
+			t.Errorf("%d lines in: got %d out", tt.lines, got)
+		}
+		if got := len(out.Writes()); got != tt.writes {
+			t.Errorf("%d lines in: got %d Writes, want %d", tt.lines, got, tt.writes)
+		}
+	}
+}
+
+// A quiet source's line goes out at once while another source floods: it
+// has its own reader and nothing waits for a batch to fill.
+func TestQuietLineNotHeldBackByFlood(t *testing.T) {
+	out := &countingWriter{}
+	m := New(Options{Out: out})
+	recs, _, cancel := m.Subscribe(func(r *Record) bool { return r.App == "quiet" }, 1)
+	defer cancel()
+	floodR, floodW := pipe(t)
+	quietR, quietW := pipe(t)
+	floodDone := m.Attach(floodR, Source{App: "flood"})
+	quietDone := m.Attach(quietR, Source{App: "quiet"})
+
+	stop := make(chan struct{})
+	var flooding sync.WaitGroup
+	var floodOver atomic.Bool
+	flooding.Go(func() {
+		defer floodOver.Store(true)
+		chunk := []byte(strings.Repeat("flood flood flood flood flood flood flood flood\n", 1000))
+		deadline := time.Now().Add(waitLimit)
+		for time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := floodW.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	waitFor(t, func() bool { return out.lines.Load() > 10_000 }, "the flood to be under way")
+	start := time.Now()
+	io.WriteString(quietW, "hello\n")
+	r := recv(t, recs, "the quiet source's line")
+	t.Logf("the quiet line took %v during the flood", time.Since(start))
+	if floodOver.Load() {
+		t.Error("the quiet line came out only after the flood")
+	}
+	if string(r.Line) != "hello" {
+		t.Errorf("got %q, want the quiet source's line", r.Line)
+	}
+	close(stop)
+	flooding.Wait()
+	quietW.Close()
+	floodW.Close()
+	waitClosed(t, quietDone, "the quiet source to end")
+	waitClosed(t, floodDone, "the flood to end")
+}
+
+// countingWriter counts the lines written to it, for tests that produce too
+// many to keep.
+type countingWriter struct{ lines atomic.Int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.lines.Add(int64(bytes.Count(p, []byte{'\n'})))
+	return len(p), nil
 }
 
 func TestSilentWriterDoesNotBlockOthers(t *testing.T) {
@@ -154,8 +249,66 @@ func TestDeclareAppliesToAttachedSources(t *testing.T) {
 	io.WriteString(w, "two\n")
 	w.Close()
 	waitClosed(t, done, "the source to reach EOF")
-	if want := "web.0      | one\nweb.0          | two\n"; out.String() != want {
+	if want := "web.0      | one\nweb.0           | two\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+// A Tag changed while a process runs shows from the next batch on, in the
+// text prefix and in the records.
+func TestTagFollowsSet(t *testing.T) {
+	out := &lineBuffer{t: t}
+	m := New(Options{Out: out})
+	recs, _, cancel := m.Subscribe(nil, 10)
+	defer cancel()
+	r, w := pipe(t)
+	tag := &Tag{}
+	if tag.String() != "" || (*Tag)(nil).String() != "" {
+		t.Errorf("a new or nil Tag is %q / %q, want empty", tag.String(), (*Tag)(nil).String())
+	}
+	done := m.Attach(r, Source{App: "web", Tag: tag})
+	var tags []string
+	for _, s := range []string{"+", "", "-"} {
+		if tag.Set(s); tag.String() != s {
+			t.Errorf("after Set(%q) the tag is %q", s, tag.String())
+		}
+		io.WriteString(w, "line\n")
+		tags = append(tags, recv(t, recs, "the line tagged "+s).Tag)
+	}
+	w.Close()
+	waitClosed(t, done, "the source to reach EOF")
+	if want := "web.0+     | line\nweb.0      | line\nweb.0-     | line\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	if strings.Join(tags, ",") != "+,,-" {
+		t.Errorf("record tags %q, want +,,-", tags)
+	}
+}
+
+// Set races with the reading of a busy source: every line carries one of the
+// tags whole.
+func TestTagSetWhileFlooding(t *testing.T) {
+	out := &lineBuffer{t: t}
+	m := New(Options{Out: out})
+	r, w := pipe(t)
+	tag := &Tag{}
+	done := m.Attach(r, Source{App: "web", Tag: tag})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := range 2000 {
+			tag.Set([]string{"+", "", "-"}[n%3])
+		}
+	})
+	for range 2000 {
+		io.WriteString(w, "x\n")
+	}
+	wg.Wait()
+	w.Close()
+	waitClosed(t, done, "the source to reach EOF")
+	for _, l := range out.Lines() {
+		if l != "web.0+     | x" && l != "web.0-     | x" && l != "web.0      | x" {
+			t.Fatalf("line %q", l)
+		}
 	}
 }
 
@@ -253,13 +406,13 @@ func TestCancelWhileEmitting(t *testing.T) {
 
 type failingWriter struct {
 	mu    sync.Mutex
-	calls int
+	lines int
 }
 
 func (w *failingWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.calls++
+	w.lines += bytes.Count(p, []byte{'\n'})
 	return 0, syscall.EPIPE
 }
 
@@ -279,8 +432,8 @@ func TestWriteErrorsKeepDraining(t *testing.T) {
 	waitClosed(t, done, "the source to drain despite write errors")
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	if fw.calls != 1000 {
-		t.Errorf("got %d Write calls, want 1000", fw.calls)
+	if fw.lines != 1000 {
+		t.Errorf("got %d lines written, want 1000", fw.lines)
 	}
 }
 

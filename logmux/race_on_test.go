@@ -2,6 +2,6 @@
 
 package logmux
 
-// raceEnabled loosens allocation bounds: under the race detector sync.Pool
+// raceEnabled lifts allocation bounds: under the race detector sync.Pool
 // drops a share of Put items on purpose, so pooled buffers get reallocated.
 const raceEnabled = true
