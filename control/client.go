@@ -18,6 +18,9 @@ var ErrNotRunning = errors.New("no runner is up for this file")
 // Dial connects to the runner started with configPath.
 func Dial(configPath string) (net.Conn, error) {
 	path := SocketPath(configPath)
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -56,9 +59,10 @@ func Do(ctx context.Context, configPath string, req Request) (Response, error) {
 	return resp, nil
 }
 
-// Follow streams the runner's log lines (of app, or all) to fn until the
-// runner stops, ctx ends, or fn returns an error.
-func Follow(ctx context.Context, configPath, app string, fn func(LogLine) error) error {
+// Follow streams the runner's log lines (req.App's, or all) to fn: first
+// up to req.Lines of history, then, unless req.NoFollow, the live stream
+// until the runner stops, ctx ends, or fn returns an error.
+func Follow(ctx context.Context, configPath string, req Request, fn func(LogLine) error) error {
 	c, err := Dial(configPath)
 	if err != nil {
 		return err
@@ -66,7 +70,8 @@ func Follow(ctx context.Context, configPath, app string, fn func(LogLine) error)
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	if err := json.NewEncoder(c).Encode(Request{Cmd: "logs", App: app}); err != nil {
+	req.Cmd = "logs"
+	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bufio.NewReader(c))

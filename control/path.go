@@ -52,3 +52,13 @@ func ensureDir(dir string) error {
 	}
 	return nil
 }
+
+
+// checkPath explains a socket path too long to bind or dial, which the
+// kernel reports only as "invalid argument".
+func checkPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("the control socket path %s is %d bytes, more than the %d a unix socket may have; set XDG_RUNTIME_DIR (or TMPDIR) to a shorter directory", path, len(path), maxSocketPath)
+	}
+	return nil
+}

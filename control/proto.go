@@ -5,7 +5,12 @@ import (
 
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/runner"
+	"github.com/clusterrun/clusterrun/status"
 )
+
+// MaxRequest bounds one request line. Real requests are a few hundred
+// bytes; anything near this is not one.
+const MaxRequest = 64 << 10
 
 // Request is one command.
 type Request struct {
@@ -16,42 +21,20 @@ type Request struct {
 	Instance int `json:"instance"`
 	// Scale is "N", "+N" or "-N".
 	Scale string `json:"scale,omitempty"`
+	// Lines is how many lines of history logs replays first.
+	Lines int `json:"lines,omitempty"`
+	// NoFollow ends logs after the history.
+	NoFollow bool `json:"no_follow,omitempty"`
 }
 
 // Response answers a Request (every command but logs).
 type Response struct {
-	OK      bool    `json:"ok"`
-	Error   string  `json:"error,omitempty"`
-	Message string  `json:"message,omitempty"`
-	Status  *Status `json:"status,omitempty"`
-}
-
-// Status is runner.Status with each process's resource use.
-type Status struct {
-	PID        int         `json:"pid"`
-	Config     string      `json:"config"`
-	Goroutines int         `json:"goroutines"`
-	Apps       []AppStatus `json:"apps"`
-}
-
-// AppStatus is runner.AppStatus with resource use per process.
-type AppStatus struct {
-	Name      string   `json:"name"`
-	State     string   `json:"state"`
-	Instances int      `json:"instances"`
-	Listeners []string `json:"listeners"`
-	Procs     []Proc   `json:"procs"`
-}
-
-// Proc is one process, with the resource use of its whole process group.
-type Proc struct {
-	runner.InstanceStatus
-	UptimeSeconds float64 `json:"uptime_seconds"`
-	// CPUPercent is the group's CPU use over a short sample (100 = one core);
-	// -1 where it cannot be measured.
-	CPUPercent float64 `json:"cpu_percent"`
-	// RSSBytes is the group's summed resident memory; -1 where unknown.
-	RSSBytes int64 `json:"rss_bytes"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Apps says, for reload and restart, what happened to each app.
+	Apps   []runner.AppResult `json:"apps,omitempty"`
+	Status *status.Runner     `json:"status,omitempty"`
 }
 
 // LogLine is one record of the logs stream.
@@ -63,10 +46,11 @@ type LogLine struct {
 	Stream   string    `json:"stream"`
 	Line     string    `json:"line"`
 	Cut      bool      `json:"cut,omitempty"`
+	Tag      string    `json:"tag,omitempty"`
 }
 
 func toLogLine(r *logmux.Record) LogLine {
-	return LogLine{Time: r.Time, App: r.App, Instance: r.Instance, PID: r.PID, Stream: r.Stream.String(), Line: string(r.Line), Cut: r.Cut}
+	return LogLine{Time: r.Time, App: r.App, Instance: r.Instance, PID: r.PID, Stream: r.Stream.String(), Line: string(r.Line), Cut: r.Cut, Tag: r.Tag}
 }
 
 // Record turns a received line back into a record for formatting.
@@ -78,5 +62,5 @@ func (l LogLine) Record() logmux.Record {
 	case "runner":
 		st = logmux.Runner
 	}
-	return logmux.Record{Time: l.Time, App: l.App, Instance: l.Instance, PID: l.PID, Stream: st, Line: []byte(l.Line), Cut: l.Cut}
+	return logmux.Record{Time: l.Time, App: l.App, Instance: l.Instance, PID: l.PID, Stream: st, Line: []byte(l.Line), Cut: l.Cut, Tag: l.Tag}
 }

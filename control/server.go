@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,15 +14,15 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/logmux"
-	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/runner"
+	"github.com/clusterrun/clusterrun/status"
 )
 
 // Runner is what the server controls; *runner.Runner implements it.
 type Runner interface {
-	Snapshot(ctx context.Context) (runner.Status, error)
-	Reload(ctx context.Context, app string) (string, error)
-	Restart(ctx context.Context, app string, instance int) error
+	Snapshot(ctx context.Context) (status.Runner, error)
+	Reload(ctx context.Context, app string) (runner.ReloadResult, error)
+	Restart(ctx context.Context, app string, instance int) (runner.ReloadResult, error)
 	Scale(ctx context.Context, app, spec string) (int, error)
 	StopApp(ctx context.Context, app string) error
 	StartApp(ctx context.Context, app string) error
@@ -33,12 +34,18 @@ type Server struct {
 	path string
 	// allowed reports whether a peer uid may use the socket.
 	allowed func(uid int) bool
+	// logf reports the server's own trouble (nil: silent).
+	logf func(format string, args ...any)
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
 	done  chan struct{}
 }
+
+// maxConns bounds the connections served at once; a flood beyond it is
+// refused rather than served, so it cannot take every descriptor.
+const maxConns = 64
 
 // ErrRunning says another runner already serves the same config file.
 var ErrRunning = errors.New("a runner for this file is already running")
@@ -47,6 +54,9 @@ var ErrRunning = errors.New("a runner for this file is already running")
 // ErrRunning when a live runner already owns it, and removes a stale one.
 func Listen(configPath string) (*Server, error) {
 	path := SocketPath(configPath)
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("cannot create the control socket directory: %w", err)
 	}
@@ -77,30 +87,63 @@ func listenAt(path string) (*Server, error) {
 	}, nil
 }
 
+// SetLogf sets where the server reports its own trouble (an accept loop
+// backing off). Call it before Serve.
+func (s *Server) SetLogf(logf func(format string, args ...any)) { s.logf = logf }
+
 // Serve answers requests for r (with logs from mux) until Close.
 func (s *Server) Serve(r Runner, mux *logmux.Mux) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return // closed
-			}
-			if !s.track(c) {
-				c.Close()
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.untrack(c)
-				s.handle(c, r, mux)
-			}()
-		}
+		s.acceptLoop(r, mux)
 	}()
 }
 
+// acceptLoop accepts until Close. An accept error other than the close
+// (EMFILE in a flood of connections, ECONNABORTED) backs off, 5ms doubling
+// to 1s, is reported once per burst, and the loop goes on: a control
+// socket that stopped accepting would leave every command hanging.
+func (s *Server) acceptLoop(r Runner, mux *logmux.Mux) {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+				if s.logf != nil {
+					s.logf("control socket: cannot accept (%v); retrying", err)
+				}
+			} else {
+				delay = min(2*delay, time.Second)
+			}
+			select {
+			case <-time.After(delay):
+			case <-s.done:
+				return
+			}
+			continue
+		}
+		delay = 0
+		if !s.track(c) {
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			s.handle(c, r, mux)
+		}()
+	}
+}
+
+// track registers c, or refuses it when the server is closing or busy.
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,6 +151,10 @@ func (s *Server) track(c net.Conn) bool {
 	case <-s.done:
 		return false
 	default:
+	}
+	if len(s.conns) >= maxConns {
+		writeJSON(c, Response{Error: fmt.Sprintf("busy: %d control connections are open; try again", maxConns)})
+		return false
 	}
 	s.conns[c] = true
 	return true
@@ -150,17 +197,12 @@ func (s *Server) handle(c net.Conn, r Runner, mux *logmux.Mux) {
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadSlice('\n')
+	req, err := ReadRequest(bufio.NewReaderSize(c, 4096))
 	if err != nil {
-		writeJSON(c, Response{Error: "cannot read request: " + err.Error()})
+		writeJSON(c, Response{Error: err.Error()})
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		writeJSON(c, Response{Error: "bad request: " + err.Error()})
-		return
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -171,32 +213,69 @@ func (s *Server) handle(c net.Conn, r Runner, mux *logmux.Mux) {
 		}
 	}()
 	if req.Cmd == "logs" {
-		s.streamLogs(ctx, c, mux, req.App)
+		s.streamLogs(ctx, c, mux, req)
 		return
 	}
 	writeJSON(c, s.do(ctx, r, req))
+}
+
+// ReadRequest reads and decodes one request line of at most MaxRequest
+// bytes. Its errors are fit to send back to the client.
+func ReadRequest(br *bufio.Reader) (Request, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxRequest {
+			return Request{}, fmt.Errorf("request too large: more than %d bytes", MaxRequest)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && len(line) == 0 {
+			return Request{}, fmt.Errorf("cannot read request: %w", err)
+		}
+		break
+	}
+	var req Request
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Request{}, fmt.Errorf("bad request: %w", err)
+	}
+	if req.Instance < -1 {
+		return Request{}, fmt.Errorf("bad request: instance %d", req.Instance)
+	}
+	if req.Lines < 0 || req.Lines > 1<<20 {
+		return Request{}, fmt.Errorf("bad request: lines %d", req.Lines)
+	}
+	return req, nil
 }
 
 func (s *Server) do(ctx context.Context, r Runner, req Request) Response {
 	fail := func(err error) Response { return Response{Error: err.Error()} }
 	switch req.Cmd {
 	case "status":
-		st, err := status(ctx, r)
+		st, err := r.Snapshot(ctx)
 		if err != nil {
 			return fail(err)
 		}
-		return Response{OK: true, Status: st}
-	case "reload":
-		msg, err := r.Reload(ctx, req.App)
+		return Response{OK: true, Status: &st}
+	case "reload", "restart":
+		var res runner.ReloadResult
+		var err error
+		if req.Cmd == "reload" {
+			res, err = r.Reload(ctx, req.App)
+		} else {
+			res, err = r.Restart(ctx, req.App, req.Instance)
+		}
+		if err == nil {
+			err = res.Err
+		}
 		if err != nil {
-			return Response{Error: err.Error(), Message: msg}
+			return Response{Error: err.Error(), Message: res.Summary, Apps: res.Apps}
 		}
-		return Response{OK: true, Message: msg}
-	case "restart":
-		if err := r.Restart(ctx, req.App, req.Instance); err != nil {
-			return fail(err)
-		}
-		return Response{OK: true, Message: "restarting " + req.App}
+		return Response{OK: true, Message: res.Summary, Apps: res.Apps}
 	case "scale":
 		n, err := r.Scale(ctx, req.App, req.Scale)
 		if err != nil {
@@ -217,71 +296,34 @@ func (s *Server) do(ctx context.Context, r Runner, req Request) Response {
 	return Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
 
-// cpuSample is how long status watches CPU use to compute a percentage.
-const cpuSample = 200 * time.Millisecond
-
-func status(ctx context.Context, r Runner) (*Status, error) {
-	snap, err := r.Snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, a := range snap.Apps {
-		for _, p := range a.Procs {
-			if p.PID != 0 {
-				pids = append(pids, p.PID)
-			}
-		}
-	}
-	u0, err0 := proc.GroupUsage(pids)
-	t0 := time.Now()
-	select {
-	case <-time.After(cpuSample):
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	u1, err1 := proc.GroupUsage(pids)
-	elapsed := time.Since(t0)
-	now := time.Now()
-	st := &Status{PID: snap.PID, Config: snap.Config, Goroutines: snap.Goroutines}
-	for _, a := range snap.Apps {
-		as := AppStatus{Name: a.Name, State: a.State, Instances: a.Instances, Listeners: a.Listeners, Procs: []Proc{}}
-		for _, p := range a.Procs {
-			pr := Proc{InstanceStatus: p, CPUPercent: -1, RSSBytes: -1}
-			if p.PID != 0 {
-				pr.UptimeSeconds = now.Sub(p.Started).Seconds()
-				if err0 == nil && err1 == nil {
-					if b, ok := u1[p.PID]; ok {
-						pr.RSSBytes = b.RSS
-						pr.CPUPercent = 100 * (b.CPU - u0[p.PID].CPU).Seconds() / elapsed.Seconds()
-					}
-				}
-			}
-			as.Procs = append(as.Procs, pr)
-		}
-		st.Apps = append(st.Apps, as)
-	}
-	return st, nil
-}
-
 // logBuffer is how many records a logs client may fall behind by before it
 // loses lines; the runner itself never waits for a client.
 const logBuffer = 4096
 
-func (s *Server) streamLogs(ctx context.Context, c net.Conn, mux *logmux.Mux, app string) {
+func (s *Server) streamLogs(ctx context.Context, c net.Conn, mux *logmux.Mux, req Request) {
 	var filter func(*logmux.Record) bool
-	if app != "" {
+	if req.App != "" {
+		app := req.App
 		filter = func(r *logmux.Record) bool { return r.App == app || r.Stream == logmux.Runner }
 	}
-	recs, dropped, cancel := mux.Subscribe(filter, logBuffer)
+	history, recs, dropped, cancel := mux.Tail(filter, req.Lines, logBuffer)
 	defer cancel()
+	enc := json.NewEncoder(c)
+	for i := range history {
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if enc.Encode(toLogLine(&history[i])) != nil {
+			return
+		}
+	}
+	if req.NoFollow {
+		return
+	}
 	// A client that vanished is noticed by its closed connection.
 	go func() {
 		buf := make([]byte, 1)
 		c.Read(buf)
 		cancel()
 	}()
-	enc := json.NewEncoder(c)
 	var lost uint64
 	for {
 		select {

@@ -43,7 +43,11 @@ func TestMain(m *testing.M) {
 	for _, b := range []struct{ out, pkg string }{
 		{bin, "."}, {goHTTP, "./examples/go-http"}, {helper, "./e2e/testdata/helper"},
 	} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		args := []string{"build", "-o", b.out}
+		if raceBuild && b.pkg == "." {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, b.pkg)...)
 		cmd.Dir = repo
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -114,6 +118,8 @@ type runner struct {
 	// marker tags every process the runner starts, so the test can prove
 	// that none survives it.
 	marker string
+	// rt is the runner's XDG_RUNTIME_DIR, where its control socket lives.
+	rt string
 }
 
 // writeConfig writes cluster.hcl text into dir, substituting {{bin}},
@@ -140,12 +146,19 @@ func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 	t.Helper()
 	r := &runner{t: t, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
 	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
-	// A private XDG_RUNTIME_DIR keeps every test's control socket apart.
-	rt := filepath.Join(dir, "rt")
-	if err := os.Mkdir(rt, 0o700); err != nil {
+	// A private XDG_RUNTIME_DIR keeps every test's control socket apart; a
+	// short one, as a unix socket path is at most 107 bytes and t.TempDir
+	// is named after the test.
+	rt, err := os.MkdirTemp("", "cr-rt-")
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker)
+	os.Chmod(rt, 0o700)
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	r.rt = rt
+	// A race-built binary sleeps a second at exit to flush reports; every
+	// CLI call of the tests would pay it.
+	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker, "GORACE=atexit_sleep_ms=0")
 	r.cmd = exec.Command(bin, append([]string{"up", "-f", cfg}, args...)...)
 	r.cmd.Dir = dir
 	r.cmd.Env = r.env
@@ -180,6 +193,9 @@ func (r *runner) cleanup() {
 			r.cmd.Process.Kill()
 			<-r.exited
 		}
+	}
+	if strings.Contains(r.errs.all(), "WARNING: DATA RACE") {
+		r.t.Errorf("the race detector found a data race in the runner")
 	}
 	if r.t.Failed() {
 		r.t.Logf("runner stdout:\n%s\nrunner stderr:\n%s", r.out.all(), r.errs.all())

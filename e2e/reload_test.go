@@ -129,8 +129,13 @@ func TestCrashOnBootReleaseAborts(t *testing.T) {
 	m := r.mark()
 	r.signal(syscall.SIGHUP)
 	r.waitLine(m, `web: reload aborted: the new web.0 \(pid \d+\) exited with status 1 before it was ready; 0 of 4 instances were replaced`, 60*time.Second)
-	// Keep the load on a little longer than the abort itself.
-	time.Sleep(500 * time.Millisecond)
+	// Keep the load on while a few hundred more requests are answered
+	// after the abort (a count, not a sleep).
+	for i := 0; i < 300; i++ {
+		if _, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+			t.Fatalf("request %d after the abort: %v", i, err)
+		}
+	}
 	res := stop()
 	requireNoFailures(t, "crash-on-boot release", res)
 	after := r.servingPids("web")
@@ -238,7 +243,8 @@ func TestStatusJSONSchema(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	schema := map[string]string{"pid": "number", "config": "string", "apps": "array"}
+	schema := map[string]string{"pid": "number", "config": "string", "apps": "array", "listeners": "array", "phase": "string",
+		"goroutines": "number", "rss_bytes": "number", "fds": "number", "counters": "object"}
 	appSchema := map[string]string{"name": "string", "state": "string", "instances": "number", "listeners": "array", "procs": "array"}
 	procSchema := map[string]string{
 		"app": "string", "instance": "number", "pid": "number", "state": "string", "role": "string",
@@ -266,9 +272,17 @@ func TestStatusJSONSchema(t *testing.T) {
 	if doc["config"] != r.cfg {
 		t.Errorf("config %v, want %s", doc["config"], r.cfg)
 	}
+	ls := doc["listeners"].([]any)
+	if len(ls) != 1 {
+		t.Fatalf("listeners %v", ls)
+	}
+	checkSchema(t, "listener", ls[0].(map[string]any), map[string]string{"name": "string", "address": "string", "mode": "string"})
+	if addr := ls[0].(map[string]any)["address"]; addr != fmt.Sprintf("127.0.0.1:%d", r.port("http")) {
+		t.Errorf("listener address %v, want the bound one", addr)
+	}
 	// The table names its columns.
 	table, _, _ := r.cli("status")
-	for _, col := range []string{"APP", "INST", "PID", "STATE", "RESTARTS", "UPTIME", "CPU", "RSS"} {
+	for _, col := range []string{"APP", "INST", "PID", "REL", "STATE", "RESTARTS", "LAST EXIT", "UPTIME", "CPU", "RSS", "LISTENER", "ADDRESS"} {
 		if !strings.Contains(table, col) {
 			t.Errorf("status table lacks %s:\n%s", col, table)
 		}
@@ -313,7 +327,7 @@ app "s" {
 }
 `)
 	r.waitLine(0, `s.0 started`, 30*time.Second)
-	dir := filepath.Join(r.dir, "rt", "clusterrun")
+	dir := filepath.Join(r.rt, "clusterrun")
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) != 1 {
 		t.Fatalf("control dir %s: %v %v", dir, ents, err)
@@ -341,7 +355,7 @@ app "s" {
 	}
 	// Even with the directory and socket opened up by mistake, the runner
 	// checks the peer's uid itself.
-	for _, d := range []string{filepath.Dir(r.dir), r.dir, filepath.Join(r.dir, "rt"), dir} {
+	for _, d := range []string{r.rt, dir} {
 		os.Chmod(d, 0o755)
 	}
 	os.Chmod(filepath.Join(dir, ents[0].Name()), 0o666)
@@ -499,8 +513,8 @@ func TestReadyTimeoutAbortsReload(t *testing.T) {
 	writeConfig(t, r.dir, fmt.Sprintf(cfg, `BOOT_DELAY_MS = "5000"`, 1))
 	m := r.mark()
 	r.signal(syscall.SIGHUP)
-	r.waitLine(m, `web.0 was not ready within 1s \(ready.check = "notify"\); stopping it`, 20*time.Second)
-	r.waitLine(m, `web: reload aborted: the new web.0 \(pid \d+\) was not ready within 1s; 0 of 4 instances were replaced`, 20*time.Second)
+	r.waitLine(m, `web.0 \(pid \d+\) was not ready within 1s \(ready.check = "notify"\); stopping it`, 20*time.Second)
+	r.waitLine(m, `web: reload aborted: the new web.0 \(pid \d+\) was not ready within 1s \(ready.check = "notify"\) and was stopped; 0 of 4 instances were replaced`, 20*time.Second)
 	if after := r.servingPids("web"); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("pids changed from %v to %v", before, after)
 	}

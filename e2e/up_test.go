@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,9 +176,9 @@ app "flaky" {
 }
 `)
 	port := r.port("http")
-	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3, restarting in \d+ms \(crash 1 of 3 in 60s\)`, 30*time.Second)
+	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3 before it was ready, restarting in \d+ms \(crash 1 of 3 in 60s\)`, 30*time.Second)
 	r.waitLine(0, `crash 3 of 3 in 60s`, 30*time.Second)
-	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3: 4 crashes in 60s, more than max_restarts = 3; giving up \(failed\)`, 30*time.Second)
+	r.waitLine(0, `flaky.0 \(pid \d+\) exited with status 3 before it was ready: 4 crashes in 60s, more than max_restarts = 3; giving up \(failed\)`, 30*time.Second)
 	if !regexp.MustCompile(`flaky.0 +! about to crash`).MatchString(r.out.all()) {
 		t.Errorf("stderr line of flaky is not shown marked with '!'")
 	}
@@ -446,13 +447,17 @@ app "w" {
 `)
 	line, _ := r.waitLine(0, `w.0 started \(pid \d+\)`, 30*time.Second)
 	first := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(line)[1]
-	line, i := r.waitLine(0, `w.0 announced STOPPING=1; its replacement pid (\d+) is starting`, 30*time.Second)
-	second := regexp.MustCompile(`pid (\d+) is`).FindStringSubmatch(line)[1]
+	_, i := r.waitLine(0, `w.0 \(pid `+first+`\) announced STOPPING=1; its replacement w.0 is starting`, 30*time.Second)
+	line, i = r.waitLine(i, `w.0 started \(pid \d+\), replacement for one that announced STOPPING=1`, 30*time.Second)
+	second := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(line)[1]
 	// The replacement is ready before the dying instance exits (it dies
 	// 500ms after STOPPING=1), and the runner does not signal it: it is
 	// already on its way out.
-	_, i = r.waitLine(i, `w.0 ready after`, 30*time.Second)
-	r.waitLine(i, `w.0 \(pid `+first+`\) exited with status 1 after announcing STOPPING=1; pid `+second+` replaced it`, 30*time.Second)
+	_, i = r.waitLine(i, `w.0 ready after .*, replacement for one that announced STOPPING=1`, 30*time.Second)
+	r.waitLine(i, `w.0 \(pid `+first+`\) exited with status 1 after announcing STOPPING=1`, 30*time.Second)
+	if st := r.status(); st.Apps[0].Procs[0].PID == 0 || fmt.Sprint(st.Apps[0].Procs[0].PID) == first {
+		t.Errorf("after the exit, instance 0 is %+v; want the replacement (pid %s) serving", st.Apps[0].Procs[0], second)
+	}
 	if strings.Contains(r.out.all(), "restarting in") {
 		t.Error("the dying instance went through backoff; its replacement should already run")
 	}
@@ -526,14 +531,31 @@ app "hi" {
 	r.waitLine(0, `"app":"clusterrun".*"stream":"runner"`, 10*time.Second)
 }
 
-// A Procfile is a config: one instance per line, PORT assigned like foreman.
+// A Procfile is a config: one instance per line, PORT assigned like
+// foreman. Its web line is served through the runner's proxy on foreman's
+// port, while the app binds the private PORT it was given.
 func TestProcfile(t *testing.T) {
 	dir := t.TempDir()
 	pf := dir + "/Procfile"
-	os.WriteFile(pf, []byte("# comment\nweb: echo web port $PORT; sleep 1000\nworker: echo worker port $PORT; sleep 1000\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the procfile dir\n"), 0o644)
+	os.WriteFile(pf, []byte("# comment\nweb: echo web port $PORT; exec python3 -u -m http.server $PORT --bind 127.0.0.1\nworker: echo worker port $PORT; sleep 1000\n"), 0o644)
 	r := startRunnerIn(t, dir, pf)
-	r.waitLine(0, `web.0 +\| web port 5000$`, 30*time.Second)
+	r.waitLine(0, `listening: web on 0.0.0.0:5000 \(proxy\)`, 30*time.Second)
+	line, _ := r.waitLine(0, `web.0 +\| web port \d+$`, 30*time.Second)
+	if strings.HasSuffix(line, " 5000") {
+		t.Errorf("web got foreman's public port as PORT (%q); it must get a private one", line)
+	}
 	r.waitLine(0, `worker.0 +\| worker port 5100$`, 30*time.Second)
+	r.waitLine(0, `web.0 ready after .* \(tcp check\)`, 30*time.Second)
+	resp, err := client.Get("http://127.0.0.1:5000/hello.txt")
+	if err != nil {
+		t.Fatalf("GET through the proxy: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello from the procfile dir\n" {
+		t.Errorf("GET through the proxy: %s %q", resp.Status, body)
+	}
 }
 
 // Signals other than the runner's own are forwarded to every instance.
@@ -561,7 +583,7 @@ app "once" {
 	if code := r.wait(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
 	}
-	r.waitLine(0, `every app has finished; exiting`, time.Second)
+	r.waitLine(0, `every app has finished`, time.Second)
 }
 
 // An unmodified Node app that calls server.listen(PORT) itself, as pm2's

@@ -6,5 +6,11 @@
 // A Set owns every socket for the runner's whole life: a reload or restart
 // reuses the open socket of an unchanged listener, so the kernel's accept
 // queue never closes and no connection is refused while instances change.
-// A Set is not safe for concurrent use; the runner's loop owns it.
+//
+// The sockets instances share are held as bare descriptors, outside Go's
+// network poller, and their options are set once, at bind: O_NONBLOCK and
+// the backlog belong to the open file description every instance shares,
+// so the runner never changes them under running instances, and it is
+// never woken by connections meant for them. Only a proxy listener's
+// public socket, on which the runner itself accepts, is a Go listener.
 package listeners

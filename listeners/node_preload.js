@@ -62,7 +62,27 @@
     const a = args[0];
     if (a && typeof a === 'object' && ours.has(a.fd)) {
       this.once('listening', announce); // listen({fd: 3}) written by hand
+    } else if (port !== undefined && port !== 0 && fdByPort.size > 0) {
+      // A port none of the app's listeners has: the first instance may
+      // bind it, the others cannot. Rather than a crash loop on
+      // EADDRINUSE, say once what is wrong and stop for good.
+      this.once('error', (err) => {
+        if (err && err.code === 'EADDRINUSE') fatal(port);
+      });
     }
     return listen.apply(this, args);
   };
+
+  function fatal(port) {
+    const known = [...fdByPort.keys()].join(', ');
+    const line = 'listen(' + port + ') matches none of this app\'s listeners (port ' + known +
+      '); listen on one of them, or add a listener for ' + port + ' to cluster.hcl';
+    try {
+      fs.writeSync(readyFd, 'CLUSTERRUN_FATAL=' + line + '\n');
+    } catch (e) {
+      // No runner to tell: the message below is all there is.
+    }
+    process.stderr.write('clusterrun: ' + line + '\n');
+    process.exit(1);
+  }
 })();

@@ -8,9 +8,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"golang.org/x/sys/unix"
 )
 
 // key identifies a socket by what was written in the file: a reload that
@@ -33,23 +35,37 @@ type socket struct {
 	// random port for every instance and every reuseport slot.
 	port int
 	// shared is the one socket of a shared listener.
-	shared *sockFile
+	shared *rawSock
 	// slots are the per-instance sockets of a reuseport listener.
-	slots map[int]*sockFile
+	slots map[int]*rawSock
+	// public is a proxy listener's socket, on which the runner accepts.
+	public net.Listener
+	// private are a proxy listener's per-slot private sockets, by app,
+	// instance number and number within the slot.
+	private map[privKey]*rawSock
 }
 
-// sockFile is an open socket and its descriptor, read once: os.File.Fd
-// puts a descriptor the Go poller knows back into blocking mode on every
-// call, and O_NONBLOCK belongs to the open file description that every
-// instance shares, so calling it at each start would flip the socket under
-// the feet of running instances.
-type sockFile struct {
-	f  *os.File
-	fd uintptr
+type privKey struct {
+	app          string
+	index, which int
 }
 
-// Set is the runner's open listening sockets.
+// rawSock is a socket the runner holds as a bare descriptor, outside Go's
+// network poller: instances share it, and the runner must neither be woken
+// by its traffic nor ever change its flags (O_NONBLOCK lives on the open
+// file description every instance shares). Options are set once, at bind.
+type rawSock struct {
+	fd   int
+	port int
+}
+
+func (r *rawSock) close() { syscall.Close(r.fd) }
+
+// Set is the runner's listening sockets. Its methods are safe for
+// concurrent use: the supervisor binds and retains, while the process
+// layer takes descriptors for the instances it starts.
 type Set struct {
+	mu    sync.Mutex
 	socks map[key]*socket
 }
 
@@ -58,154 +74,257 @@ func NewSet() *Set {
 	return &Set{socks: make(map[key]*socket)}
 }
 
-// Bind opens every listener in defs that is not open yet and updates the
-// options of those that are. It is all or nothing: on error the sockets this
-// call opened are closed again and the error names the listener.
-func (s *Set) Bind(defs []*hclconfig.Listener) error {
+// Bind opens every listener in defs that is not open yet. It is all or
+// nothing: on error the sockets this call opened are closed again and the
+// error names the listener. An open socket is never touched: when the
+// options of an open listener changed, the change is returned as a warning
+// and applies once the runner restarts.
+func (s *Set) Bind(defs []*hclconfig.Listener) (warnings []string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var opened []key
+	fail := func(d *hclconfig.Listener, err error) ([]string, error) {
+		s.closeKeysLocked(opened)
+		return nil, fmt.Errorf("listener %q: %w", d.Name, err)
+	}
 	for _, d := range defs {
 		k := keyOf(d)
 		if sk, ok := s.socks[k]; ok {
-			if err := sk.update(d); err != nil {
-				s.closeKeys(opened)
-				return fmt.Errorf("listener %q: %w", d.Name, err)
+			if d.Mode != sk.def.Mode {
+				return fail(d, fmt.Errorf("cannot change mode from %q to %q while %s is open; restart the runner to change it", sk.def.Mode, d.Mode, d.Address))
+			}
+			if d.Backlog != sk.def.Backlog || d.NonBlocking != sk.def.NonBlocking {
+				warnings = append(warnings, fmt.Sprintf("listener %q: backlog and nonblocking of a socket instances already hold cannot change; they apply when the runner restarts", d.Name))
 			}
 			continue
 		}
 		sk := &socket{def: d}
-		if d.Mode == hclconfig.ReusePort {
+		switch d.Mode {
+		case hclconfig.ReusePort:
 			// Bind slot 0 now so the address is proven (and ":0" resolved)
 			// before anything starts.
-			if _, err := s.slotFile(sk, 0); err != nil {
-				s.closeKeys(opened)
-				return fmt.Errorf("listener %q: %w", d.Name, err)
+			if _, err := s.slotLocked(sk, 0); err != nil {
+				return fail(d, err)
 			}
-		} else {
-			f, port, err := s.bind(d, d.Address, false)
+		case hclconfig.Proxy:
+			ln, port, err := listen(context.Background(), d, d.Address, false)
 			if err != nil {
-				s.closeKeys(opened)
-				return fmt.Errorf("listener %q: %w", d.Name, err)
+				return fail(d, err)
 			}
-			sk.shared, sk.port = f, port
+			sk.public, sk.port = ln, port
+		default:
+			rs, err := bindRaw(d, d.Address, false)
+			if err != nil {
+				return fail(d, err)
+			}
+			sk.shared, sk.port = rs, rs.port
 		}
 		s.socks[k] = sk
 		opened = append(opened, k)
 	}
+	return warnings, nil
+}
+
+// Public returns the socket the runner accepts on for a proxy listener.
+func (s *Set) Public(def *hclconfig.Listener) net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sk, ok := s.socks[keyOf(def)]; ok {
+		return sk.public
+	}
 	return nil
 }
 
-// update applies option changes to an open socket. The mode cannot change
-// in place: a shared and a reuseport socket cannot both hold the address.
-func (sk *socket) update(d *hclconfig.Listener) error {
-	if d.Mode != sk.def.Mode {
-		return fmt.Errorf("cannot change mode from %q to %q while %s is open; restart the runner to change it", sk.def.Mode, d.Mode, d.Address)
-	}
-	for _, f := range sk.files() {
-		if err := setOptions(f, d); err != nil {
-			return err
-		}
-	}
-	sk.def = d
-	return nil
-}
-
-func (sk *socket) files() []*sockFile {
-	if sk.shared != nil {
-		return []*sockFile{sk.shared}
-	}
-	fs := make([]*sockFile, 0, len(sk.slots))
-	for _, f := range sk.slots {
-		fs = append(fs, f)
-	}
-	return fs
-}
-
-// Fds returns the descriptors instance slot of an app gets as fds 3, 4, …,
-// one per listener in defs (which must have been bound). Reuseport listeners
-// get the slot's own socket, bound on first use.
-func (s *Set) Fds(defs []*hclconfig.Listener, slot int) ([]uintptr, error) {
-	fds := make([]uintptr, 0, len(defs))
-	for _, d := range defs {
-		sk, ok := s.socks[keyOf(d)]
-		if !ok {
-			return nil, fmt.Errorf("listener %q is not bound", d.Name)
-		}
-		f := sk.shared
-		if f == nil {
-			var err error
-			if f, err = s.slotFile(sk, slot); err != nil {
-				return nil, fmt.Errorf("listener %q, slot %d: %w", d.Name, slot, err)
-			}
-		}
-		fds = append(fds, f.fd)
-	}
-	return fds, nil
-}
-
-func (s *Set) slotFile(sk *socket, slot int) (*sockFile, error) {
-	if f, ok := sk.slots[slot]; ok {
-		return f, nil
+func (s *Set) slotLocked(sk *socket, slot int) (*rawSock, error) {
+	if rs, ok := sk.slots[slot]; ok {
+		return rs, nil
 	}
 	addr := sk.def.Address
 	if sk.port != 0 {
 		host, _, _ := net.SplitHostPort(addr)
 		addr = net.JoinHostPort(host, strconv.Itoa(sk.port))
 	}
-	f, port, err := s.bind(sk.def, addr, true)
+	rs, err := bindRaw(sk.def, addr, true)
 	if err != nil {
 		return nil, err
 	}
 	if sk.slots == nil {
-		sk.slots = make(map[int]*sockFile)
+		sk.slots = make(map[int]*rawSock)
 	}
-	sk.slots[slot] = f
-	sk.port = port
-	return f, nil
+	sk.slots[slot] = rs
+	sk.port = rs.port
+	return rs, nil
 }
 
-// ReleaseSlot closes a reuseport listener's socket for slot. The kernel
-// keeps routing connections to a reuseport socket nobody accepts on, so a
-// slot that is gone (scaled down, failed) must give its socket back.
-func (s *Set) ReleaseSlot(defs []*hclconfig.Listener, slot int) {
-	for _, d := range defs {
-		sk, ok := s.socks[keyOf(d)]
-		if !ok || sk.slots == nil || len(sk.slots) == 1 {
-			continue // the last slot socket keeps the port reserved
-		}
-		if f, ok := sk.slots[slot]; ok {
-			f.f.Close()
-			delete(sk.slots, slot)
-		}
+// privateLocked returns a proxy listener's private socket number which of
+// an app's instance number index, binding it on first use: a loopback
+// socket, bound but not listening, with SO_REUSEADDR. The instance either
+// calls listen(2) on it (Node, asyncio, gunicorn and uvicorn do, given an
+// fd) or binds PORT itself with SO_REUSEADDR, as nearly every server does:
+// Linux allows that bind next to a socket that is not listening, and the
+// port stays reserved for the slot while no process listens on it.
+func (s *Set) privateLocked(sk *socket, app string, index, which int) (*rawSock, error) {
+	k := privKey{app, index, which}
+	if rs, ok := sk.private[k]; ok {
+		return rs, nil
 	}
+	fd, err := loopbackSocket()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create a private socket: %w", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("cannot set SO_REUSEADDR on a private socket: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("cannot bind a private socket on 127.0.0.1: %w", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	rs := &rawSock{fd: fd, port: sa.(*syscall.SockaddrInet4).Port}
+	if sk.private == nil {
+		sk.private = make(map[privKey]*rawSock)
+	}
+	sk.private[k] = rs
+	return rs, nil
 }
 
-// Env returns the socket-activation variables for an instance receiving
-// defs, and PORT (the first TCP listener's port), if any.
-func (s *Set) Env(defs []*hclconfig.Listener) []string {
+// Grant is what one instance receives: descriptors to pass as fds 3, 4, …
+// and the environment that describes them. The descriptors are the Grant's
+// own duplicates, so a listener closed meanwhile by a reload cannot hand
+// its number to another file before the fork; Close them after it.
+type Grant struct {
+	Files []uintptr
+	// Env holds LISTEN_FDS, LISTEN_FDNAMES, PORT and, for the Node preload,
+	// CLUSTERRUN_LISTEN_PORTS.
+	Env []string
+	// Addrs are the instance's private addresses by proxy listener name.
+	Addrs map[string]string
+	// Port is the PORT it got (0 if none).
+	Port int
+}
+
+// Close closes the Grant's duplicates.
+func (g *Grant) Close() {
+	for _, fd := range g.Files {
+		syscall.Close(int(fd))
+	}
+	g.Files = nil
+}
+
+// Grant returns what instance index of app gets for its listeners defs
+// (which must be bound), with private socket number private for proxy
+// listeners.
+func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) (*Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := &Grant{Addrs: map[string]string{}}
 	if len(defs) == 0 {
-		return nil
+		return g, nil
 	}
 	names := make([]string, len(defs))
-	port := 0
+	var ports []string
 	for i, d := range defs {
 		names[i] = d.Name
-		if sk, ok := s.socks[keyOf(d)]; ok && port == 0 {
-			port = sk.port
+		sk, ok := s.socks[keyOf(d)]
+		if !ok {
+			g.Close()
+			return nil, fmt.Errorf("listener %q is not bound", d.Name)
+		}
+		var rs *rawSock
+		var err error
+		port := sk.port
+		switch d.Mode {
+		case hclconfig.ReusePort:
+			rs, err = s.slotLocked(sk, index)
+		case hclconfig.Proxy:
+			rs, err = s.privateLocked(sk, app, index, private)
+			if err == nil {
+				port = rs.port
+				g.Addrs[d.Name] = "127.0.0.1:" + strconv.Itoa(rs.port)
+			}
+		default:
+			rs = sk.shared
+		}
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("listener %q, instance %d: %w", d.Name, index, err)
+		}
+		dup, err := unix.FcntlInt(uintptr(rs.fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("listener %q: cannot duplicate its socket: %w", d.Name, err)
+		}
+		g.Files = append(g.Files, uintptr(dup))
+		if g.Port == 0 && port != 0 {
+			g.Port = port
+		}
+		// The Node preload maps listen(PORT) onto the inherited socket of
+		// shared and reuseport listeners. A proxy instance's private socket
+		// is left to the app to bind by itself.
+		if port != 0 && d.Mode != hclconfig.Proxy {
+			ports = append(ports, strconv.Itoa(port)+"="+strconv.Itoa(3+i))
 		}
 	}
-	env := []string{
-		"LISTEN_FDS=" + strconv.Itoa(len(defs)),
-		"LISTEN_FDNAMES=" + strings.Join(names, ":"),
+	g.Env = []string{"LISTEN_FDS=" + strconv.Itoa(len(defs)), "LISTEN_FDNAMES=" + strings.Join(names, ":")}
+	if g.Port != 0 {
+		g.Env = append(g.Env, "PORT="+strconv.Itoa(g.Port))
 	}
-	if port != 0 {
-		env = append(env, "PORT="+strconv.Itoa(port))
+	if len(ports) > 0 {
+		g.Env = append(g.Env, "CLUSTERRUN_LISTEN_PORTS="+strings.Join(ports, ","))
 	}
-	return env
+	return g, nil
+}
+
+// Unlisten turns a private socket back into a bound, non-listening one
+// after the process that listened on it is gone (shutdown(2) on a
+// listening socket resets what waits in its queue and stops listening).
+// Without it, the runner's copy would keep accepting connections into a
+// queue nobody reads.
+func (s *Set) Unlisten(app string, def *hclconfig.Listener, index, which int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sk, ok := s.socks[keyOf(def)]; ok {
+		if rs, ok := sk.private[privKey{app, index, which}]; ok {
+			_ = syscall.Shutdown(rs.fd, syscall.SHUT_RD)
+		}
+	}
+}
+
+// ReleaseSlot closes the per-slot sockets of an app's instance number that
+// is gone (scaled down, removed). The kernel keeps routing connections to a
+// reuseport socket nobody accepts on, so such a socket must be given back;
+// the last one stays, to keep the port reserved.
+func (s *Set) ReleaseSlot(app string, defs []*hclconfig.Listener, index int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range defs {
+		sk, ok := s.socks[keyOf(d)]
+		if !ok {
+			continue
+		}
+		if rs, ok := sk.slots[index]; ok && len(sk.slots) > 1 {
+			rs.close()
+			delete(sk.slots, index)
+		}
+		for k, rs := range sk.private {
+			if k.app == app && k.index == index {
+				rs.close()
+				delete(sk.private, k)
+			}
+		}
+	}
 }
 
 // Addr returns where def is listening, with ":0" resolved ("127.0.0.1:43121",
 // "unix:/run/app.sock"), or "" if it is not bound.
 func (s *Set) Addr(def *hclconfig.Listener) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	sk, ok := s.socks[keyOf(def)]
 	if !ok {
 		return ""
@@ -221,6 +340,8 @@ func (s *Set) Addr(def *hclconfig.Listener) string {
 // their own inherited copies, so closing ours only stops new instances from
 // getting it.
 func (s *Set) Retain(live []*hclconfig.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	keep := make(map[key]bool, len(live))
 	for _, d := range live {
 		keep[keyOf(d)] = true
@@ -231,26 +352,37 @@ func (s *Set) Retain(live []*hclconfig.Listener) {
 			drop = append(drop, k)
 		}
 	}
-	s.closeKeys(drop)
+	s.closeKeysLocked(drop)
 }
 
 // Close closes every socket and removes unix socket files.
 func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	keys := make([]key, 0, len(s.socks))
 	for k := range s.socks {
 		keys = append(keys, k)
 	}
-	s.closeKeys(keys)
+	s.closeKeysLocked(keys)
 }
 
-func (s *Set) closeKeys(keys []key) {
+func (s *Set) closeKeysLocked(keys []key) {
 	for _, k := range keys {
 		sk, ok := s.socks[k]
 		if !ok {
 			continue
 		}
-		for _, f := range sk.files() {
-			f.f.Close()
+		if sk.shared != nil {
+			sk.shared.close()
+		}
+		for _, rs := range sk.slots {
+			rs.close()
+		}
+		for _, rs := range sk.private {
+			rs.close()
+		}
+		if sk.public != nil {
+			sk.public.Close()
 		}
 		if k.network == "unix" {
 			os.Remove(k.address)
@@ -259,9 +391,50 @@ func (s *Set) closeKeys(keys []key) {
 	}
 }
 
-// bind opens one listening socket and returns it as a blocking-by-default
-// file the runner never accepts on.
-func (s *Set) bind(d *hclconfig.Listener, address string, reuseport bool) (*sockFile, int, error) {
+// bindRaw opens one listening socket for instances and returns it as a
+// bare descriptor. Go's listener does the resolving and binding, then the
+// descriptor is duplicated through SyscallConn (not File, which registers
+// the copy with the poller) and Go's own is closed, which takes it out of
+// the poller: the runner is never woken by connections meant for
+// instances. Backlog and O_NONBLOCK are set here, once, before any
+// instance holds the socket.
+func bindRaw(d *hclconfig.Listener, address string, reuseport bool) (*rawSock, error) {
+	ln, port, err := listen(context.Background(), d, address, reuseport)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	rc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("cannot duplicate the socket: %w", derr)
+	}
+	rs := &rawSock{fd: fd, port: port}
+	if d.Backlog > 0 {
+		// listen(2) on a listening socket updates its backlog in place.
+		if err := syscall.Listen(fd, d.Backlog); err != nil {
+			rs.close()
+			return nil, fmt.Errorf("cannot set backlog %d: %w", d.Backlog, err)
+		}
+	}
+	// Go made the socket non-blocking; instances get it blocking unless the
+	// file asks otherwise (systemd's NonBlocking=).
+	if err := syscall.SetNonblock(fd, d.NonBlocking); err != nil {
+		rs.close()
+		return nil, fmt.Errorf("cannot set nonblocking=%v: %w", d.NonBlocking, err)
+	}
+	return rs, nil
+}
+
+// listen binds one socket with Go's listener.
+func listen(ctx context.Context, d *hclconfig.Listener, address string, reuseport bool) (net.Listener, int, error) {
 	network := d.Network
 	if network == "unix" {
 		if err := removeStale(address); err != nil {
@@ -280,49 +453,19 @@ func (s *Set) bind(d *hclconfig.Listener, address string, reuseport bool) (*sock
 			return serr
 		}
 	}
-	ln, err := lc.Listen(context.Background(), network, address)
+	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
 		return nil, 0, err
 	}
-	var f *os.File
 	port := 0
 	switch l := ln.(type) {
 	case *net.TCPListener:
 		port = l.Addr().(*net.TCPAddr).Port
-		f, err = l.File()
 	case *net.UnixListener:
-		// Our copy of the socket is closed below; the path must stay.
+		// Closing Go's copy must leave the path in place.
 		l.SetUnlinkOnClose(false)
-		f, err = l.File()
-	default:
-		err = fmt.Errorf("unexpected listener type %T", ln)
 	}
-	ln.Close()
-	if err != nil {
-		return nil, 0, err
-	}
-	sf := &sockFile{f: f, fd: f.Fd()}
-	if err := setOptions(sf, d); err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	return sf, port, nil
-}
-
-func setOptions(sf *sockFile, d *hclconfig.Listener) error {
-	fd := int(sf.fd)
-	if d.Backlog > 0 {
-		// listen(2) on a listening socket updates its backlog in place.
-		if err := syscall.Listen(fd, d.Backlog); err != nil {
-			return fmt.Errorf("cannot set backlog %d: %w", d.Backlog, err)
-		}
-	}
-	// O_NONBLOCK lives on the open file description, shared by every
-	// instance holding the socket, so it is set once here.
-	if err := syscall.SetNonblock(fd, d.NonBlocking); err != nil {
-		return fmt.Errorf("cannot set nonblocking=%v: %w", d.NonBlocking, err)
-	}
-	return nil
+	return ln, port, nil
 }
 
 // tcpNetwork pins an IP literal to its family: Go would bind "0.0.0.0" as a

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,44 +38,98 @@ func dialable(addr string) bool {
 	return true
 }
 
+// inode identifies the socket behind a descriptor.
+func inode(t *testing.T, fd uintptr) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fd), &st); err != nil {
+		t.Fatalf("fstat %d: %v", fd, err)
+	}
+	return st.Ino
+}
+
+func bind(t *testing.T, s *Set, defs ...*hclconfig.Listener) {
+	t.Helper()
+	if _, err := s.Bind(defs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func grant(t *testing.T, s *Set, defs []*hclconfig.Listener, index, private int) *Grant {
+	t.Helper()
+	g, err := s.Grant("web", defs, index, private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return g
+}
+
 func TestSharedListener(t *testing.T) {
 	s := NewSet()
 	defer s.Close()
 	http := tcp("http", "127.0.0.1:0", hclconfig.Shared)
 	admin := tcp("admin", "127.0.0.1:0", hclconfig.Shared)
-	if err := s.Bind([]*hclconfig.Listener{http, admin}); err != nil {
-		t.Fatal(err)
-	}
+	bind(t, s, http, admin)
 	port := portOf(t, s, http)
 	if port == 0 || !dialable(s.Addr(http)) {
 		t.Fatalf("http listener %s does not accept connections", s.Addr(http))
 	}
-	a, err := s.Fds([]*hclconfig.Listener{http, admin}, 0)
-	if err != nil {
-		t.Fatal(err)
+	both := []*hclconfig.Listener{http, admin}
+	a, b := grant(t, s, both, 0, 0), grant(t, s, both, 7, 0)
+	if len(a.Files) != 2 || inode(t, a.Files[0]) != inode(t, b.Files[0]) || inode(t, a.Files[1]) != inode(t, b.Files[1]) ||
+		inode(t, a.Files[0]) == inode(t, a.Files[1]) {
+		t.Fatalf("shared sockets for instances 0 and 7 differ, or both listeners got one socket")
 	}
-	b, _ := s.Fds([]*hclconfig.Listener{http, admin}, 7)
-	if len(a) != 2 || a[0] != b[0] || a[1] != b[1] || a[0] == a[1] {
-		t.Fatalf("shared fds for slots 0 and 7: %v %v; want the same two", a, b)
+	if a.Files[0] == b.Files[0] {
+		t.Error("two grants share a descriptor; each must have its own duplicate")
 	}
-	env := strings.Join(s.Env([]*hclconfig.Listener{http, admin}), " ")
-	want := "LISTEN_FDS=2 LISTEN_FDNAMES=http:admin PORT=" + strconv.Itoa(port)
+	env := strings.Join(a.Env, " ")
+	want := "LISTEN_FDS=2 LISTEN_FDNAMES=http:admin PORT=" + strconv.Itoa(port) +
+		" CLUSTERRUN_LISTEN_PORTS=" + strconv.Itoa(port) + "=3," + strconv.Itoa(portOf(t, s, admin)) + "=4"
 	if env != want {
 		t.Errorf("Env = %q, want %q", env, want)
 	}
-	if pm := s.PortMap([]*hclconfig.Listener{http, admin}); pm != strconv.Itoa(port)+"=3,"+strconv.Itoa(portOf(t, s, admin))+"=4" {
-		t.Errorf("PortMap = %q", pm)
-	}
 	// The socket is handed over in blocking mode unless asked otherwise.
-	if fl, _ := unix.FcntlInt(a[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK != 0 {
+	if fl, _ := unix.FcntlInt(a.Files[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK != 0 {
 		t.Error("shared socket is non-blocking by default")
 	}
 	// A rebind of the same definitions keeps the same socket and port.
-	if err := s.Bind([]*hclconfig.Listener{http, admin}); err != nil {
+	bind(t, s, http, admin)
+	if c := grant(t, s, []*hclconfig.Listener{http}, 0, 0); inode(t, c.Files[0]) != inode(t, a.Files[0]) || portOf(t, s, http) != port {
+		t.Error("rebinding an unchanged listener opened a new socket")
+	}
+	fd0 := a.Files[0]
+	a.Close()
+	if _, err := unix.FcntlInt(fd0, unix.F_GETFD, 0); err == nil {
+		t.Error("Grant.Close left its duplicate open")
+	}
+}
+
+// TestReloadNeverTouchesHeldSocket: O_NONBLOCK belongs to the open file
+// description every instance shares. An asyncio server sets it on its
+// inherited socket; a reload that set it back to the file's value left the
+// event loop blocked in accept(2).
+func TestReloadNeverTouchesHeldSocket(t *testing.T) {
+	s := NewSet()
+	defer s.Close()
+	d := tcp("http", "127.0.0.1:0", hclconfig.Shared)
+	bind(t, s, d)
+	g := grant(t, s, []*hclconfig.Listener{d}, 0, 0)
+	// What the instance does with its inherited copy.
+	if err := unix.SetNonblock(int(g.Files[0]), true); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := s.Fds([]*hclconfig.Listener{http}, 0); c[0] != a[0] || portOf(t, s, http) != port {
-		t.Error("rebinding an unchanged listener opened a new socket")
+	// A reload with the same file, then one that changes the options.
+	bind(t, s, d)
+	d2 := tcp("http", "127.0.0.1:0", hclconfig.Shared)
+	d2.Backlog = 7
+	warn, err := s.Bind([]*hclconfig.Listener{d2})
+	if err != nil || len(warn) != 1 || !strings.Contains(warn[0], "when the runner restarts") {
+		t.Errorf("changed options: warnings %q, error %v; want one warning", warn, err)
+	}
+	if fl, _ := unix.FcntlInt(g.Files[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Fatal("a reload cleared O_NONBLOCK on a socket an instance holds")
 	}
 }
 
@@ -83,53 +138,169 @@ func TestNonBlockingOption(t *testing.T) {
 	defer s.Close()
 	d := tcp("http", "127.0.0.1:0", hclconfig.Shared)
 	d.NonBlocking = true
-	if err := s.Bind([]*hclconfig.Listener{d}); err != nil {
-		t.Fatal(err)
-	}
-	fds, _ := s.Fds([]*hclconfig.Listener{d}, 0)
-	if fl, _ := unix.FcntlInt(fds[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+	bind(t, s, d)
+	g := grant(t, s, []*hclconfig.Listener{d}, 0, 0)
+	if fl, _ := unix.FcntlInt(g.Files[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
 		t.Fatal("nonblocking = true did not set O_NONBLOCK")
 	}
-	// Handing it out again must not flip it back (os.File.Fd would).
-	fds, _ = s.Fds([]*hclconfig.Listener{d}, 1)
-	if fl, _ := unix.FcntlInt(fds[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
-		t.Fatal("Fds flipped the socket back to blocking")
+	g = grant(t, s, []*hclconfig.Listener{d}, 1, 0)
+	if fl, _ := unix.FcntlInt(g.Files[0], unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Fatal("a second grant flipped the socket back to blocking")
 	}
+}
+
+// TestSharedSocketOutsidePoller: the runner must not be woken by
+// connections meant for its instances, so no socket it shares may be
+// registered with Go's epoll set (where os.NewFile would put it).
+func TestSharedSocketOutsidePoller(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	s := NewSet()
+	defer s.Close()
+	d := tcp("http", "127.0.0.1:0", hclconfig.Shared)
+	r := tcp("rp", "127.0.0.1:0", hclconfig.ReusePort)
+	bind(t, s, d, r)
+	g := grant(t, s, []*hclconfig.Listener{d, r}, 0, 0)
+	ours := map[uint64]bool{inode(t, g.Files[0]): true, inode(t, g.Files[1]): true}
+	// Make sure the poller exists and holds something.
+	c, err := net.Dial("tcp", s.Addr(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tfd := range epollTargets(t) {
+		var st unix.Stat_t
+		if unix.Fstat(tfd, &st) == nil && ours[st.Ino] {
+			t.Errorf("fd %d, a socket shared with instances, is registered with the runner's epoll set", tfd)
+		}
+	}
+}
+
+// epollTargets lists the descriptors registered with this process's epoll
+// sets, from /proc/self/fdinfo.
+func epollTargets(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		link, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 && f[0] == "tfd:" {
+				if n, err := strconv.Atoi(f[1]); err == nil {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("found no epoll registrations at all; the check would prove nothing")
+	}
+	return out
 }
 
 func TestReusePortSlots(t *testing.T) {
 	s := NewSet()
 	defer s.Close()
 	d := tcp("http", "127.0.0.1:0", hclconfig.ReusePort)
-	if err := s.Bind([]*hclconfig.Listener{d}); err != nil {
-		t.Fatal(err)
-	}
+	bind(t, s, d)
 	port := portOf(t, s, d)
-	f0, err := s.Fds([]*hclconfig.Listener{d}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f1, err := s.Fds([]*hclconfig.Listener{d}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f0[0] == f1[0] {
+	f0 := grant(t, s, []*hclconfig.Listener{d}, 0, 0).Files[0]
+	f1 := grant(t, s, []*hclconfig.Listener{d}, 1, 0).Files[0]
+	if inode(t, f0) == inode(t, f1) {
 		t.Fatal("two reuseport slots got the same socket")
 	}
-	for _, fd := range []uintptr{f0[0], f1[0]} {
+	for _, fd := range []uintptr{f0, f1} {
 		sa, err := unix.Getsockname(int(fd))
 		if err != nil || sa.(*unix.SockaddrInet4).Port != port {
 			t.Errorf("slot socket fd %d bound to %v, want port %d", fd, sa, port)
 		}
 	}
-	s.ReleaseSlot([]*hclconfig.Listener{d}, 1)
-	if _, err := unix.Getsockname(int(f1[0])); err == nil {
-		t.Error("released slot socket is still open")
+	ino1 := inode(t, f1)
+	s.ReleaseSlot("web", []*hclconfig.Listener{d}, 1)
+	if inode(t, grant(t, s, []*hclconfig.Listener{d}, 1, 0).Files[0]) == ino1 {
+		t.Error("a released slot's socket was handed out again")
 	}
 	// The last slot socket keeps the port.
-	s.ReleaseSlot([]*hclconfig.Listener{d}, 0)
+	s.ReleaseSlot("web", []*hclconfig.Listener{d}, 0)
+	s.ReleaseSlot("web", []*hclconfig.Listener{d}, 1)
 	if !dialable(s.Addr(d)) {
 		t.Error("releasing the last slot closed the port")
+	}
+}
+
+// TestProxyPrivateSockets: in proxy mode the runner accepts on the public
+// socket, and each instance gets a private loopback socket, bound but not
+// listening, so that an app may either listen on fd 3 or bind PORT itself.
+func TestProxyPrivateSockets(t *testing.T) {
+	s := NewSet()
+	defer s.Close()
+	d := tcp("http", "127.0.0.1:0", hclconfig.Proxy)
+	bind(t, s, d)
+	if s.Public(d) == nil || !dialable(s.Addr(d)) {
+		t.Fatal("no public listener for a proxy listener")
+	}
+	defs := []*hclconfig.Listener{d}
+	g0 := grant(t, s, defs, 0, 0)
+	g0b := grant(t, s, defs, 0, 1)
+	g1 := grant(t, s, defs, 1, 0)
+	addr := g0.Addrs["http"]
+	if addr == "" || addr == g0b.Addrs["http"] || addr == g1.Addrs["http"] {
+		t.Fatalf("private addresses %q %q %q; want three different ones", addr, g0b.Addrs["http"], g1.Addrs["http"])
+	}
+	if again := grant(t, s, defs, 0, 0); again.Addrs["http"] != addr {
+		t.Errorf("the same slot socket moved from %s to %s", addr, again.Addrs["http"])
+	}
+	if !strings.Contains(strings.Join(g0.Env, " "), "PORT="+strings.TrimPrefix(addr, "127.0.0.1:")) {
+		t.Errorf("PORT is not the private port: %q", g0.Env)
+	}
+	if strings.Contains(strings.Join(g0.Env, " "), "CLUSTERRUN_LISTEN_PORTS") {
+		t.Errorf("the Node preload must not map a private port: %q", g0.Env)
+	}
+	if dialable(addr) {
+		t.Fatal("a private socket accepts connections before any instance listens")
+	}
+	// An app that binds PORT itself (Go's net.Listen sets SO_REUSEADDR).
+	own, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("an app cannot bind its own PORT next to the runner's private socket: %v", err)
+	}
+	if !dialable(addr) {
+		t.Error("the app's own listener does not accept")
+	}
+	own.Close()
+	// An app that listens on fd 3 instead, and exits: Unlisten frees the
+	// port again for the next process of the slot.
+	if err := unix.Listen(int(g0.Files[0]), 16); err != nil {
+		t.Fatalf("listen on the private fd: %v", err)
+	}
+	if !dialable(addr) {
+		t.Fatal("listening on fd 3 does not accept")
+	}
+	s.Unlisten("web", d, 0, 0)
+	if dialable(addr) {
+		t.Error("Unlisten left the private socket listening")
+	}
+	if l, err := net.Listen("tcp", addr); err != nil {
+		t.Errorf("after Unlisten the next process cannot bind PORT: %v", err)
+	} else {
+		l.Close()
+	}
+	ino := inode(t, g1.Files[0])
+	s.ReleaseSlot("web", defs, 1)
+	if inode(t, grant(t, s, defs, 1, 0).Files[0]) == ino {
+		t.Error("ReleaseSlot kept the private socket")
 	}
 }
 
@@ -143,7 +314,7 @@ func TestBindIsAllOrNothing(t *testing.T) {
 	defer s.Close()
 	ok := tcp("ok", "127.0.0.1:0", hclconfig.Shared)
 	taken := tcp("taken", busy.Addr().String(), hclconfig.Shared)
-	err = s.Bind([]*hclconfig.Listener{ok, taken})
+	_, err = s.Bind([]*hclconfig.Listener{ok, taken})
 	if err == nil || !strings.Contains(err.Error(), `listener "taken"`) {
 		t.Fatalf("Bind with a taken address: %v", err)
 	}
@@ -156,11 +327,9 @@ func TestModeCannotChangeInPlace(t *testing.T) {
 	s := NewSet()
 	defer s.Close()
 	d := tcp("http", "127.0.0.1:0", hclconfig.Shared)
-	if err := s.Bind([]*hclconfig.Listener{d}); err != nil {
-		t.Fatal(err)
-	}
+	bind(t, s, d)
 	d2 := tcp("http", "127.0.0.1:0", hclconfig.ReusePort)
-	if err := s.Bind([]*hclconfig.Listener{d2}); err == nil || !strings.Contains(err.Error(), "cannot change mode") {
+	if _, err := s.Bind([]*hclconfig.Listener{d2}); err == nil || !strings.Contains(err.Error(), "cannot change mode") {
 		t.Fatalf("mode change: %v", err)
 	}
 }
@@ -169,9 +338,7 @@ func TestRetainClosesUnused(t *testing.T) {
 	s := NewSet()
 	defer s.Close()
 	a, b := tcp("a", "127.0.0.1:0", hclconfig.Shared), tcp("b", "127.0.0.1:0", hclconfig.Shared)
-	if err := s.Bind([]*hclconfig.Listener{a, b}); err != nil {
-		t.Fatal(err)
-	}
+	bind(t, s, a, b)
 	addrB := s.Addr(b)
 	s.Retain([]*hclconfig.Listener{a})
 	if s.Addr(b) != "" || dialable(addrB) {
@@ -195,7 +362,7 @@ func TestUnixStaleSocketIsReplaced(t *testing.T) {
 	old.Close()
 	s := NewSet()
 	d := &hclconfig.Listener{Name: "u", Network: "unix", Address: path, Mode: hclconfig.Shared}
-	if err := s.Bind([]*hclconfig.Listener{d}); err != nil {
+	if _, err := s.Bind([]*hclconfig.Listener{d}); err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	if c, err := net.Dial("unix", path); err != nil {
@@ -208,7 +375,7 @@ func TestUnixStaleSocketIsReplaced(t *testing.T) {
 	}
 	// A live one is not touched.
 	s2 := NewSet()
-	if err := s2.Bind([]*hclconfig.Listener{d}); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := s2.Bind([]*hclconfig.Listener{d}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("binding over a live socket: %v", err)
 	}
 	s.Close()
@@ -217,7 +384,7 @@ func TestUnixStaleSocketIsReplaced(t *testing.T) {
 	}
 	// A regular file is refused.
 	os.WriteFile(path, []byte("x"), 0o644)
-	if err := NewSet().Bind([]*hclconfig.Listener{d}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := NewSet().Bind([]*hclconfig.Listener{d}); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("binding over a regular file: %v", err)
 	}
 }

@@ -60,6 +60,9 @@ type Spec struct {
 	Files []uintptr
 	// Credential, when set, is the user and group the child runs as.
 	Credential *syscall.Credential
+	// KeepOnParentDeath leaves out the parent-death signal (the guard must
+	// outlive the runner).
+	KeepOnParentDeath bool
 }
 
 // Reaper starts processes and is the only waiter for every child of this
@@ -105,6 +108,9 @@ func (r *Reaper) Start(spec Spec) (pid int, exited <-chan Status, err error) {
 		Sys:   sysProcAttr(),
 	}
 	attr.Sys.Credential = spec.Credential
+	if spec.KeepOnParentDeath {
+		noDeathSignal(attr.Sys)
+	}
 	ch := make(chan Status, 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()

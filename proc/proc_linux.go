@@ -16,3 +16,5 @@ func sysProcAttr() *syscall.SysProcAttr {
 func becomeSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
+
+func noDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = 0 }

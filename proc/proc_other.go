@@ -12,3 +12,5 @@ func sysProcAttr() *syscall.SysProcAttr {
 
 // Child subreapers are a Linux feature; elsewhere orphans go to init.
 func becomeSubreaper() error { return nil }
+
+func noDeathSignal(*syscall.SysProcAttr) {}

@@ -169,10 +169,10 @@ func TestOrphansAreReaped(t *testing.T) {
 	if st := waitStatus(t, s); !st.Success() {
 		t.Fatalf("orphan helper: %s", st)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for reaper.Orphans() == before {
 		if time.Now().After(deadline) {
-			t.Fatal("the escaped grandchild was not reaped within 10s")
+			t.Fatal("the escaped grandchild was not reaped within 30s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -27,16 +28,21 @@ func groupUsage(pgids []int) (map[int]Usage, error) {
 		return nil, err
 	}
 	page := int64(os.Getpagesize())
-	buf := make([]byte, 0, 1024)
+	buf := make([]byte, 1024)
+	path := make([]byte, 0, 32)
 	for _, n := range names {
 		if n[0] < '0' || n[0] > '9' {
 			continue
 		}
-		buf, err = readInto(buf, "/proc/"+n+"/stat")
-		if err != nil {
+		// Raw open and read into one buffer: this walks every process on
+		// the machine, and an os.File per process is garbage per process.
+		path = append(append(append(path[:0], "/proc/"...), n...), "/stat"...)
+		b, ok := readRaw(path, buf)
+		if !ok {
 			continue // the process ended while we looked
 		}
-		pgrp, cpu, rss, ok := parseStat(buf)
+		buf = b[:cap(b)]
+		pgrp, cpu, rss, ok := parseStat(b)
 		if !ok || !want[pgrp] {
 			continue
 		}
@@ -49,18 +55,18 @@ func groupUsage(pgids []int) (map[int]Usage, error) {
 	return out, nil
 }
 
-func readInto(buf []byte, path string) ([]byte, error) {
-	f, err := os.Open(path)
+// readRaw reads the start of a small file (path without a NUL) into buf.
+func readRaw(path, buf []byte) ([]byte, bool) {
+	fd, err := syscall.Open(string(path), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return buf, err
+		return nil, false
 	}
-	defer f.Close()
-	buf = buf[:cap(buf)]
-	n, err := f.Read(buf)
-	if err != nil {
-		return buf[:0], err
+	defer syscall.Close(fd)
+	n, err := syscall.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return nil, false
 	}
-	return buf[:n], nil
+	return buf[:n], true
 }
 
 // parseStat reads pgrp (field 5), utime+stime (14, 15) and rss in pages
@@ -84,4 +90,19 @@ func parseStat(b []byte) (pgrp int, cpu time.Duration, rssPages int64, ok bool) 
 		return 0, 0, 0, false
 	}
 	return pg, time.Duration(ut+st) * time.Second / clockTicks, rss, true
+}
+
+func self() (int64, int) {
+	rss, fds := int64(-1), -1
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := bytes.Fields(b); len(f) > 1 {
+			if pages, err := strconv.ParseInt(string(f[1]), 10, 64); err == nil {
+				rss = pages * int64(os.Getpagesize())
+			}
+		}
+	}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		fds = len(ents) - 1 // the directory itself was open while it was read
+	}
+	return rss, fds
 }

@@ -1,18 +1,16 @@
 package runner
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/user"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/listeners"
 )
 
 // inheritedOnly are variables of the runner's own environment that must not
@@ -23,7 +21,7 @@ var inheritedOnly = []string{"LISTEN_FDS=", "LISTEN_FDNAMES=", "LISTEN_PID=", "N
 // (global env_file < env < app env_file < app env), then what clusterrun
 // sets. Later entries replace earlier ones, so there are no duplicates for
 // libc's getenv to pick the wrong one from.
-func (r *Runner) env(rel *release, index int, notifySocket string, readyFd int) []string {
+func (r *Runner) env(rel *Release, index int, g *listeners.Grant, notifySocket string, readyFd int) []string {
 	var out []string
 	pos := make(map[string]int)
 	set := func(kv string) {
@@ -44,21 +42,24 @@ outer:
 		}
 		set(kv)
 	}
-	for _, k := range sortedKeys(rel.app.Env) {
-		set(k + "=" + rel.app.Env[k])
+	for _, k := range sortedKeys(rel.App.Env) {
+		set(k + "=" + rel.App.Env[k])
 	}
-	for _, kv := range r.lset.Env(rel.listeners) {
+	for _, kv := range g.Env {
 		set(kv)
 	}
-	if rel.app.Port != 0 {
-		set("PORT=" + strconv.Itoa(rel.app.Port+index))
+	if rel.App.Port != 0 {
+		set("PORT=" + strconv.Itoa(rel.App.Port+index))
 	}
-	set("CLUSTERRUN_APP=" + rel.app.Name)
+	set(r.marker)
+	set("CLUSTERRUN_APP=" + rel.App.Name)
 	set("CLUSTERRUN_INSTANCE=" + strconv.Itoa(index))
 	set("NOTIFY_SOCKET=" + notifySocket)
 	set("CLUSTERRUN_READY_FD=" + strconv.Itoa(readyFd))
-	if len(rel.listeners) > 0 && r.preload != "" {
-		set("CLUSTERRUN_LISTEN_PORTS=" + r.lset.PortMap(rel.listeners))
+	if h := rel.App.Health; h.Check == hclconfig.HealthWatchdog {
+		set("WATCHDOG_USEC=" + strconv.FormatInt(h.Interval.Microseconds(), 10))
+	}
+	if len(rel.Listeners) > 0 && r.preload != "" {
 		opts := "--require " + strconv.Quote(r.preload)
 		if i, ok := pos["NODE_OPTIONS"]; ok {
 			if _, v, _ := strings.Cut(out[i], "="); v != "" {
@@ -70,8 +71,8 @@ outer:
 	return out
 }
 
-// instancePort is the port a tcp or http readiness probe knocks on: the
-// Procfile's PORT for this instance, or PORT from the app's environment.
+// instancePort is the PORT of an instance of an app without listeners: the
+// Procfile's for this instance, or PORT from the app's environment.
 func instancePort(a *hclconfig.App, index int) int {
 	if a.Port != 0 {
 		return a.Port + index
@@ -80,45 +81,13 @@ func instancePort(a *hclconfig.App, index int) int {
 	return p
 }
 
-// probe returns nil once the instance's port answers: a TCP connect, or an
-// HTTP GET of path answered with 2xx. It gives up when ctx ends.
-func probe(ctx context.Context, rd hclconfig.Ready, port int) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if probeOnce(ctx, client, rd, addr) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-}
-
-func probeOnce(ctx context.Context, client *http.Client, rd hclconfig.Ready, addr string) bool {
-	if rd.Check == hclconfig.ReadyTCP {
-		d := net.Dialer{Timeout: time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+rd.Path, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 300
+	sort.Strings(keys)
+	return keys
 }
 
 // resolveCredentials looks up the user and group of every app that names

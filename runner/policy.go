@@ -61,3 +61,25 @@ func human(d time.Duration) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// bytesHuman prints a byte count the way max_memory is written: "512MiB".
+func bytesHuman(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit && exp < 4; v /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + string("KMGTP"[exp]) + "iB"
+}
+
+// plural writes a count with its noun: "1 process", "3 processes".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}

@@ -79,27 +79,3 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
-
-func TestParseScale(t *testing.T) {
-	for i, tc := range []struct {
-		spec string
-		cur  int
-		want int
-		err  bool
-	}{
-		{"4", 2, 4, false},
-		{"+2", 2, 4, false},
-		{"-1", 2, 1, false},
-		{"-2", 2, 0, false},
-		{"-3", 2, 0, true},
-		{"0", 5, 0, false},
-		{"x", 1, 0, true},
-		{"", 1, 0, true},
-		{"+", 1, 0, true},
-	} {
-		got, err := ParseScale(tc.spec, tc.cur)
-		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
-			t.Errorf("#%d ParseScale(%q, %d) = %d, %v", i, tc.spec, tc.cur, got, err)
-		}
-	}
-}

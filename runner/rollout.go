@@ -1,314 +1,604 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/status"
 )
 
-// rollout is an app's rolling replacement by a new release.
+// rolloutKind says what a rollout is for.
+type rolloutKind int
+
+const (
+	kindReload   rolloutKind = iota // a reload rolls out a new release
+	kindRestart                     // clusterrun restart replaces instances with the same release
+	kindRollback                    // an aborted reload puts the previous release back
+)
+
+var kindNames = [...]string{"reload", "restart", "rollback"}
+
+func (k rolloutKind) String() string { return kindNames[k] }
+
+// rollout replaces an app's instances one slot at a time (reload.parallel
+// at a time): start the new process, wait until it is ready, stop the old
+// one (or, for stop-first apps, stop the old one and start the new one once
+// it has exited).
 type rollout struct {
-	target *release
-	// queue holds the slot numbers still to replace, in order.
-	queue []int
-	// inflight are the slots whose replacement is starting.
-	inflight map[*slot]bool
-	// waiting: a dependency's rollout has not finished yet.
-	waiting  bool
-	started  time.Time
-	replaced int
-	total    int
+	kind   rolloutKind
+	target *Release
+	// queue holds the slots still to replace, in order; deferred those that
+	// wait for a replacement of another kind to finish first.
+	queue, deferred []step
+	// inflight are the slots whose replacement is under way, each with the
+	// last instance id before its step began: only a process started
+	// after that (an id above it) completes the step, never the process
+	// being replaced, though a restart's may run the very same release.
+	inflight map[*slot]InstanceID
+	// waiting: an app it depends on is still rolling out.
+	waiting   bool
+	stopFirst bool
+	started   time.Time
+	replaced  int
+	// waiters are the reload and restart requests whose answer depends on
+	// how this rollout ends.
+	waiters []*request
 }
 
-// reload reads the file again off the loop and applies it when it is valid;
-// only, when set, limits the rollout to that app.
-func (r *Runner) reload(only string) {
-	if r.phase != running {
-		return
-	}
-	if r.loading {
-		r.reloadAgain = true
-		return
-	}
-	if r.opts.Load == nil {
-		r.log.Printf("reload: this runner has no file to read again")
-		return
-	}
-	r.loading = true
-	go func() {
-		cfg, err := r.opts.Load()
-		r.post(func() { r.onLoaded(cfg, err, only) })
-	}()
+// step is one slot to replace. A reload skips a slot that already runs its
+// release (a scale up started it so); force, for a restart, replaces it
+// anyway.
+type step struct {
+	index int
+	force bool
 }
 
-func (r *Runner) onLoaded(cfg *hclconfig.Config, err error, only string) {
-	r.loading = false
-	defer func() {
-		if r.reloadAgain {
-			r.reloadAgain = false
-			r.reload("")
-		}
-	}()
-	if r.phase != running {
-		return
+// completes reports whether in (nil: anything) finishes slot s's step: s is
+// in flight, and in is a process of the rollout's release started for it.
+func (ro *rollout) completes(s *slot, in *instance) bool {
+	if ro == nil {
+		return false
 	}
-	if err != nil {
-		r.reloadErr = err
-		r.log.Printf("reload rejected; everything keeps running as it was:")
-		for _, line := range strings.Split(err.Error(), "\n") {
-			r.log.Printf("  %s", line)
-		}
-		return
-	}
-	if err := r.apply(cfg, only); err != nil {
-		r.reloadErr = err
-		r.log.Printf("reload rejected; everything keeps running as it was: %v", err)
-	}
+	since, ok := ro.inflight[s]
+	return ok && (in == nil || in.id > since && in.rel == ro.target)
 }
 
-// apply rolls cfg out: new apps start, removed apps drain, and every app
-// is replaced instance by instance. Nothing changes if an error is returned.
-func (r *Runner) apply(cfg *hclconfig.Config, only string) error {
-	if only != "" && cfg.App(only) == nil {
-		return fmt.Errorf("app %q is no longer in %s", only, cfg.Path)
+func (ro *rollout) covers(index int) bool {
+	has := func(st step) bool { return st.index == index }
+	if slices.ContainsFunc(ro.queue, has) || slices.ContainsFunc(ro.deferred, has) {
+		return true
 	}
-	creds, err := resolveCredentials(cfg)
-	if err != nil {
-		return err
-	}
-	if err := r.lset.Bind(cfg.Listeners); err != nil {
-		return err
-	}
-	if only != "" {
-		a := r.app(only)
-		if a == nil {
-			return fmt.Errorf("app %q is not running; use start", only)
+	for s := range ro.inflight {
+		if s.index == index {
+			return true
 		}
-		r.beginRollout(a, r.newRelease(cfg.App(only), cfg, creds[only]))
-		return nil
 	}
-	r.cfg = cfg
-	var apps []*app
-	for _, ca := range cfg.Apps {
-		rel := r.newRelease(ca, cfg, creds[ca.Name])
-		a := r.app(ca.Name)
-		if a == nil || a.removed {
-			a = &app{name: ca.Name, rel: rel, active: true}
-			r.log.Printf("%s: new app", a.name)
+	return false
+}
+
+// request is one reload or restart that someone waits for (Reply set), or
+// a SIGHUP (Reply nil). Its answer is given once every app it touched has
+// finished, aborted or given up its rollout.
+type request struct {
+	kind    rolloutKind
+	app     string // "" = every app
+	reply   chan<- ReloadResult
+	pending map[*app]bool
+	notes   []string
+	apps    []AppResult
+	failed  bool
+	done    bool
+}
+
+func (m *Machine) onReloadRequested(ev ReloadRequested) {
+	if m.phase != running {
+		if ev.Reply == nil {
+			m.log.Printf("received SIGHUP while stopping: ignored")
 		} else {
-			r.beginRollout(a, rel)
+			ev.Reply <- ReloadResult{Err: errStopped}
 		}
-		apps = append(apps, a)
+		return
 	}
-	for _, a := range r.apps {
-		if cfg.App(a.name) == nil && !a.removed {
-			r.log.Printf("%s: removed from %s; stopping it", a.name, cfg.Path)
-			a.removed = true
-			a.active = false
-			for _, s := range a.slots {
-				s.retired = true
+	if ev.Reply == nil {
+		m.log.Printf("received SIGHUP: reloading %s", m.cfg.Path)
+	} else if ev.App != "" {
+		m.log.Printf("reloading %s from %s (clusterrun reload)", ev.App, m.cfg.Path)
+	} else {
+		m.log.Printf("reloading %s (clusterrun reload)", m.cfg.Path)
+	}
+	m.queue = append(m.queue, &request{kind: kindReload, app: ev.App, reply: ev.Reply, pending: map[*app]bool{}})
+	m.startLoad()
+}
+
+// startLoad reads the file for the next batch of queued requests: each of
+// them asked for the file as it is after its request, so they share the
+// next read. A full reload covers every app, so when one is queued the
+// whole queue goes in one batch; otherwise the requests for the app at the
+// head of the queue do.
+func (m *Machine) startLoad() {
+	if m.loading != nil || len(m.queue) == 0 {
+		return
+	}
+	app := m.queue[0].app
+	if slices.ContainsFunc(m.queue, func(r *request) bool { return r.app == "" }) {
+		app = ""
+	}
+	var rest []*request
+	for _, r := range m.queue {
+		if app == "" || r.app == app {
+			m.loading = append(m.loading, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	m.queue = rest
+	m.loadSeq++
+	m.loader.Load(m.loadSeq)
+}
+
+// forApp returns the requests of batch that concern app.
+func forApp(batch []*request, app string) []*request {
+	var out []*request
+	for _, r := range batch {
+		if r.app == "" || r.app == app {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (m *Machine) onLoaded(ev Loaded) {
+	if ev.Seq != m.loadSeq || m.loading == nil {
+		return // read for requests already answered (the runner began to drain)
+	}
+	batch := m.loading
+	m.loading = nil
+	defer m.startLoad()
+	if ev.Err != nil {
+		m.counters.Reloads[status.ReloadRejected]++
+		m.log.Printf("reload rejected; everything keeps running as it was:")
+		for _, line := range strings.Split(ev.Err.Error(), "\n") {
+			m.log.Printf("  %s", line)
+		}
+		for _, r := range batch {
+			m.answer(r, ReloadResult{Err: fmt.Errorf("reload rejected; everything keeps running as it was:\n%w", ev.Err)})
+		}
+		return
+	}
+	if err := m.apply(ev.Config, ev.Creds, batch); err != nil {
+		m.counters.Reloads[status.ReloadRejected]++
+		m.log.Printf("reload rejected; everything keeps running as it was: %v", err)
+		for _, r := range batch {
+			m.answer(r, ReloadResult{Err: err})
+		}
+		return
+	}
+	for _, r := range batch {
+		m.answerIfDone(r)
+	}
+}
+
+// apply rolls cfg out for batch (all for the same app, or all apps): new
+// apps start, removed apps drain, every other app is replaced instance by
+// instance. Nothing changes if an error is returned.
+func (m *Machine) apply(cfg *hclconfig.Config, creds map[string]*syscall.Credential, batch []*request) error {
+	only := batch[0].app
+	for _, r := range batch {
+		if r.app == "" {
+			only = ""
+		}
+	}
+	apps := cfg.Apps
+	listeners := cfg.Listeners
+	if only != "" {
+		ca := cfg.App(only)
+		switch {
+		case ca == nil && m.app(only) == nil:
+			return fmt.Errorf("no app %q in %s", only, cfg.Path)
+		case ca == nil:
+			return fmt.Errorf("app %q is no longer in %s; reload without an app name to remove it", only, cfg.Path)
+		}
+		apps = []*hclconfig.App{ca}
+		listeners = nil
+		for _, n := range ca.Listeners {
+			listeners = append(listeners, cfg.Listener(n))
+		}
+	}
+	warnings, err := m.socks.Bind(listeners)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		m.log.Printf("%s", w)
+	}
+	if only == "" {
+		m.cfg = cfg
+	}
+	for _, ca := range apps {
+		rel := m.newRelease(ca, cfg, creds[ca.Name])
+		a := m.app(ca.Name)
+		if a == nil {
+			a = &app{name: ca.Name, rel: rel, want: ca.Instances}
+			m.apps = append(m.apps, a)
+			m.note(forApp(batch, a.name), nil, AppResult{App: a.name, Outcome: "started", Release: rel.Gen},
+				fmt.Sprintf("%s: new app, starting %d instances of release %d", a.name, a.want, rel.Gen))
+			m.log.Printf("%s: new app", a.name)
+			continue
+		}
+		m.beginRollout(a, rel, kindReload, nil, forApp(batch, a.name))
+	}
+	if only == "" {
+		for _, a := range m.apps {
+			if a.state != appRemoved && cfg.App(a.name) == nil {
+				m.removeApp(a, cfg.Path, forApp(batch, a.name))
 			}
-			r.stopApp(a)
-		}
-		if a.removed {
-			apps = append(apps, a) // kept until drained
 		}
 	}
-	r.apps = apps
-	r.declare()
+	m.declare()
+	m.retainListeners()
 	return nil
 }
 
-// beginRollout starts replacing a's instances with rel. An app that is not
-// running just takes rel for its next start.
-func (r *Runner) beginRollout(a *app, rel *release) {
-	if a.rollout != nil {
-		r.abortRollout(a, "a newer reload replaces it")
+// removeApp drains an app a reload removed; it is forgotten once drained.
+func (m *Machine) removeApp(a *app, path string, batch []*request) {
+	why := fmt.Sprintf("%s was removed from %s", a.name, path)
+	m.log.Printf("%s: removed from %s; stopping it", a.name, path)
+	m.stopApp(a, why)
+	a.state = appRemoved
+	for _, s := range a.slots {
+		m.retireSlot(s)
 	}
-	if !a.active || !a.started {
-		// Its next start takes the file's instance count too.
-		a.rel = rel
-		for _, s := range a.slots {
-			s.retired = true
-		}
-		a.slots = nil
-		return
-	}
-	ro := &rollout{target: rel, inflight: make(map[*slot]bool), waiting: true, started: time.Now()}
-	for i := 0; i < len(a.slots) && i < rel.app.Instances; i++ {
-		ro.queue = append(ro.queue, i)
-	}
-	ro.total = len(ro.queue)
-	a.rollout = ro
+	m.note(batch, nil, AppResult{App: a.name, Outcome: "removed"}, a.name+": removed from the file, stopping it")
 }
 
-// advanceRollouts starts as many replacements as each app's reload.parallel
-// allows, once the apps it depends on have finished theirs.
-func (r *Runner) advanceRollouts() {
-	for _, a := range r.apps {
+// beginRollout starts replacing a's instances with rel for the waiters in
+// reqs; idx, for a restart, limits it to these instance numbers.
+func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int, reqs []*request) {
+	if kind == kindReload && a.state != appRunning {
+		// Not running: it takes rel, and the file's count, when it starts.
+		a.rel = rel
+		a.want = rel.App.Instances
+		m.note(reqs, nil, AppResult{App: a.name, Outcome: "deferred", Release: rel.Gen},
+			fmt.Sprintf("%s: %s; it will start with release %d", a.name, m.appStatus(a), rel.Gen))
+		return
+	}
+	if old := a.rollout; old != nil {
+		if kind == kindRestart {
+			// Join the rollout under way: it replaces instances with the
+			// app's current release (a reload's new one, a rollback's old
+			// one), which is what a restart starts too.
+			m.joinRollout(a, idx, reqs)
+			return
+		}
+		m.endRollout(a, status.ReloadSuperseded, "a newer reload replaces it", nil)
+	}
+	if kind == kindReload {
+		if a.prev == nil {
+			a.prev = a.rel
+		}
+		a.rel = rel
+		m.resize(a, rel.App.Instances, fmt.Sprintf("instances = %d in the file", rel.App.Instances))
+	}
+	ro := &rollout{kind: kind, target: rel, inflight: map[*slot]InstanceID{}, waiting: kind == kindReload,
+		started: m.clock.Now(), stopFirst: rel.App.Reload.Order == hclconfig.OrderStopFirst}
+	if idx == nil {
+		for i := range a.slots {
+			idx = append(idx, i)
+		}
+	}
+	for _, i := range idx {
+		ro.queue = append(ro.queue, step{index: i, force: kind == kindRestart})
+	}
+	a.rollout = ro
+	m.wait(a, reqs)
+}
+
+// joinRollout adds a restart's instances to the rollout under way.
+func (m *Machine) joinRollout(a *app, idx []int, reqs []*request) {
+	ro := a.rollout
+	if idx == nil {
+		for i := range a.slots {
+			idx = append(idx, i)
+		}
+	}
+	for _, i := range idx {
+		if !ro.covers(i) {
+			ro.queue = append(ro.queue, step{index: i, force: true})
+		}
+	}
+	m.wait(a, reqs)
+}
+
+func (m *Machine) wait(a *app, reqs []*request) {
+	for _, r := range reqs {
+		r.pending[a] = true
+		a.rollout.waiters = append(a.rollout.waiters, r)
+	}
+}
+
+func (m *Machine) onRestartRequested(ev RestartRequested) {
+	a := m.app(ev.App)
+	switch {
+	case a == nil:
+		ev.Reply <- ReloadResult{Err: m.noApp(ev.App)}
+		return
+	case m.phase != running:
+		ev.Reply <- ReloadResult{Err: errStopped}
+		return
+	case a.state != appRunning:
+		ev.Reply <- ReloadResult{Err: fmt.Errorf("%s is not running (state %s); use start", ev.App, m.appStatus(a))}
+		return
+	case ev.Instance >= len(a.slots):
+		ev.Reply <- ReloadResult{Err: fmt.Errorf("%s has instances 0 to %d", ev.App, len(a.slots)-1)}
+		return
+	}
+	var idx []int
+	what := "every instance"
+	if ev.Instance >= 0 {
+		idx = []int{ev.Instance}
+		what = "instance " + itoa(ev.Instance)
+	}
+	m.log.Printf("%s: replacing %s (clusterrun restart; new ones ready first)", a.name, what)
+	if ev.Instance >= 0 {
+		m.count(a, status.RestartManual)
+	} else {
+		for range a.slots {
+			m.count(a, status.RestartManual)
+		}
+	}
+	req := &request{kind: kindRestart, app: a.name, reply: ev.Reply, pending: map[*app]bool{}}
+	m.beginRollout(a, a.rel, kindRestart, idx, []*request{req})
+}
+
+// advanceRollouts starts as many replacements as each app's
+// reload.parallel allows, once the apps it depends on have rolled out.
+func (m *Machine) advanceRollouts() {
+	for _, a := range m.apps {
 		ro := a.rollout
 		if ro == nil {
 			continue
 		}
 		if ro.waiting {
-			if !r.depsRolledOut(a) {
+			if !m.depsRolledOut(a) {
 				continue
 			}
 			ro.waiting = false
-			r.log.Printf("%s: reloading %d instances, %d at a time", a.name, ro.total, max(1, ro.target.app.Reload.Parallel))
+			m.log.Printf("%s: reloading %d instances to release %d, %d at a time%s", a.name, len(ro.queue), ro.target.Gen, max(1, ro.target.App.Reload.Parallel), orderNote(ro))
 		}
-		for len(ro.inflight) < max(1, ro.target.app.Reload.Parallel) && len(ro.queue) > 0 {
-			i := ro.queue[0]
+		ro.queue = append(ro.queue, ro.deferred...)
+		ro.deferred = nil
+		for len(ro.inflight) < max(1, ro.target.App.Reload.Parallel) && len(ro.queue) > 0 && a.rollout == ro {
+			st := ro.queue[0]
 			ro.queue = ro.queue[1:]
-			if i >= len(a.slots) {
-				continue
+			if st.index >= len(a.slots) {
+				continue // scaled away
 			}
-			r.replaceSlot(a, a.slots[i])
-			if a.rollout != ro {
-				return // the replacement failed at once and aborted it
+			s := a.slots[st.index]
+			if !st.force && s.next == nil && s.cur != nil && s.cur.rel == ro.target && s.cur.state != stStopping && s.cur.state != stKilling {
+				continue // started with the new release already (a scale up)
 			}
+			m.replaceSlot(a, s, st)
 		}
-		if len(ro.queue) == 0 && len(ro.inflight) == 0 {
-			r.finishRollout(a)
+		if a.rollout == ro && len(ro.queue) == 0 && len(ro.inflight) == 0 && len(ro.deferred) == 0 {
+			m.finishRollout(a)
 		}
 	}
 }
 
-// depsRolledOut: none of the apps a depends on is still reloading. A
-// dependency whose own reload was aborted aborts this one too.
-func (r *Runner) depsRolledOut(a *app) bool {
-	for _, d := range a.rollout.target.app.DependsOn {
-		da := r.app(d)
-		if da == nil {
+func orderNote(ro *rollout) string {
+	if ro.stopFirst {
+		return " (stop-first: the old instance stops before the new one starts)"
+	}
+	return ""
+}
+
+// depsRolledOut: none of the apps a depends on is still rolling out or
+// restarting. A dependency that gave up, or is not running, aborts a's
+// rollout.
+func (m *Machine) depsRolledOut(a *app) bool {
+	for _, d := range a.rollout.target.App.DependsOn {
+		da := m.app(d)
+		switch {
+		case da == nil:
 			continue
-		}
-		if da.rollout != nil {
+		case da.rollout != nil:
 			return false
-		}
-		if !da.ready() && !da.done() {
-			r.abortRollout(a, fmt.Sprintf("it depends on %s, which is not ready", d))
+		case m.failed(da) || da.state != appRunning:
+			m.abortRollout(a, fmt.Sprintf("it depends on %s, which is %s", d, m.appStatus(da)))
 			return false
+		case !m.ready(da) && !m.done(da):
+			return false // it is restarting: wait
 		}
 	}
 	return true
 }
 
-// replaceSlot starts the new release in one slot: next to the serving
-// process when there is one, or in its place when the slot is down.
-func (r *Runner) replaceSlot(a *app, s *slot) {
+// replaceSlot starts the replacement of one slot by the rollout's release.
+func (m *Machine) replaceSlot(a *app, s *slot, st step) {
 	ro := a.rollout
-	if s.cur == nil || s.state != slotRunning {
-		// Nothing serves here (backoff, failed, done): start the new release
-		// directly; a failed slot gets a fresh restart budget.
-		s.rel = ro.target
+	switch {
+	case s.next != nil || (s.cur != nil && (s.cur.state == stStopping || s.cur.state == stKilling)):
+		// A replacement of another kind is under way, or the serving
+		// process is on its way out: replace the slot once that is over.
+		ro.deferred = append(ro.deferred, st)
+	case s.cur == nil:
+		// Nothing serves here (backoff, failed, done, stopped): start the
+		// new release directly, with a fresh restart budget.
+		m.disarm(&s.backoff)
 		s.crashes, s.consecutive = nil, 0
-		ro.inflight[s] = true
-		r.startSlot(s)
-		return
+		ro.inflight[s] = m.nextID
+		m.spawn(s, ro.target, locCur, whyRollout)
+	case ro.stopFirst:
+		ro.inflight[s] = m.nextID
+		s.cur.thenStart = ro.target
+		m.stop(s.cur, true)
+	default:
+		ro.inflight[s] = m.nextID
+		m.spawn(s, ro.target, locNext, whyRollout)
 	}
-	if s.next != nil {
-		// A replacement for a dying instance is already starting with the
-		// old release; let it finish, then replace it like the rest.
-		ro.queue = append(ro.queue, s.index)
-		return
-	}
-	p, err := r.spawn(s, ro.target)
-	if err != nil {
-		r.abortRollout(a, fmt.Sprintf("cannot start the new %s: %v", s.label(), err))
-		return
-	}
-	s.next = p
-	ro.inflight[s] = true
 }
 
-func (r *Runner) finishRollout(a *app) {
+// stepDone: a slot's replacement is ready (or, for a run-once app, done).
+func (m *Machine) stepDone(a *app, s *slot) {
+	ro := a.rollout
+	if !ro.completes(s, nil) {
+		return
+	}
+	delete(ro.inflight, s)
+	ro.replaced++
+}
+
+func (m *Machine) finishRollout(a *app) {
 	ro := a.rollout
 	a.rollout = nil
-	a.rel = ro.target
-	msg := fmt.Sprintf("%s: reload complete: %d of %d instances replaced in %s", a.name, ro.replaced, ro.total, human(time.Since(ro.started)))
-	r.reloadNotes = append(r.reloadNotes, msg)
-	r.log.Printf("%s", msg)
-	r.resize(a, ro.target.app.Instances, "instances = "+itoa(ro.target.app.Instances)+" in the file")
-	r.retainListeners()
+	a.prev = nil
+	a.mixed = false
+	msg := fmt.Sprintf("%s: %s complete: %d of %d instances replaced in %s (release %d)",
+		a.name, ro.kind, ro.replaced, len(a.slots), human(m.clock.Now().Sub(ro.started)), ro.target.Gen)
+	m.log.Printf("%s", msg)
+	if ro.kind == kindReload {
+		m.counters.Reloads[status.ReloadCompleted]++
+	}
+	m.note(ro.waiters, a, AppResult{App: a.name, Outcome: status.ReloadCompleted, Release: ro.target.Gen}, msg)
+	m.retainListeners()
 }
 
-// abortRollout stops a's replacements that are still starting; the
-// instances serving now keep serving.
-func (r *Runner) abortRollout(a *app, why string) {
+// abortRollout stops the replacements still under way and puts the
+// previous release back where the new one already serves: the instances
+// that served before keep serving.
+func (m *Machine) abortRollout(a *app, why string) {
 	ro := a.rollout
 	if ro == nil {
 		return
 	}
-	a.rollout = nil
-	for s := range ro.inflight {
-		if s.next != nil && s.next.rel == ro.target {
-			p := s.next
-			s.next = nil // neither cur nor next: it drains on its own
-			r.stopProc(p, true)
-		}
+	prev := a.prev
+	if ro.kind == kindRollback || ro.kind == kindRestart {
+		prev = nil
 	}
-	msg := fmt.Sprintf("%s: reload aborted: %s; %d of %d instances were replaced, the others keep serving the previous release", a.name, why, ro.replaced, ro.total)
-	r.reloadNotes = append(r.reloadNotes, msg)
-	if r.reloadErr == nil {
-		r.reloadErr = fmt.Errorf("reload of %s aborted", a.name)
+	m.endRollout(a, status.ReloadAborted, why, prev)
+	if ro.kind == kindRollback {
+		a.mixed = true
+		m.log.Printf("%s: the previous release does not start either; instances run different releases until the next reload", a.name)
 	}
-	r.log.Printf("%s", msg)
-	r.retainListeners()
-}
-
-// resize changes the number of a's instances: new slots start at once,
-// surplus slots (the highest numbers) drain.
-func (r *Runner) resize(a *app, n int, why string) {
-	cur := len(a.slots)
-	if n == cur || !a.started {
+	if prev == nil {
+		a.prev = nil
 		return
 	}
-	r.log.Printf("%s: scaling from %d to %d instances (%s)", a.name, cur, n, why)
-	for i := cur; i < n; i++ {
-		rel := a.rel
-		if a.rollout != nil {
-			rel = a.rollout.target
+	// Back to the last release that completed: the aborted one and any a
+	// superseded reload left behind.
+	a.rel, a.prev = prev, nil
+	var back []step
+	for _, s := range a.slots {
+		// A slot restarts (after a crash, a failed ready check) with prev;
+		// one that serves another release is replaced.
+		s.rel = prev
+		if s.cur != nil && s.cur.thenStart != nil {
+			s.cur.thenStart = prev // a stop-first step of this or a superseded rollout
 		}
-		s := &slot{app: a, index: i, rel: rel}
-		a.slots = append(a.slots, s)
-		if a.active {
-			r.startSlot(s)
-		}
-	}
-	for i := cur - 1; i >= n; i-- {
-		s := a.slots[i]
-		s.retired = true
-		r.stopSlot(s)
-		if a.rollout != nil {
-			delete(a.rollout.inflight, s)
+		if s.cur != nil && s.cur.rel != prev {
+			back = append(back, step{index: s.index})
 		}
 	}
-	if n < cur {
-		a.slots = a.slots[:n]
-	} else {
-		a.announced = false
-		a.startedAt = time.Now()
+	if len(back) == 0 {
+		return
 	}
-	r.declare()
+	m.log.Printf("%s: rolling %d instances back to release %d", a.name, len(back), prev.Gen)
+	a.rollout = &rollout{kind: kindRollback, target: prev, queue: back, inflight: map[*slot]InstanceID{}, started: m.clock.Now(),
+		stopFirst: prev.App.Reload.Order == hclconfig.OrderStopFirst}
 }
 
-// scaleListening is SIGTTIN/SIGTTOU: one instance more or fewer of every
-// app that has listeners (unicorn's convention).
-func (r *Runner) scaleListening(up bool) {
-	for _, a := range r.apps {
-		if len(a.rel.listeners) == 0 || !a.started || !a.active || a.removed {
+// cancelRollout ends a's rollout because the app is stopping, removed, or
+// the runner drains; nothing is rolled back.
+func (m *Machine) cancelRollout(a *app, outcome, why string) {
+	if a.rollout != nil {
+		m.endRollout(a, outcome, why, nil)
+	}
+	a.prev = nil
+}
+
+// endRollout ends a's rollout with outcome: replacements under way are
+// stopped, and a serving process stopped for a stop-first replacement
+// starts revert (or nothing) after its exit instead of the new release.
+func (m *Machine) endRollout(a *app, outcome, why string, revert *Release) {
+	ro := a.rollout
+	a.rollout = nil
+	for s := range ro.inflight {
+		switch {
+		case s.next != nil && s.next.why == whyRollout:
+			// Disowned: however it ends now, nobody waits for it (it may
+			// already be stopping after a failed ready check).
+			s.next.expected = true
+			m.stop(s.next, true)
+		case revert == nil:
+			// Superseded, cancelled, or aborted with nothing to go back to:
+			// a process started in place, or one stopping for a stop-first
+			// replacement, goes on as it was. A newer rollout replaces what
+			// the slot then runs; a cancel stops it with its app.
+		case s.cur != nil && s.cur.thenStart != nil:
+			s.cur.thenStart = revert
+		case s.cur != nil && s.cur.rel == ro.target && (s.cur.state == stSpawning || s.cur.state == stStarting):
+			s.cur.thenStart = revert
+			m.stop(s.cur, true)
+		}
+	}
+	if ro.kind == kindReload {
+		m.counters.Reloads[outcome]++
+	}
+	msg := fmt.Sprintf("%s: %s %s: %s; %d of %d instances were replaced", a.name, ro.kind, outcome, why, ro.replaced, len(a.slots))
+	if outcome == status.ReloadAborted {
+		msg += ", the others keep serving"
+	}
+	m.log.Printf("%s", msg)
+	m.note(ro.waiters, a, AppResult{App: a.name, Outcome: outcome, Release: ro.target.Gen}, msg)
+}
+
+// note records one app's outcome in every request of reqs, and answers a
+// request once no app of it is pending (a is nil for notes that settle
+// nothing).
+func (m *Machine) note(reqs []*request, a *app, res AppResult, msg string) {
+	ok := res.Outcome != status.ReloadAborted && res.Outcome != status.ReloadSuperseded && res.Outcome != status.ReloadCancelled
+	for _, r := range reqs {
+		if r.done {
 			continue
 		}
-		n := len(a.slots) + 1
-		sig := "SIGTTIN"
-		if !up {
-			n, sig = len(a.slots)-1, "SIGTTOU"
+		r.notes = append(r.notes, msg)
+		r.apps = append(r.apps, res)
+		if !ok {
+			r.failed = true
 		}
-		if n < 0 {
-			continue
+		if a != nil {
+			delete(r.pending, a)
+			m.answerIfDone(r)
 		}
-		r.resize(a, n, sig)
+	}
+}
+
+// answerIfDone answers a request applied to the apps once none is pending.
+func (m *Machine) answerIfDone(r *request) {
+	if r.done || len(r.pending) > 0 {
+		return
+	}
+	res := ReloadResult{Summary: strings.Join(r.notes, "\n"), Apps: r.apps}
+	if res.Summary == "" {
+		res.Summary = "nothing to replace"
+	}
+	if r.failed {
+		res.Err = errors.New(r.kind.String() + " did not complete")
+	}
+	m.answer(r, res)
+}
+
+func (m *Machine) answer(r *request, res ReloadResult) {
+	if r.done {
+		return
+	}
+	r.done = true
+	if r.reply != nil {
+		r.reply <- res
 	}
 }

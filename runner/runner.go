@@ -1,29 +1,24 @@
-// Package runner supervises the instances of every app in a config: it
-// starts them in dependency order, restarts what crashes under each app's
-// policy, replaces instances one by one on reload, and drains everything on
-// shutdown.
-//
-// One goroutine, the loop in Run, owns all of the runner's state. Everything
-// else — process exits, sd_notify messages, timers, probes, signals and
-// control requests — reaches it as a closure posted to that loop, so no
-// state is shared and nothing needs a lock.
 package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/listeners"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/signals"
+	"github.com/clusterrun/clusterrun/status"
 )
 
 // Options configure a Runner.
@@ -38,7 +33,7 @@ type Options struct {
 	// Signals delivers the runner's signals; nil means none.
 	Signals <-chan signals.Event
 	// Only, when not empty, names the apps to start (their dependencies are
-	// started too); the others stay inactive until started by a command.
+	// started too); the others stay stopped until started by a command.
 	Only []string
 	// Exe is the clusterrun binary, used as the LISTEN_PID exec shim.
 	Exe string
@@ -47,50 +42,35 @@ type Options struct {
 	// Reaper starts and waits for every process. There must be only one per
 	// process, so the caller owns it.
 	Reaper *proc.Reaper
+	// SampleEvery is how often CPU and memory are sampled (0 = 2s).
+	SampleEvery time.Duration
 }
 
-type phase int
-
-const (
-	running phase = iota
-	draining
-	forcing
-)
-
-// Runner supervises the apps of one config.
+// Runner runs the supervisor for real: one goroutine (Run's) owns the
+// Machine and feeds it every event — process exits, sd_notify messages,
+// timers, probes, signals and control requests all arrive on one channel —
+// so no state is shared and nothing in the supervisor needs a lock.
 type Runner struct {
-	opts Options
-	log  *logmux.Mux
-	lset *listeners.Set
-	// devnull is every instance's stdin.
+	opts    Options
+	log     *logmux.Mux
+	lset    *listeners.Set
 	devnull *os.File
-	// preload is the path of the Node preload script (listeners.NodePreload).
+	// preload is the path of the Node preload script.
 	preload string
 
-	posts chan func()
+	posts chan Event
 	done  chan struct{}
 
-	// Everything below is owned by the loop goroutine.
-	cfg      *hclconfig.Config
-	apps     []*app
-	live     map[*process]bool
-	nextID   uint64
-	releases int
-	phase    phase
-	exitCode int
-	// killed records that some instance had to be SIGKILLed at its stop
-	// timeout, which makes the drain unclean.
-	killed bool
-	// loading is true while a reload reads the file off the loop.
-	loading bool
-	// reloadAgain remembers a reload asked for while one was loading.
-	reloadAgain bool
-	finished    bool
-	// reloadWaiters are Reload callers waiting for the outcome, which
-	// reloadNotes and reloadErr collect.
-	reloadWaiters []chan reloadResult
-	reloadNotes   []string
-	reloadErr     error
+	m      *Machine
+	procs  *procs
+	prober *prober
+	socks  *sockets
+
+	// marker is in every instance's environment, so that what they start
+	// can be found when it escapes its process group; guard kills all of
+	// it if the runner is killed.
+	marker string
+	guard  *proc.Guard
 }
 
 // New binds every listener and prepares the apps; nothing is started until
@@ -98,6 +78,9 @@ type Runner struct {
 func New(opts Options) (*Runner, error) {
 	if opts.Reaper == nil {
 		return nil, errors.New("runner: no reaper")
+	}
+	if opts.SampleEvery == 0 {
+		opts.SampleEvery = 2 * time.Second
 	}
 	creds, err := resolveCredentials(opts.Config)
 	if err != nil {
@@ -112,30 +95,42 @@ func New(opts Options) (*Runner, error) {
 		log:     opts.Log,
 		lset:    listeners.NewSet(),
 		devnull: devnull,
-		posts:   make(chan func(), 64),
-		done:    make(chan struct{}),
-		cfg:     opts.Config,
-		live:    make(map[*process]bool),
+		// Roomy, but a full channel only makes posters wait: it is never
+		// a reason to drop an event.
+		posts: make(chan Event, 256),
+		done:  make(chan struct{}),
 	}
 	if err := r.writePreload(creds); err != nil {
 		devnull.Close()
 		return nil, err
 	}
-	if err := r.lset.Bind(opts.Config.Listeners); err != nil {
+	r.marker = fmt.Sprintf("CLUSTERRUN_RUNNER=%d.%x", os.Getpid(), rand.Uint64())
+	if r.guard, err = proc.StartGuard(opts.Reaper, opts.Exe, r.marker); err != nil {
 		devnull.Close()
 		return nil, err
 	}
-	only, err := closure(opts.Config, opts.Only)
-	if err != nil {
+	r.procs = newProcs(r)
+	r.prober = newProber(r.post)
+	r.socks = newSockets(r)
+	if _, err := r.socks.Bind(opts.Config.Listeners); err != nil {
+		r.guard.Close()
 		r.lset.Close()
 		devnull.Close()
 		return nil, err
 	}
-	for _, a := range opts.Config.Apps {
-		ap := r.newApp(a, opts.Config, creds[a.Name])
-		ap.active = only == nil || only[a.Name]
-		r.apps = append(r.apps, ap)
+	m, err := NewMachine(opts.Config, Deps{
+		Procs: r.procs, Clock: realClock{post: r.post}, Prober: r.prober, Loader: loader{r},
+		Sockets: r.socks, Log: opts.Log, Creds: creds, Only: opts.Only,
+	})
+	if err != nil {
+		r.guard.Close()
+		r.socks.close()
+		r.lset.Close()
+		devnull.Close()
+		return nil, err
 	}
+	r.m = m
+	m.Subscribe(r.socks.route)
 	return r, nil
 }
 
@@ -162,43 +157,14 @@ func (r *Runner) writePreload(creds map[string]*syscall.Credential) error {
 	return nil
 }
 
-// closure returns the named apps and everything they depend on, or nil
-// when names is empty (meaning all).
-func closure(cfg *hclconfig.Config, names []string) (map[string]bool, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	set := make(map[string]bool)
-	var add func(string) error
-	add = func(n string) error {
-		if set[n] {
-			return nil
-		}
-		a := cfg.App(n)
-		if a == nil {
-			return fmt.Errorf("no app %q in %s", n, cfg.Path)
-		}
-		set[n] = true
-		for _, d := range a.DependsOn {
-			if err := add(d); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, n := range names {
-		if err := add(n); err != nil {
-			return nil, err
-		}
-	}
-	return set, nil
-}
+// Subscribe calls fn with every lifecycle change, on the runner's
+// goroutine; fn must not block. Call it before Run.
+func (r *Runner) Subscribe(fn func(Lifecycle)) { r.m.Subscribe(fn) }
 
-// Addrs describes where each listener of the current config listens, for
-// the start-up banner.
+// Addrs describes where each listener listens, for the start-up banner.
 func (r *Runner) Addrs() []string {
 	var out []string
-	for _, l := range r.cfg.Listeners {
+	for _, l := range r.opts.Config.Listeners {
 		out = append(out, fmt.Sprintf("%s on %s (%s)", l.Name, r.lset.Addr(l), l.Mode))
 	}
 	return out
@@ -209,175 +175,323 @@ func (r *Runner) Addrs() []string {
 // up, an instance had to be killed, or everything ended with a failure.
 func (r *Runner) Run() int {
 	defer r.cleanup()
-	r.declare()
+	// The runner's heap is small and mostly idle; a lower GC target keeps
+	// its footprint near its live data at a cost of microseconds.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	go r.procs.run()
 	for _, a := range r.Addrs() {
 		r.log.Printf("listening: %s", a)
 	}
-	r.afterChange()
-	for !r.finished {
-		select {
-		case fn := <-r.posts:
-			fn()
-		case ev := <-r.opts.Signals:
-			r.onSignal(ev)
+	tick := time.NewTicker(r.opts.SampleEvery)
+	defer tick.Stop()
+	// Once the apps are up, the code that parsed the file and set them up
+	// is not needed in memory any more (see proc.ReleaseStartupPages); nor
+	// is the code of a command or a reload, a few seconds after it ran.
+	const releaseAfter = 5 * time.Second
+	release := time.NewTimer(releaseAfter)
+	defer release.Stop()
+	sampling := false
+	last := time.Now()
+	r.m.Start()
+	for {
+		if done, code := r.m.Finished(); done {
+			if r.stopEscaped() && code == 0 {
+				code = 1 // something had to be killed: not a clean stop
+			}
+			if r.m.phase != running {
+				r.log.Printf("all instances stopped; exiting with status %d", code)
+			} else {
+				r.log.Printf("exiting with status %d", code)
+			}
+			return code
 		}
-		r.afterChange()
+		select {
+		case ev := <-r.posts:
+			if u, ok := ev.(UsageSampled); ok {
+				sampling = false
+				if u.Usage == nil {
+					continue // sampling is not available here
+				}
+			}
+			switch ev.(type) {
+			case SnapshotRequested, ReloadRequested, Loaded, RestartRequested, ScaleRequested, StopRequested, StartRequested:
+				release.Reset(releaseAfter)
+			}
+			if s, ok := ev.(SnapshotRequested); ok {
+				st := r.m.Snapshot()
+				r.socks.addConns(&st)
+				s.Reply <- st
+				continue
+			}
+			r.m.Handle(ev)
+		case sev := <-r.opts.Signals:
+			r.m.Handle(translate(sev))
+		case <-release.C:
+			proc.ReleaseStartupPages()
+		case now := <-tick.C:
+			// Only max_memory needs a steady sample; status and metrics
+			// measure on demand, so an idle runner reads nothing.
+			if sampling || !r.m.NeedsSampling() {
+				continue
+			}
+			sampling = true
+			pids, interval := r.m.Pids(), now.Sub(last)
+			last = now
+			go func() {
+				u, err := proc.GroupUsage(pids)
+				if err != nil {
+					u = nil
+				}
+				r.post(UsageSampled{Usage: u, Interval: interval})
+			}()
+		}
 	}
-	return r.exitCode
+}
+
+// translate turns a signal into the supervisor's event.
+func translate(ev signals.Event) Event {
+	switch ev.Kind {
+	case signals.Shutdown:
+		return DrainRequested{Signal: ev.Signal}
+	case signals.HangUp:
+		return DrainRequested{Signal: ev.Signal, HungUp: true}
+	case signals.Force:
+		return ForceRequested{Signal: ev.Signal}
+	case signals.Reload:
+		return ReloadRequested{}
+	case signals.ScaleUp, signals.ScaleDown:
+		return ScaleAllRequested{Up: ev.Kind == signals.ScaleUp}
+	}
+	return ForwardRequested{Signal: ev.Signal}
+}
+
+// stopEscaped stops the processes that left their instance's process group
+// and outlived it: orphans reparented to the runner (a child subreaper),
+// and processes carrying its marker. They get SIGTERM, then SIGKILL after
+// the longest stop timeout. It reports whether any had to be killed.
+func (r *Runner) stopEscaped() (killed bool) {
+	find := func() []int {
+		pids := proc.Marked(r.marker, os.Getpid())
+		return slices.DeleteFunc(pids, func(p int) bool { return p == r.guard.PID() })
+	}
+	pids := find()
+	if len(pids) == 0 {
+		return false
+	}
+	grace := time.Second
+	for _, a := range r.opts.Config.Apps {
+		grace = max(grace, min(a.Stop.Timeout, 30*time.Second))
+	}
+	r.log.Printf("stopping %s that escaped their instance's process group (pids %v)", plural(len(pids), "process", "processes"), pids)
+	for _, p := range pids {
+		syscall.Kill(p, syscall.SIGTERM)
+	}
+	if waitGone(find, grace) {
+		r.log.Printf("the escaped processes stopped")
+		return false
+	}
+	left := find()
+	r.log.Printf("%s that escaped did not stop within %s; killing (pids %v)", plural(len(left), "process", "processes"), human(grace), left)
+	for _, p := range left {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	waitGone(find, 2*time.Second)
+	return true
+}
+
+// waitGone checks every 20ms, until d has passed, whether find finds
+// nothing any more. Processes that are not the runner's children signal
+// their end to no one, so this is a bounded poll.
+func waitGone(find func() []int, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if len(find()) == 0 {
+			return true
+		}
+		select {
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
 }
 
 func (r *Runner) cleanup() {
 	close(r.done)
-	for _, w := range r.reloadWaiters {
-		w <- reloadResult{err: errStopped}
-	}
+	r.guard.Close()
+	r.procs.stop()
+	r.prober.close()
+	r.socks.close()
 	r.lset.Close()
 	r.devnull.Close()
 }
 
-// post hands fn to the loop. After the loop has ended it drops fn: whatever
+// post hands ev to the loop. After the loop has ended it drops ev: whatever
 // it was about no longer matters.
-func (r *Runner) post(fn func()) {
+func (r *Runner) post(ev Event) {
 	select {
-	case r.posts <- fn:
+	case r.posts <- ev:
 	case <-r.done:
 	}
 }
 
-// errStopped is returned by calls made after the runner finished.
-var errStopped = errors.New("the runner has stopped")
-
-// call runs fn on the loop and waits for it, for control requests.
-func (r *Runner) call(ctx context.Context, fn func()) error {
-	ran := make(chan struct{})
+// call posts an event carrying a reply channel and waits for the reply.
+func call[T any](ctx context.Context, r *Runner, mk func(chan<- T) Event) (T, error) {
+	var zero T
+	reply := make(chan T, 1)
 	select {
-	case r.posts <- func() { fn(); close(ran) }:
+	case r.posts <- mk(reply):
 	case <-r.done:
-		return errStopped
+		return zero, errStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
 	select {
-	case <-ran:
-		return nil
+	case v := <-reply:
+		return v, nil
 	case <-r.done:
-		return errStopped
+		return zero, errStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 
-func (r *Runner) onSignal(ev signals.Event) {
-	switch ev.Kind {
-	case signals.Shutdown:
-		r.log.Printf("received %s: stopping every app (send it again to kill at once)", signals.Name(ev.Signal))
-		r.shutdown(0)
-	case signals.Force:
-		r.log.Printf("received %s again: killing every instance now", signals.Name(ev.Signal))
-		r.force()
-	case signals.Reload:
-		r.log.Printf("received SIGHUP: reloading %s", r.cfg.Path)
-		r.reload("")
-	case signals.ScaleUp, signals.ScaleDown:
-		r.scaleListening(ev.Kind == signals.ScaleUp)
-	case signals.Forward:
-		r.forward(ev.Signal)
+// Snapshot returns the status of every app and process.
+func (r *Runner) Snapshot(ctx context.Context) (status.Runner, error) {
+	st, err := call(ctx, r, func(c chan<- status.Runner) Event { return SnapshotRequested{Reply: c} })
+	if err != nil {
+		return st, err
 	}
+	st.Goroutines = runtime.NumGoroutine()
+	st.RSSBytes, st.FDs = proc.Self()
+	fillUsage(ctx, &st)
+	return st, nil
 }
 
-// app returns the app called name, or nil.
-func (r *Runner) app(name string) *app {
-	for _, a := range r.apps {
-		if a.name == name {
-			return a
+// usageSample is how long Snapshot watches CPU use when no periodic sample
+// is fresh.
+const usageSample = 200 * time.Millisecond
+
+// fillUsage measures the CPU and memory of the processes that have no
+// fresh periodic sample (the periodic sampler runs only for max_memory):
+// two readings usageSample apart. It runs on the caller's goroutine.
+func fillUsage(ctx context.Context, st *status.Runner) {
+	var pids []int
+	for _, a := range st.Apps {
+		for _, p := range a.Procs {
+			if p.PID != 0 && (p.RSSBytes < 0 || p.CPUPercent < 0) {
+				pids = append(pids, p.PID)
+			}
 		}
 	}
-	return nil
-}
-
-// declare tells the log which apps exist and how wide their labels are.
-func (r *Runner) declare() {
-	var ls []logmux.App
-	for _, a := range r.apps {
-		ls = append(ls, logmux.App{Name: a.name, Instances: max(len(a.slots), a.rel.app.Instances)})
-	}
-	r.log.Declare(ls)
-}
-
-// afterChange runs after every event: it moves everything forward that the
-// event may have unblocked, and decides when the runner is finished.
-func (r *Runner) afterChange() {
-	switch r.phase {
-	case running:
-		r.startWaitingApps()
-		r.advanceRollouts()
-		r.announceReady()
-		if a := r.requiredFailure(); a != nil {
-			r.log.Printf("%s is required and gave up: stopping every app", a.name)
-			r.shutdown(1)
-			r.drainStep()
-		}
-	case draining, forcing:
-		r.drainStep()
-	}
-	r.forgetRemoved()
-	r.settleReloads()
-	r.checkFinished()
-}
-
-func (r *Runner) checkFinished() {
-	if len(r.live) > 0 || r.loading {
+	if len(pids) == 0 {
 		return
 	}
-	if r.phase != running {
-		if r.killed && r.exitCode == 0 {
-			r.exitCode = 1
-		}
-		r.log.Printf("all instances stopped; exiting with status %d", r.exitCode)
-		r.finished = true
+	u0, err := proc.GroupUsage(pids)
+	if err != nil {
 		return
 	}
-	// Running with nothing alive: finished only if nothing can start again.
-	var failed []string
-	for _, a := range r.apps {
-		if a.userStopped || a.anyBackoff() || a.rollout != nil {
-			return
-		}
-		if a.active && a.started && len(a.slots) == 0 {
-			return // scaled to zero: it may be scaled up again
-		}
-		if a.active && !a.started && r.depsCanStillBeMet(a) {
-			return
-		}
-		if a.started && a.anyFailed() {
-			failed = append(failed, a.name)
+	t0 := time.Now()
+	select {
+	case <-time.After(usageSample):
+	case <-ctx.Done():
+		return
+	}
+	u1, err := proc.GroupUsage(pids)
+	if err != nil {
+		return
+	}
+	elapsed := time.Since(t0).Seconds()
+	for i := range st.Apps {
+		for j := range st.Apps[i].Procs {
+			p := &st.Apps[i].Procs[j]
+			b, ok := u1[p.PID]
+			if !ok {
+				continue
+			}
+			if p.RSSBytes < 0 {
+				p.RSSBytes = b.RSS
+			}
+			if a, ok := u0[p.PID]; ok && p.CPUPercent < 0 {
+				p.CPUPercent = 100 * (b.CPU - a.CPU).Seconds() / elapsed
+			}
 		}
 	}
-	if len(failed) > 0 {
-		r.exitCode = 1
-		r.log.Printf("nothing left running (%s failed); exiting with status 1", strings.Join(failed, ", "))
-	} else {
-		r.log.Printf("every app has finished; exiting")
-	}
-	r.finished = true
 }
 
-// forward passes a signal to every live instance's process group.
-func (r *Runner) forward(sig syscall.Signal) {
-	n := 0
-	for p := range r.live {
-		if err := proc.KillGroup(p.pid, sig); err == nil {
-			n++
-		}
-	}
-	r.log.Printf("received %s: forwarded to %d instances", signals.Name(sig), n)
+// Reload reads the file again and rolls it out, like SIGHUP; app, when not
+// empty, limits it to one app. It waits until this reload has finished,
+// aborted, or been superseded, and says which.
+func (r *Runner) Reload(ctx context.Context, app string) (ReloadResult, error) {
+	return call(ctx, r, func(c chan<- ReloadResult) Event { return ReloadRequested{App: app, Reply: c} })
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// Restart replaces an app's instances (instance < 0) or one, new one ready
+// first, and waits for the outcome.
+func (r *Runner) Restart(ctx context.Context, app string, instance int) (ReloadResult, error) {
+	return call(ctx, r, func(c chan<- ReloadResult) Event {
+		return RestartRequested{App: app, Instance: instance, Reply: c}
+	})
+}
+
+// Scale sets the number of an app's instances: "N", "+N" or "-N".
+func (r *Runner) Scale(ctx context.Context, app, spec string) (int, error) {
+	res, err := call(ctx, r, func(c chan<- ScaleResult) Event { return ScaleRequested{App: app, Spec: spec, Reply: c} })
+	if err != nil {
+		return 0, err
 	}
-	sort.Strings(keys)
-	return keys
+	return res.N, res.Err
+}
+
+// StopApp drains one app without touching the others.
+func (r *Runner) StopApp(ctx context.Context, app string) error {
+	err, cerr := call(ctx, r, func(c chan<- error) Event { return StopRequested{App: app, Reply: c} })
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// StartApp starts an app that was stopped or never selected.
+func (r *Runner) StartApp(ctx context.Context, app string) error {
+	err, cerr := call(ctx, r, func(c chan<- error) Event { return StartRequested{App: app, Reply: c} })
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// realClock arms real timers that post their event to the loop.
+type realClock struct{ post func(Event) }
+
+func (c realClock) Now() time.Time { return time.Now() }
+
+func (c realClock) After(d time.Duration, ev Event) Timer {
+	return realTimer{time.AfterFunc(d, func() { c.post(ev) })}
+}
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) Stop() { t.t.Stop() }
+
+// loader reads the file again on its own goroutine.
+type loader struct{ r *Runner }
+
+func (l loader) Load(seq int) {
+	r := l.r
+	if r.opts.Load == nil {
+		r.post(Loaded{Seq: seq, Err: errors.New("this runner has no file to read again")})
+		return
+	}
+	go func() {
+		cfg, err := r.opts.Load()
+		ev := Loaded{Seq: seq, Config: cfg, Err: err}
+		if err == nil {
+			ev.Creds, ev.Err = resolveCredentials(cfg)
+		}
+		r.post(ev)
+	}()
 }

@@ -22,6 +22,10 @@ const (
 	ScaleDown
 	// Forward asks to pass Signal on to every instance.
 	Forward
+	// HangUp asks for a graceful drain because the controlling terminal
+	// hung up (the window was closed): a SIGHUP that means what it means to
+	// foreman, not "reload".
+	HangUp
 )
 
 // Event is one received signal translated into an intent.
@@ -41,6 +45,7 @@ type Watcher struct {
 	events chan Event
 	done   chan struct{}
 	exited chan struct{}
+	tty    *terminal
 }
 
 // Watch starts translating signals into events. The caller must call Stop.
@@ -51,6 +56,7 @@ func Watch() *Watcher {
 		events: make(chan Event, 16),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
+		tty:    openTerminal(),
 	}
 	watched := append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP,
 		syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE}, forwarded...)
@@ -67,11 +73,12 @@ func (w *Watcher) Stop() {
 	signal.Stop(w.raw)
 	close(w.done)
 	<-w.exited
+	w.tty.close()
 }
 
 func (w *Watcher) run() {
 	defer close(w.exited)
-	t := Translator{}
+	t := Translator{HungUp: w.tty.hungUp}
 	for {
 		select {
 		case <-w.done:
@@ -93,6 +100,9 @@ func (w *Watcher) run() {
 // Translator turns a sequence of signals into events; it remembers whether a
 // shutdown was already asked for, so that the second one means Force.
 type Translator struct {
+	// HungUp reports whether the controlling terminal has hung up; nil
+	// means there is none to hang up.
+	HungUp   func() bool
 	stopping bool
 }
 
@@ -107,6 +117,13 @@ func (t *Translator) Translate(sig syscall.Signal) (Event, bool) {
 		t.stopping = true
 		return Event{Kind: Shutdown, Signal: sig}, true
 	case syscall.SIGHUP:
+		if t.HungUp != nil && t.HungUp() {
+			if t.stopping {
+				return Event{Kind: Force, Signal: sig}, true
+			}
+			t.stopping = true
+			return Event{Kind: HangUp, Signal: sig}, true
+		}
 		return Event{Kind: Reload, Signal: sig}, true
 	case syscall.SIGTTIN:
 		return Event{Kind: ScaleUp, Signal: sig}, true

@@ -211,6 +211,16 @@ func listen() (net.Listener, string, error) {
 	if name == "" {
 		name = "unknown" // systemd's name for an unnamed fd
 	}
+	// In proxy mode the runner hands each instance a private socket that is
+	// bound but not listening, so that an app may bind $PORT itself
+	// instead; one that takes fd 3 listens on it.
+	if os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) && os.Getenv("LISTEN_FDS") != "" {
+		if v, err := syscall.GetsockoptInt(3, syscall.SOL_SOCKET, syscall.SO_ACCEPTCONN); err == nil && v == 0 {
+			if err := syscall.Listen(3, 4096); err != nil {
+				return nil, "", fmt.Errorf("cannot listen on fd 3: %w", err)
+			}
+		}
+	}
 	// Listeners returns nothing unless LISTEN_PID is this process's pid, so
 	// a LISTEN_FDS meant for a parent process is never taken by mistake.
 	lns, err := activation.Listeners()

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterrun/clusterrun/bench/loadgen"
+)
+
+// Listener mode "proxy": the runner accepts and forwards to each ready
+// instance's private socket, so apps that only read PORT get N instances,
+// ready-only routing and reloads without a failed request.
+
+const proxyPortConfig = `
+listener "http" {
+  address = "127.0.0.1:0"
+  mode    = "proxy"
+}
+app "web" {
+  command   = ["python3", "{{repo}}/e2e/testdata/portapp/server.py"]
+  instances = %d
+  listeners = ["http"]
+  env       = { BOOT_DELAY_MS = "%d" }
+  ready { timeout = "20s" }
+  %s
+}
+`
+
+// A PORT-only app (it binds $PORT itself) gets N instances behind one
+// port, every one of them reached.
+func TestProxyPortOnlyAppReachesEveryInstance(t *testing.T) {
+	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 3, 0, ""))
+	port := r.port("http")
+	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
+	instancesAnswering(t, port, 3)
+	// status shows each instance's private address.
+	out, _, _ := r.cli("status")
+	if !strings.Contains(out, "proxy (least-conn)") {
+		t.Errorf("status does not show the proxy listener:\n%s", out)
+	}
+}
+
+// An app that takes fd 3 works in proxy mode too (the Go example listens on
+// the private socket it is given), with round-robin.
+func TestProxyFdAppRoundRobin(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+  mode    = "proxy"
+  balance = "round-robin"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 4
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	// Round-robin over 4: 8 sequential requests reach each instance twice.
+	seen := map[int]int{}
+	for i := 0; i < 8; i++ {
+		a, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[a.Instance]++
+	}
+	for i := 0; i < 4; i++ {
+		if seen[i] != 2 {
+			t.Errorf("round-robin: instances answered %v, want each twice", seen)
+			break
+		}
+	}
+}
+
+// A release that takes 3s to boot makes no request wait and none fail:
+// only ready instances get connections, and a replaced one gets none once
+// it is told to stop. In both traffic shapes.
+func TestProxyReloadsLoseNothing(t *testing.T) {
+	for _, keepAlive := range []bool{false, true} {
+		r := startRunner(t, fmt.Sprintf(proxyPortConfig, 2, 0, "reload { parallel = 1 }"))
+		port := r.port("http")
+		r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+		before := r.servingPids("web")
+		writeConfig(t, r.dir, fmt.Sprintf(proxyPortConfig, 2, 3000, "reload { parallel = 1 }"))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan *loadgen.Result, 1)
+		go func() {
+			done <- loadgen.Run(ctx, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 4,
+				Duration: 2 * time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second, KeepAlive: keepAlive})
+		}()
+		for round := 0; round < 2; round++ {
+			m := r.mark()
+			r.signal(syscall.SIGHUP)
+			r.waitLine(m, `web: reload complete: 2 of 2 instances replaced`, 60*time.Second)
+		}
+		cancel()
+		res := <-done
+		what := fmt.Sprintf("2 reloads of a 3s-booting release, keep-alive %v", keepAlive)
+		requireNoFailures(t, what, res)
+		// No request waited for a booting instance: the slowest is far
+		// below the 3s boot.
+		var worst time.Duration
+		for _, s := range res.Samples {
+			worst = max(worst, s.Latency)
+		}
+		if worst > 1500*time.Millisecond {
+			t.Errorf("%s: a request took %s; routing must skip instances still booting", what, worst)
+		}
+		after := r.servingPids("web")
+		for i := range before {
+			if after[i] == before[i] {
+				t.Errorf("instance %d not replaced", i)
+			}
+		}
+		r.signal(syscall.SIGTERM)
+		if code := r.wait(30 * time.Second); code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	}
+}
+
+// kill -9 of one instance under load fails at most the requests in flight
+// on it; new connections go to the others at once.
+func TestProxyKilledInstanceFailsOnlyItsInflight(t *testing.T) {
+	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 3, 0, ""))
+	port := r.port("http")
+	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
+	pids := r.servingPids("web")
+	const workers = 6
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *loadgen.Result, 1)
+	go func() {
+		done <- loadgen.Run(ctx, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: workers,
+			Duration: time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second})
+	}()
+	// Some load first, then the kill, then until the replacement serves.
+	for i := 0; i < 200; i++ {
+		if _, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := r.mark()
+	syscall.Kill(pids[1], syscall.SIGKILL)
+	r.waitLine(m, `web.1 ready after`, 30*time.Second)
+	for i := 0; i < 200; i++ {
+		if _, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	res := <-done
+	failed := loadgen.Failed(res.Samples)
+	t.Logf("kill -9 of one of 3 instances under load: %s", loadgen.Summary(res, res.Samples))
+	if failed > workers {
+		t.Errorf("%d requests failed; at most the %d in flight may", failed, workers)
+	}
+}
+
+// An instance that stops answering its health check is replaced, new one
+// first, and status counts it as a health restart.
+func TestProxyHealthReplacesUnhealthyInstance(t *testing.T) {
+	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 2, 0, `health {
+    check    = "http"
+    path     = "/healthz"
+    interval = "200ms"
+    timeout  = "150ms"
+    failures = 2
+  }`))
+	port := r.port("http")
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	sick := r.servingPids("web")[0]
+	m := r.mark()
+	os.WriteFile(filepath.Join(r.dir, "sick-"+strconv.Itoa(sick)), nil, 0o644)
+	r.waitLine(m, fmt.Sprintf(`web.0 \(pid %d\) failed 2 http checks in a row; its replacement web.0 is starting`, sick), 30*time.Second)
+	_, i := r.waitLine(m, `web.0 ready after .*, replacement for one that failed its health check`, 30*time.Second)
+	r.waitLine(i, fmt.Sprintf(`web.0 \(pid %d\) exited with status 0`, sick), 30*time.Second)
+	instancesAnswering(t, port, 2)
+	out, _, _ := r.cli("status", "--json")
+	if !strings.Contains(out, `"health": 1`) {
+		t.Errorf("status does not count the health restart:\n%s", out)
+	}
+}
+
+// A Procfile's web line is served through the runner's proxy on foreman's
+// port: an app that binds $PORT reloads and scales with zero failed
+// requests.
+func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "Procfile")
+	os.WriteFile(pf, []byte("web: exec python3 "+repo+"/e2e/testdata/portapp/server.py\n"), 0o644)
+	r := startRunnerIn(t, dir, pf)
+	line, _ := r.waitLine(0, `listening: web on 0.0.0.0:(\d+) \(proxy\)`, 30*time.Second)
+	pub := line[strings.LastIndex(line, ":")+1 : strings.Index(line, " (proxy)")]
+	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
+	p, _ := strconv.Atoi(pub)
+	stop := load(t, p)
+	for round := 0; round < 2; round++ {
+		m := r.mark()
+		r.signal(syscall.SIGHUP)
+		r.waitLine(m, `web: reload complete: 1 of 1 instances replaced`, 60*time.Second)
+	}
+	if out, _, code := r.cli("scale", "web", "3"); code != 0 {
+		t.Fatalf("scale web 3: %s", out)
+	}
+	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
+	res := stop()
+	requireNoFailures(t, "Procfile web: 2 reloads and a scale", res)
+	instancesAnswering(t, p, 3)
+}

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package listeners
+
+import "syscall"
+
+// loopbackSocket returns a new close-on-exec TCP/IPv4 socket. Without
+// SOCK_CLOEXEC the flag is set after creation, under ForkLock so that no
+// fork sees the descriptor in between.
+func loopbackSocket() (int, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	return fd, err
+}

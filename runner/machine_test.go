@@ -1,0 +1,405 @@
+package runner
+
+import (
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/proc"
+	"github.com/clusterrun/clusterrun/status"
+)
+
+// Scripted tests of the supervisor, one behaviour each, with fake processes
+// and a fake clock: no real process, no sleep.
+
+func web(kind string, n int) appSpec {
+	return appSpec{name: "web", kind: kind, instances: n}
+}
+
+// readyAll makes every starting good process ready and runs until quiet.
+func (w *world) settleGood() { w.runUntilQuiet(10000) }
+
+// reload asks for a reload of cfg and returns its answer once quiet.
+func (w *world) reloadTo(t *testing.T, cfg *hclconfig.Config, app string) ReloadResult {
+	t.Helper()
+	w.file = cfg
+	reply := make(chan ReloadResult, 1)
+	w.handle(ReloadRequested{App: app, Reply: reply})
+	w.settleGood()
+	select {
+	case r := <-reply:
+		return r
+	default:
+		t.Fatalf("reload not answered; log:\n%s", strings.Join(w.logs, "\n"))
+	}
+	return ReloadResult{}
+}
+
+func (w *world) snapshotApp(name string) status.App {
+	for _, a := range w.m.Snapshot().Apps {
+		if a.Name == name {
+			return a
+		}
+	}
+	w.t.Fatalf("no app %s in status", name)
+	return status.App{}
+}
+
+func logHas(w *world, sub string) bool {
+	return slices.ContainsFunc(w.logs, func(l string) bool { return strings.Contains(l, sub) })
+}
+
+// Defect: `restart web.0` while a slow release rolls out left instance 0
+// on the old release, yet the log said "4 of 4 instances replaced".
+func TestRestartDuringSlowRolloutEndsOnNewRelease(t *testing.T) {
+	w := newWorld(t, 1)
+	w.start(testConfig(1, web("good", 4)))
+	w.settleGood()
+	w.file = testConfig(2, web("slow", 4))
+	reply := make(chan ReloadResult, 1)
+	w.handle(ReloadRequested{Reply: reply})
+	w.deliverLoad()
+	// The rollout is under way (slot 0's slow replacement starting);
+	// restart instance 0 now.
+	restart := make(chan ReloadResult, 1)
+	w.handle(RestartRequested{App: "web", Instance: 0, Reply: restart})
+	w.settleGood()
+	res := <-reply
+	if res.Err != nil {
+		t.Fatalf("reload: %v %q", res.Err, res.Summary)
+	}
+	if r := <-restart; r.Err != nil {
+		t.Fatalf("restart: %v %q", r.Err, r.Summary)
+	}
+	for _, p := range w.snapshotApp("web").Procs {
+		if p.Release != w.m.app("web").rel.Gen {
+			t.Errorf("web.%d runs release %d after the reload, want %d", p.Instance, p.Release, w.m.app("web").rel.Gen)
+		}
+	}
+	if !strings.Contains(res.Summary, "4 of 4 instances replaced") {
+		t.Errorf("summary %q", res.Summary)
+	}
+}
+
+// Defect: `clusterrun stop web` while `clusterrun reload` waited made the
+// reload answer "reloaded", exit 0, though nothing was replaced.
+func TestStopDuringReloadAnswersCancelled(t *testing.T) {
+	w := newWorld(t, 2)
+	w.start(testConfig(1, web("good", 2)))
+	w.settleGood()
+	w.file = testConfig(2, web("slow", 2))
+	reply := make(chan ReloadResult, 1)
+	w.handle(ReloadRequested{Reply: reply})
+	w.deliverLoad()
+	stop := make(chan error, 1)
+	w.handle(StopRequested{App: "web", Reply: stop})
+	if err := <-stop; err != nil {
+		t.Fatal(err)
+	}
+	w.settleGood()
+	res := <-reply
+	if res.Err == nil || !strings.Contains(res.Summary, "cancelled: web was stopped") {
+		t.Fatalf("reload answered %q, %v; want cancelled", res.Summary, res.Err)
+	}
+	if len(res.Apps) != 1 || res.Apps[0].Outcome != status.ReloadCancelled {
+		t.Errorf("apps %+v", res.Apps)
+	}
+}
+
+// Defect: `clusterrun reload` printed the outcomes of earlier SIGHUP
+// reloads (even an old rejected-config error) and exited 1 after a reload
+// that succeeded; for an app that never existed it said the app "is no
+// longer in" the file.
+func TestReloadAnswersOnlyItsOwnOutcome(t *testing.T) {
+	w := newWorld(t, 3)
+	w.start(testConfig(1, web("good", 2)))
+	w.settleGood()
+	w.file = nil // a broken file, by SIGHUP
+	w.handle(ReloadRequested{})
+	w.settleGood()
+	if !logHas(w, "reload rejected") {
+		t.Fatal("the broken file was not rejected")
+	}
+	res := w.reloadTo(t, testConfig(2, web("good", 2)), "")
+	if res.Err != nil || strings.Contains(res.Summary, "rejected") {
+		t.Fatalf("a good reload after a rejected SIGHUP answered %q, %v", res.Summary, res.Err)
+	}
+	res = w.reloadTo(t, testConfig(3, web("good", 2)), "nope")
+	if res.Err == nil || !strings.Contains(res.Err.Error(), `no app "nope"`) {
+		t.Fatalf("reload of an app that never existed: %v", res.Err)
+	}
+	res = w.reloadTo(t, testConfig(4, appSpec{name: "other", kind: "good", instances: 1}), "web")
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "no longer in") {
+		t.Fatalf("reload of an app gone from the file: %v", res.Err)
+	}
+}
+
+// Defect: a crash-looping app under the default delay readiness was logged
+// "ready after 1s", its backoff reset, and status showed "ready serving"
+// for instances that never served.
+func TestCrashLoopUnderDelayReadiness(t *testing.T) {
+	w := newWorld(t, 4)
+	spec := appSpec{name: "web", kind: "good", instances: 1, delay: true}
+	w.start(testConfig(1, spec))
+	var delays []string
+	for round := 0; round < 4; round++ {
+		w.runUntilQuiet(100)
+		p := w.live("web")[0]
+		// Ready (1s delay), then dies before min_uptime (1s) after that.
+		w.now = w.now.Add(1500 * time.Millisecond)
+		if st := w.snapshotApp("web"); round > 0 && (st.State != "crashloop" || !st.Procs[0].CrashLoop) {
+			t.Errorf("round %d: a crash-looping app shows as %s, crash_loop %v", round, st.State, st.Procs[0].CrashLoop)
+		}
+		w.exit(p, proc.Status{Code: 1})
+		line := w.logs[len(w.logs)-1]
+		i := strings.Index(line, "restarting in ")
+		if i < 0 {
+			t.Fatalf("no restart: %q", line)
+		}
+		delays = append(delays, strings.Fields(line[i+len("restarting in "):])[0])
+	}
+	// Backoff 100ms doubles per crash: it must not reset to 100ms.
+	for i, d := range delays {
+		if i > 0 && strings.HasPrefix(d, "10") && len(d) <= 5 {
+			t.Errorf("backoff reset after crash %d: %v", i+1, delays)
+		}
+	}
+}
+
+// A slot that stays up min_uptime after it became ready ends its crash
+// loop: the next crash starts over at the first backoff.
+func TestStableResetsBackoff(t *testing.T) {
+	w := newWorld(t, 5)
+	w.start(testConfig(1, web("good", 1)))
+	w.settleGood()
+	for i := 0; i < 3; i++ {
+		w.exit(w.live("web")[0], proc.Status{Code: 1})
+		w.settleGood()
+		w.advance(1100 * time.Millisecond) // min_uptime after ready
+	}
+	s := w.m.app("web").slots[0]
+	if s.consecutive != 0 {
+		t.Fatalf("consecutive = %d after stable runs", s.consecutive)
+	}
+	if !logHas(w, "restarting in 10") {
+		t.Errorf("log: %s", strings.Join(w.logs, "\n"))
+	}
+}
+
+// STOPPING=1 starts the replacement at once; the announcing process gets
+// no signal and is not routable, and its exit is no crash.
+func TestStoppingStartsReplacementFirst(t *testing.T) {
+	w := newWorld(t, 6)
+	w.start(testConfig(1, web("good", 1)))
+	w.settleGood()
+	old := w.live("web")[0]
+	w.notify(old, "STOPPING=1")
+	if w.routable[old.id] {
+		t.Error("a process that announced STOPPING=1 is still routable")
+	}
+	w.spawn(0, false)
+	nw := w.live("web")[1]
+	w.notify(nw, "READY=1")
+	if old.signalled != 0 {
+		t.Errorf("the dying process was sent %v", old.signalled)
+	}
+	if !w.routable[nw.id] {
+		t.Error("the replacement is not routable once ready")
+	}
+	w.exit(old, proc.Status{Code: 1})
+	w.settleGood()
+	if logHas(w, "restarting in") {
+		t.Errorf("the announced exit went through backoff:\n%s", strings.Join(w.logs, "\n"))
+	}
+}
+
+// Unroutable is published before the stop signal (the proxy stops routing
+// to an instance before it is told to stop); the fake Signal fails the
+// test otherwise, so a drain exercises it.
+func TestUnroutableBeforeStopSignal(t *testing.T) {
+	w := newWorld(t, 7)
+	w.start(testConfig(1, web("good", 3)))
+	w.settleGood()
+	res := w.reloadTo(t, testConfig(2, web("good", 3)), "")
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	w.handle(DrainRequested{Signal: syscall.SIGTERM})
+	w.settleGood()
+	if done, code := w.m.Finished(); !done || code != 0 {
+		t.Fatalf("finished %v, code %d", done, code)
+	}
+}
+
+// A crash-on-boot release aborts, and instances already replaced go back
+// to the previous release.
+func TestAbortRollsBack(t *testing.T) {
+	w := newWorld(t, 8)
+	w.start(testConfig(1, web("good", 3)))
+	w.settleGood()
+	before := w.m.app("web").rel
+	res := w.reloadTo(t, testConfig(2, web("crash", 3)), "")
+	if res.Err == nil || len(res.Apps) != 1 || res.Apps[0].Outcome != status.ReloadAborted {
+		t.Fatalf("crash-on-boot release: %q %v", res.Summary, res.Err)
+	}
+	if a := w.m.app("web"); a.rel != before {
+		t.Errorf("the app's release is %d after the abort, want %d back", a.rel.Gen, before.Gen)
+	}
+	for _, s := range w.m.app("web").slots {
+		if s.cur == nil || s.cur.rel != before || s.cur.state != stReady {
+			t.Errorf("%s after the abort: %+v", s.label(), s.cur)
+		}
+	}
+}
+
+// Scale is bounded: 1..4096.
+func TestScaleBounds(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		cur  int
+		want int
+		err  string
+	}{
+		{"4", 2, 4, ""}, {"+2", 2, 4, ""}, {"-1", 2, 1, ""},
+		{"+100000", 2, 0, "must stay within 1..4096"}, {"0", 2, 0, "within 1..4096"}, {"-2", 2, 0, "within 1..4096"},
+		{"4097", 1, 0, "within 1..4096"}, {"x", 1, 0, "want N, +N or -N"}, {"++1", 1, 0, "want N"}, {"", 1, 0, "want N"},
+		{"99999999999999999999", 1, 0, "want N"},
+	} {
+		n, err := ParseScale(tc.spec, tc.cur)
+		if tc.err == "" && (err != nil || n != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("ParseScale(%q, %d) = %d, %v", tc.spec, tc.cur, n, err)
+		}
+	}
+}
+
+// max_memory: three samples in a row above the limit replace the
+// instance the graceful way, and count as a memory restart.
+func TestMaxMemoryReplacesGracefully(t *testing.T) {
+	w := newWorld(t, 9)
+	cfg := testConfig(1, web("good", 1))
+	cfg.Apps[0].Restart.MaxMemory = 100 << 20
+	w.start(cfg)
+	w.settleGood()
+	old := w.live("web")[0]
+	for i := 0; i < 3; i++ {
+		w.handle(UsageSampled{Usage: map[int]proc.Usage{old.pid: {RSS: 200 << 20}}, Interval: 2 * time.Second})
+	}
+	if !logHas(w, "above max_memory = 100.0MiB") {
+		t.Fatalf("no memory replacement:\n%s", strings.Join(w.logs, "\n"))
+	}
+	if old.signalled != 0 {
+		t.Fatal("the old instance was stopped before its replacement was ready")
+	}
+	w.settleGood()
+	if old.alive {
+		t.Error("the old instance survived its replacement")
+	}
+	if n := w.m.counters.Restarts["web"][status.RestartMemory]; n != 1 {
+		t.Errorf("memory restarts = %d", n)
+	}
+	if w.m.counters.Restarts["web"][status.RestartCrash] != 0 {
+		t.Error("a memory replacement counted as a crash")
+	}
+}
+
+// A watchdog that stops being fed replaces the instance, new one first.
+func TestWatchdogReplaces(t *testing.T) {
+	w := newWorld(t, 10)
+	w.start(testConfig(1, appSpec{name: "w", kind: "good", instances: 1, watchdog: true}))
+	w.runUntilQuiet(100)
+	old := w.live("w")[0]
+	// Let time pass without WATCHDOG=1: two misses (failures = 2).
+	for i := 0; i < 2 && w.fireNext(); i++ {
+	}
+	for !logHas(w, "failed 2 watchdog checks in a row") {
+		if !w.fireNext() {
+			t.Fatalf("no watchdog replacement:\n%s", strings.Join(w.logs, "\n"))
+		}
+	}
+	if w.routable[old.id] {
+		t.Error("an instance failing its watchdog is still routable")
+	}
+	w.settleGood()
+	if old.alive {
+		t.Error("the hung instance survived its replacement")
+	}
+}
+
+// The exit code: 0 for a clean drain, 1 when something had to be killed.
+func TestDrainExitCodes(t *testing.T) {
+	w := newWorld(t, 11)
+	w.start(testConfig(1, web("good", 2)))
+	w.settleGood()
+	w.live("web")[0].hung = true
+	w.handle(DrainRequested{Signal: syscall.SIGTERM})
+	w.settleGood()
+	if done, code := w.m.Finished(); !done || code != 1 {
+		t.Fatalf("a drain that had to SIGKILL: finished %v code %d", done, code)
+	}
+}
+
+// Requests after the runner finished are answered, not left hanging.
+func TestLateRequestsAreAnswered(t *testing.T) {
+	w := newWorld(t, 12)
+	w.start(testConfig(1, web("good", 1)))
+	w.settleGood()
+	w.handle(DrainRequested{Signal: syscall.SIGTERM})
+	w.settleGood()
+	r := make(chan ReloadResult, 1)
+	w.handle(ReloadRequested{Reply: r})
+	if res := <-r; res.Err != errStopped {
+		t.Errorf("reload after the end: %v", res.Err)
+	}
+	sc := make(chan ScaleResult, 1)
+	w.handle(ScaleRequested{App: "web", Spec: "2", Reply: sc})
+	if res := <-sc; res.Err != errStopped {
+		t.Errorf("scale after the end: %v", res.Err)
+	}
+}
+
+// tcp readiness and an http health check: ready when the probe passes,
+// replaced (new one first) after failures misses, and no probe is left
+// running for a process that is gone.
+func TestProbesDriveReadinessAndHealth(t *testing.T) {
+	w := newWorld(t, 13)
+	cfg := testConfig(1, web("good", 1))
+	a := cfg.Apps[0]
+	a.Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
+	a.Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/healthz", Interval: time.Second, Timeout: time.Second, Failures: 2}
+	w.start(cfg)
+	w.spawn(0, false)
+	old := w.live("web")[0]
+	if !strings.HasPrefix(w.probes[old.id], "ready 127.0.0.1:") {
+		t.Fatalf("no ready probe: %v", w.probes)
+	}
+	w.handle(ProbeResult{ID: old.id, OK: true})
+	if !w.routable[old.id] || !strings.HasPrefix(w.probes[old.id], "health ") {
+		t.Fatalf("after the ready probe: routable %v, probes %v", w.routable[old.id], w.probes)
+	}
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	w.handle(ProbeResult{ID: old.id, Health: true, OK: true})
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	if !w.routable[old.id] || len(w.spawns) != 0 {
+		t.Fatal("a success between two misses must reset the count")
+	}
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "connection refused"})
+	if w.routable[old.id] || len(w.spawns) != 1 {
+		t.Fatalf("after 2 misses in a row: routable %v, %d starts", w.routable[old.id], len(w.spawns))
+	}
+	w.spawn(0, false)
+	nw := w.live("web")[1]
+	w.handle(ProbeResult{ID: nw.id, OK: true})
+	if old.signalled != syscall.SIGTERM || !w.routable[nw.id] {
+		t.Fatalf("once the replacement is ready the old one stops: %v, routable %v", old.signalled, w.routable[nw.id])
+	}
+	w.settleGood()
+	if _, ok := w.probes[old.id]; ok {
+		t.Error("a probe of a gone process is still running")
+	}
+	if n := w.m.counters.Restarts["web"][status.RestartHealth]; n != 1 {
+		t.Errorf("health restarts = %d", n)
+	}
+}

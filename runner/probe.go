@@ -1,0 +1,143 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/clusterrun/clusterrun/hclconfig"
+)
+
+// prober is the real Prober: tcp and http checks of instances' private
+// addresses, each on its own goroutine, reporting through events.
+type prober struct {
+	post func(Event)
+
+	mu      sync.Mutex
+	cancels map[InstanceID]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newProber(post func(Event)) *prober {
+	return &prober{post: post, cancels: map[InstanceID]context.CancelFunc{}}
+}
+
+// readyPoll is how often a ready check knocks until it passes.
+const readyPoll = 50 * time.Millisecond
+
+func (p *prober) Ready(id InstanceID, addr string, check hclconfig.ReadyCheck, path string) {
+	ctx := p.begin(id)
+	p.wg.Go(func() {
+		tick := time.NewTicker(readyPoll)
+		defer tick.Stop()
+		for {
+			if checkOnce(ctx, addr, string(check), path, time.Second) == nil {
+				p.deliver(ctx, ProbeResult{ID: id, OK: true})
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+}
+
+func (p *prober) Health(id InstanceID, addr string, h hclconfig.Health) {
+	ctx := p.begin(id)
+	p.wg.Go(func() {
+		tick := time.NewTicker(h.Interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := checkOnce(ctx, addr, string(h.Check), h.Path, h.Timeout)
+			res := ProbeResult{ID: id, Health: true, OK: err == nil}
+			if err != nil {
+				res.Detail = err.Error()
+			}
+			p.deliver(ctx, res)
+		}
+	})
+}
+
+func (p *prober) Stop(id InstanceID) {
+	p.mu.Lock()
+	cancel := p.cancels[id]
+	delete(p.cancels, id)
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// close stops every check and waits for their goroutines.
+func (p *prober) close() {
+	p.mu.Lock()
+	for id, cancel := range p.cancels {
+		cancel()
+		delete(p.cancels, id)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *prober) begin(id InstanceID) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.mu.Lock()
+	if old := p.cancels[id]; old != nil {
+		old()
+	}
+	p.cancels[id] = cancel
+	p.mu.Unlock()
+	return ctx
+}
+
+// deliver posts a result unless the check was stopped meanwhile.
+func (p *prober) deliver(ctx context.Context, res ProbeResult) {
+	if ctx.Err() == nil {
+		p.post(res)
+	}
+}
+
+// checkOnce connects to addr (tcp), or GETs path on it (http) and wants a
+// status below 400, as Kubernetes probes do.
+func checkOnce(ctx context.Context, addr, kind, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if kind == "tcp" {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "clusterrun-probe")
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+var probeClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	// A redirect is an answer: the instance is up.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}

@@ -1,0 +1,183 @@
+package runner
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/proxy"
+	"github.com/clusterrun/clusterrun/status"
+)
+
+// sockets is the real Sockets seam: the listener set, plus one proxy per
+// proxy-mode listener, whose backends follow the supervisor's Routable and
+// Unroutable events. It lives on the runner's goroutine; the proxies' data
+// path runs on their own goroutines and only reads the snapshot of
+// backends that route publishes.
+type sockets struct {
+	r       *Runner
+	proxies map[net.Listener]*routed
+}
+
+// routed is one proxy and the instances it may forward to.
+type routed struct {
+	px       *proxy.Proxy
+	backends map[InstanceID]string
+	done     chan struct{}
+}
+
+func newSockets(r *Runner) *sockets {
+	return &sockets{r: r, proxies: map[net.Listener]*routed{}}
+}
+
+func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
+	warnings, err := s.r.lset.Bind(defs)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range defs {
+		if d.Mode != hclconfig.Proxy {
+			continue
+		}
+		ln := s.r.lset.Public(d)
+		if ln == nil || s.proxies[ln] != nil {
+			continue
+		}
+		bal := proxy.LeastConn
+		if d.Balance == hclconfig.BalanceRoundRobin {
+			bal = proxy.RoundRobin
+		}
+		name := d.Name
+		rt := &routed{px: proxy.New(ln, proxy.Options{Balance: bal, Logf: func(f string, args ...any) {
+			s.r.log.Printf("listener %q: "+f, append([]any{name}, args...)...)
+		}}), backends: map[InstanceID]string{}, done: make(chan struct{})}
+		s.proxies[ln] = rt
+		go func() {
+			defer close(rt.done)
+			rt.px.Serve()
+		}()
+	}
+	return warnings, nil
+}
+
+func (s *sockets) Retain(defs []*hclconfig.Listener) {
+	keep := map[net.Listener]bool{}
+	for _, d := range defs {
+		if ln := s.r.lset.Public(d); ln != nil {
+			keep[ln] = true
+		}
+	}
+	// Proxies first, so that their accept loops end by Close rather than
+	// by finding the socket closed under them.
+	for ln, rt := range s.proxies {
+		if !keep[ln] {
+			delete(s.proxies, ln)
+			// Connections under way finish on their own time.
+			go rt.px.Close(context.Background())
+		}
+	}
+	s.r.lset.Retain(defs)
+}
+
+func (s *sockets) ReleaseSlot(app string, defs []*hclconfig.Listener, index int) {
+	s.r.lset.ReleaseSlot(app, defs, index)
+}
+
+func (s *sockets) Addr(def *hclconfig.Listener) string { return s.r.lset.Addr(def) }
+
+// route follows the supervisor's lifecycle events: an instance that became
+// routable is added to the proxies of its proxy listeners, and one that
+// stopped being routable is removed before it is sent its stop signal
+// (the supervisor publishes Unroutable first).
+func (s *sockets) route(ev Lifecycle) {
+	switch ev.Kind {
+	case Routable:
+		for _, d := range ev.Listeners {
+			if d.Mode != hclconfig.Proxy || ev.Addrs[d.Name] == "" {
+				continue
+			}
+			if rt := s.proxies[s.r.lset.Public(d)]; rt != nil {
+				rt.backends[ev.ID] = ev.Addrs[d.Name]
+				rt.publish()
+			}
+		}
+	case Unroutable, Gone:
+		for _, rt := range s.proxies {
+			if _, ok := rt.backends[ev.ID]; ok {
+				delete(rt.backends, ev.ID)
+				rt.publish()
+			}
+		}
+	}
+}
+
+func (rt *routed) publish() {
+	bs := make([]proxy.Backend, 0, len(rt.backends))
+	for id, addr := range rt.backends {
+		bs = append(bs, proxy.Backend{ID: uint64(id), Addr: addr})
+	}
+	// A stable order, so round-robin goes round the same way.
+	slices.SortFunc(bs, func(a, b proxy.Backend) int { return int(a.ID) - int(b.ID) })
+	rt.px.SetBackends(bs)
+}
+
+// unanswered returns a function counting the connections forwarded to
+// instance id that have had no answer yet, or nil when no proxy routes to
+// it. The function is safe to call from any goroutine.
+func (s *sockets) unanswered(id InstanceID) func() int {
+	var pxs []*proxy.Proxy
+	for _, rt := range s.proxies {
+		pxs = append(pxs, rt.px)
+	}
+	if len(pxs) == 0 {
+		return nil
+	}
+	return func() int {
+		n := 0
+		for _, px := range pxs {
+			n += px.Unanswered(uint64(id))
+		}
+		return n
+	}
+}
+
+// addConns fills in the open proxied connections of each instance.
+func (s *sockets) addConns(st *status.Runner) {
+	conns := map[int]int{}
+	for _, rt := range s.proxies {
+		for id, n := range rt.px.Active() {
+			conns[int(id)] += n
+		}
+	}
+	if len(conns) == 0 {
+		return
+	}
+	// Status names processes by pid; map ids through the machine.
+	for i := range st.Apps {
+		for j := range st.Apps[i].Procs {
+			p := &st.Apps[i].Procs[j]
+			if id, ok := s.r.m.idOf(p.PID); ok {
+				p.Conns = conns[int(id)]
+			}
+		}
+	}
+}
+
+// close stops every proxy: no new connections; those under way get a
+// moment to finish.
+func (s *sockets) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for ln, rt := range s.proxies {
+		delete(s.proxies, ln)
+		wg.Go(func() {
+			rt.px.Close(ctx)
+			<-rt.done
+		})
+	}
+	wg.Wait()
+}

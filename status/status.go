@@ -1,0 +1,138 @@
+// Package status is the one description of a running runner that every
+// part shares: the supervisor fills it in, the control socket sends it as
+// JSON, the CLI prints it, and the metrics endpoint reads its counters. It
+// holds data only, so that none of its readers depends on the supervisor.
+package status
+
+import "time"
+
+// Runner is a snapshot of the whole runner.
+type Runner struct {
+	PID     int       `json:"pid"`
+	Config  string    `json:"config"`
+	Started time.Time `json:"started"`
+	// Phase is running, draining or forcing.
+	Phase string `json:"phase"`
+	// Goroutines, RSSBytes and FDs are the runner's own, to spot leaks.
+	Goroutines int        `json:"goroutines"`
+	RSSBytes   int64      `json:"rss_bytes"`
+	FDs        int        `json:"fds"`
+	Listeners  []Listener `json:"listeners"`
+	Apps       []App      `json:"apps"`
+	Counters   Counters   `json:"counters"`
+}
+
+// Listener is one bound listener.
+type Listener struct {
+	Name string `json:"name"`
+	// Address is where it listens, with ":0" resolved: "127.0.0.1:8080",
+	// "unix:/run/app.sock".
+	Address string `json:"address"`
+	Mode    string `json:"mode"`
+	Balance string `json:"balance,omitempty"`
+}
+
+// App is one app.
+type App struct {
+	Name string `json:"name"`
+	// State is waiting, starting, ready, reloading, crashloop, failed,
+	// done, stopping, stopped or removing.
+	State string `json:"state"`
+	// Instances is the desired number of instances.
+	Instances int `json:"instances"`
+	// Release numbers the newest release of the app the runner accepted.
+	Release   int        `json:"release"`
+	Listeners []string   `json:"listeners"`
+	Rollout   *Rollout   `json:"rollout,omitempty"`
+	Procs     []Instance `json:"procs"`
+}
+
+// Rollout is an app's rolling replacement in progress.
+type Rollout struct {
+	// Kind is reload, restart or rollback.
+	Kind     string `json:"kind"`
+	Release  int    `json:"release"`
+	Replaced int    `json:"replaced"`
+	Total    int    `json:"total"`
+}
+
+// Instance is one process of an app, or one instance number that has none
+// at the moment (PID 0).
+type Instance struct {
+	App      string `json:"app"`
+	Instance int    `json:"instance"`
+	PID      int    `json:"pid"`
+	// State is spawning, starting, ready, dying, stopping or killing for a
+	// process; backoff, failed, done or stopped for an instance number
+	// without one.
+	State string `json:"state"`
+	// Role is serving, replacement (starting next to a serving one),
+	// draining (replaced or stopped, finishing its requests), or "" for an
+	// instance number without a process.
+	Role string `json:"role"`
+	// CrashLoop: the instance crashed recently and has not stayed up
+	// min_uptime since; a ready one is not yet trusted.
+	CrashLoop bool      `json:"crash_loop,omitempty"`
+	Release   int       `json:"release"`
+	Restarts  int       `json:"restarts"`
+	Started   time.Time `json:"started,omitzero"`
+	// UptimeSeconds is how long the process has run, at the snapshot.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// ReadyAfter is how long it took to become ready.
+	ReadyAfter time.Duration `json:"ready_after_ns,omitempty"`
+	// Message is the instance's last sd_notify STATUS=.
+	Message string `json:"message,omitempty"`
+	// Addr is its private address in proxy mode.
+	Addr string `json:"addr,omitempty"`
+	// Conns is the number of proxied connections open to it.
+	Conns int `json:"conns,omitempty"`
+	// CPUPercent is the process group's CPU use over the last sample (100
+	// = one core); -1 where unknown.
+	CPUPercent float64 `json:"cpu_percent"`
+	// RSSBytes is the group's summed resident memory; -1 where unknown.
+	RSSBytes int64 `json:"rss_bytes"`
+	// LastExit is how the previous process of this instance number ended.
+	LastExit *Exit `json:"last_exit,omitempty"`
+}
+
+// Exit is how a process ended.
+type Exit struct {
+	PID int `json:"pid"`
+	// Code is the exit status, or 128+signal.
+	Code int `json:"code"`
+	// Signal names the signal that killed it, or "".
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Restart reasons, the keys of Counters.Restarts.
+const (
+	RestartCrash    = "crash"    // exited when nobody asked it to
+	RestartStopping = "stopping" // announced STOPPING=1
+	RestartHealth   = "health"   // failed its health check
+	RestartWatchdog = "watchdog" // stopped sending WATCHDOG=1
+	RestartMemory   = "memory"   // above max_memory
+	RestartManual   = "manual"   // clusterrun restart
+)
+
+// Reload outcomes, the keys of Counters.Reloads. A reload of several apps
+// counts once per app.
+const (
+	ReloadCompleted  = "completed"  // every instance replaced
+	ReloadAborted    = "aborted"    // a new instance failed; the old ones serve
+	ReloadRejected   = "rejected"   // the file was invalid; nothing changed
+	ReloadSuperseded = "superseded" // a newer reload took over
+	ReloadCancelled  = "cancelled"  // the app was stopped or removed, or the runner is stopping
+)
+
+// Counters only ever grow; the metrics endpoint serves them.
+type Counters struct {
+	// Restarts by app, then by reason.
+	Restarts map[string]map[string]int `json:"restarts"`
+	// Reloads by outcome.
+	Reloads map[string]int `json:"reloads"`
+	// Ready counts instances that became ready, and ReadySeconds sums how
+	// long each took.
+	Ready        int     `json:"ready"`
+	ReadySeconds float64 `json:"ready_seconds"`
+}
