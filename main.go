@@ -8,41 +8,23 @@ import (
 
 	"github.com/clusterrun/clusterrun/cli"
 	"github.com/clusterrun/clusterrun/listeners"
+	"github.com/clusterrun/clusterrun/proc"
 )
 
 func main() {
-	// The exec shim runs before anything else: it only sets LISTEN_PID and
-	// execs the instance's program.
+	// The exec shim runs before anything else, cobra included: it only sets
+	// LISTEN_PID and execs the instance's program.
 	if len(os.Args) > 1 && os.Args[1] == listeners.ShimArg {
 		os.Exit(listeners.ExecShim(os.Args[2:]))
+	}
+	// So does the guard, which kills the instances if the runner is killed.
+	if len(os.Args) > 1 && os.Args[1] == proc.GuardArg {
+		os.Exit(proc.RunGuard(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run dispatches a command line and returns the exit code.
+// run runs a command line and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		cli.Usage(stderr)
-		return cli.ExitUsage
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "up":
-		return cli.Up(rest, stdout, stderr)
-	case "check":
-		return cli.Check(rest, stdout, stderr)
-	case "status", "ps":
-		return cli.Status(rest, stdout, stderr)
-	case "reload", "restart", "scale", "stop", "start":
-		return cli.Control(cmd, rest, stdout, stderr)
-	case "logs":
-		return cli.Logs(rest, stdout, stderr)
-	case "help", "-h", "--help":
-		cli.Usage(stdout)
-		return cli.ExitOK
-	case "version", "--version":
-		return cli.Version(stdout)
-	}
-	cli.Usagef(stderr, "unknown command %q", cmd)
-	return cli.ExitUsage
+	return cli.Run(args, stdout, stderr)
 }

@@ -7,32 +7,48 @@ import (
 	"text/tabwriter"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/spf13/cobra"
 )
 
-// Check validates the file; it prints a summary, or every diagnostic and
-// exits 2.
-func Check(args []string, stdout, stderr io.Writer) int {
-	fs, file := newFlags("check", stderr)
-	colorFlag := fs.String("color", "auto", "auto, always or never")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return ExitUsage
+func newCheckCmd(*cobra.Command) *cobra.Command {
+	var (
+		file   *string
+		colors *enumValue
+	)
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config file without running anything",
+		Long: `Validate the config file and print a summary of its listeners and apps, or
+every problem at once, each with file:line:col and the source line. Besides
+the schema, it catches what would fail at start: a program not on PATH, a
+missing dir, an unknown user, a unix socket directory that does not exist,
+a port below 1024 without the privilege to bind it.
+
+Exit status: 0 when the file is valid (warnings are printed), 2 when it is
+not.`,
+		Example: `  clusterrun check
+  clusterrun check -f deploy/cluster.hcl
+  clusterrun check -f Procfile`,
+		GroupID: groupRun,
+		Args:    argCount(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return result(check(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, colors.value))
+		},
 	}
-	if len(rest) > 0 {
-		Usagef(stderr, "check takes no arguments (got %q); use -f FILE", rest)
-		return ExitUsage
-	}
-	errColor, err := colorMode(*colorFlag, stderr)
-	if err != nil {
-		Usagef(stderr, "%v", err)
-		return ExitUsage
-	}
-	path, err := configFile(*file)
+	file = fileFlag(cmd)
+	colors = colorFlag(cmd)
+	return cmd
+}
+
+// check validates the file; it prints a summary, or every diagnostic and
+// returns 2.
+func check(stdout, stderr io.Writer, file, colors string) int {
+	path, err := configFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
 	}
-	cfg := load(path, stderr, errColor)
+	cfg := load(path, stderr, colorMode(colors, stderr))
 	if cfg == nil {
 		return ExitUsage
 	}

@@ -1,19 +1,22 @@
-// Package cli implements clusterrun's commands: parsing their flags,
-// wiring the packages together and turning outcomes into exit codes.
+// Package cli implements clusterrun's command line on cobra: one file per
+// command, each with a newXxxCmd constructor listed in commands below, the
+// flags it takes, its help and examples, and the wiring from its flags to
+// the packages that do the work. Every command ends in one of the exit
+// codes of SPEC §8.
+//
+// To add a command (init and export are next), write NAME.go with a
+// newNameCmd(root *cobra.Command) *cobra.Command whose RunE returns
+// usageErrorf for a bad command line (exit 2) or result(code) after
+// reporting the outcome itself, and add newNameCmd to commands.
 package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/clusterrun/clusterrun/hclconfig"
-	"github.com/hashicorp/hcl/v2"
-	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes (SPEC §8).
@@ -27,75 +30,210 @@ const (
 	ExitUsage = 2
 )
 
-// version is set at build time with -ldflags "-X ...cli.version=v1.2.3".
-var version = "dev"
+// Command groups, in the order the help lists them.
+const (
+	groupRun     = "run"
+	groupControl = "control"
+	groupOther   = "other"
+)
 
-// Version prints the version.
-func Version(w io.Writer) int {
-	fmt.Fprintf(w, "clusterrun %s\n", version)
-	return ExitOK
+// commands are the constructors of the top-level commands, each in its own
+// file. The root is passed in for the few that need the whole tree (help,
+// completion).
+var commands = []func(root *cobra.Command) *cobra.Command{
+	newUpCmd,
+	newCheckCmd,
+	newStatusCmd,
+	newLogsCmd,
+	newReloadCmd,
+	newRestartCmd,
+	newScaleCmd,
+	newStopCmd,
+	newStartCmd,
+	newVersionCmd,
+	newCompletionCmd,
 }
 
-const usage = `clusterrun runs N instances of every app in cluster.hcl on shared sockets.
-
-Usage:
-  clusterrun up [-f FILE] [--timestamps] [--log-format text|json] [--color auto|always|never] [APP...]
-  clusterrun check [-f FILE]
-  clusterrun status [-f FILE] [--json]            (alias: ps)
-  clusterrun reload [-f FILE] [APP]
-  clusterrun restart [-f FILE] APP[.N]
-  clusterrun scale [-f FILE] APP N|+N|-N
-  clusterrun stop [-f FILE] APP
-  clusterrun start [-f FILE] APP
-  clusterrun logs [-f FILE] [APP]
-
-FILE defaults to cluster.hcl in the current directory, else Procfile.
-Signals to "up": SIGHUP reloads, SIGTERM/SIGINT drain (twice: kill),
-SIGTTIN/SIGTTOU add/remove one instance of every app with listeners.
-`
-
-// Usage prints the command summary.
-func Usage(w io.Writer) { io.WriteString(w, usage) }
-
-// Usagef prints a usage error and a pointer to the help.
-func Usagef(w io.Writer, format string, args ...any) {
-	fmt.Fprintf(w, "clusterrun: "+format+"\n", args...)
-	fmt.Fprintln(w, "Run 'clusterrun help' for usage.")
-}
-
-// newFlags returns a flag set that reports errors on stderr without
-// exiting, with the -f flag every command takes.
-func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("f", "", "config file (default: cluster.hcl, else Procfile)")
-	return fs, file
-}
-
-// parseArgs parses flags that may come before, between or after the
-// positional arguments ("up web -f x.hcl"), which package flag alone stops
-// at.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		// "scale web -1" means minus one, not a flag named 1.
-		for len(args) > 0 && isNegativeNumber(args[0]) {
-			pos = append(pos, args[0])
-			args = args[1:]
-		}
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+// Run runs the command line args (without the program name), writing to
+// stdout and stderr, and returns the exit code.
+func Run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	if args == nil {
+		// cobra reads os.Args when given nil.
+		args = []string{}
 	}
+	root.SetArgs(negativeArgs(root, args))
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return ExitOK
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code)
+	}
+	// Everything else is about the command line: an unknown command or
+	// flag, a flag value or an argument count that the command refused.
+	if cmd == nil || cmd.Name() == "help" {
+		cmd = root
+	}
+	msg := strings.TrimRight(err.Error(), "\n")
+	if strings.Contains(msg, "\n") {
+		msg += "\n"
+	}
+	fmt.Fprintf(stderr, "clusterrun: %s\nRun '%s --help' for usage.\n", msg, cmd.CommandPath())
+	return ExitUsage
+}
+
+// exitCode is the error of a command that has already told the user what
+// went wrong: Run exits with it and prints nothing more.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// result turns a command's exit code into its RunE error.
+func result(code int) error {
+	if code == ExitOK {
+		return nil
+	}
+	return exitCode(code)
+}
+
+// usageErrorf is a command-line mistake: Run prints it with a pointer to
+// the command's help and exits 2.
+func usageErrorf(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
+const rootLong = `clusterrun runs N instances of every app in cluster.hcl on shared listening
+sockets, in the foreground: pm2's cluster mode for any language, without a
+daemon. It restarts what crashes, turns SIGHUP into a zero-downtime rolling
+reload and SIGTERM into a graceful drain.
+
+The file is cluster.hcl, else a Procfile, in the working directory or the
+nearest parent directory that has one (as git finds .git); -f names another.
+The control commands (status, reload, scale, ...) find the running "up" of
+that file through a socket only its owner can open.
+
+Signals to "up": SIGHUP reloads, SIGTERM or SIGINT drain (a second one
+kills), SIGTTIN and SIGTTOU add or remove one instance of every app with
+listeners; others are forwarded to every instance.
+
+Exit codes: 0 ok, 1 failure (or a required app gave up), 2 usage or
+config error (nothing was started).`
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "clusterrun",
+		Short: "Run N instances of each app on shared sockets, in the foreground",
+		Long:  rootLong,
+		Example: `  clusterrun up                          # run ./cluster.hcl (or a parent's) until Ctrl-C
+  clusterrun up -f examples/go-http/cluster.hcl
+  clusterrun status                      # in another terminal
+  clusterrun reload web                  # zero-downtime rolling reload of one app
+  clusterrun help up                     # help and examples of one command`,
+		Version:       versionText(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// The completion command below generates bash, zsh and fish
+		// scripts only, with our own help text.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.AddGroup(
+		&cobra.Group{ID: groupRun, Title: "Run a cluster:"},
+		&cobra.Group{ID: groupControl, Title: "Control the running cluster (talk to its \"up\"):"},
+		&cobra.Group{ID: groupOther, Title: "Other commands:"},
+	)
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(root))
+	}
+	root.SetHelpCommand(newHelpCmd(root))
+	root.SetHelpCommandGroupID(groupOther)
+	return root
+}
+
+// argCount checks a command's positional arguments: between min and max of
+// them (max < 0: no limit), else a usage error that says what the command
+// takes.
+func argCount(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= min && (max < 0 || len(args) <= max) {
+			return nil
+		}
+		switch {
+		case max == 0:
+			return usageErrorf("%s takes no arguments, got %q", cmd.Name(), args)
+		case len(args) < min:
+			return usageErrorf("%s needs %s", cmd.Name(), what)
+		default:
+			return usageErrorf("%s takes %s, got %q", cmd.Name(), what, args)
+		}
+	}
+}
+
+// negativeArgs rewrites args so that a positional argument that looks like
+// a negative number ("scale web -1") reaches the command as an argument:
+// pflag would read it as the shorthand flag -1 (no clusterrun flag is a
+// digit). Flags and their values stay in front; the positional arguments
+// move, in their order, behind a "--". Anything else is left as it is.
+func negativeArgs(root *cobra.Command, args []string) []string {
+	cmd, rest, err := root.Find(args)
+	if err != nil || cmd == root || cmd.DisableFlagParsing {
+		return args
+	}
+	fs := cmd.Flags()
+	takesValue := func(name string, short bool) bool {
+		f := fs.Lookup(name)
+		if short {
+			f = fs.ShorthandLookup(name)
+		}
+		return f != nil && f.NoOptDefVal == ""
+	}
+	var flags, pos []string
+	moved := false
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case a == "--":
+			pos = append(pos, rest[i+1:]...)
+			i = len(rest)
+		case isNegativeNumber(a):
+			pos = append(pos, a)
+			moved = true
+		case strings.HasPrefix(a, "--"):
+			flags = append(flags, a)
+			if name, _, inline := strings.Cut(a[2:], "="); !inline && takesValue(name, false) && i+1 < len(rest) {
+				i++
+				flags = append(flags, rest[i])
+			}
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			// In a group such as -xn5 or -n 5, the first shorthand that
+			// takes a value takes the rest of the group, or else the next
+			// argument.
+			for j := 1; j < len(a); j++ {
+				if takesValue(a[j:j+1], true) {
+					if j == len(a)-1 && i+1 < len(rest) {
+						i++
+						flags = append(flags, rest[i])
+					}
+					break
+				}
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if !moved {
+		return args
+	}
+	path := strings.Fields(cmd.CommandPath())[1:]
+	out := append(path, flags...)
+	out = append(out, "--")
+	return append(out, pos...)
 }
 
 func isNegativeNumber(s string) bool {
@@ -108,83 +246,4 @@ func isNegativeNumber(s string) bool {
 		}
 	}
 	return true
-}
-
-// configFile resolves -f (or the default) to an absolute path; the control
-// socket of a runner is keyed by it.
-func configFile(flagValue string) (string, error) {
-	p := flagValue
-	if p == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		if p, err = hclconfig.Find(wd); err != nil {
-			return "", err
-		}
-	}
-	return filepath.Abs(p)
-}
-
-// colorMode decides whether w gets colors: --color wins, then NO_COLOR
-// (any non-empty value), TERM=dumb and whether w is a terminal.
-func colorMode(mode string, w io.Writer) (bool, error) {
-	switch mode {
-	case "always":
-		return true, nil
-	case "never":
-		return false, nil
-	case "auto", "":
-	default:
-		return false, fmt.Errorf("--color must be auto, always or never, not %q", mode)
-	}
-	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
-		return false, nil
-	}
-	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())), nil
-}
-
-// load reads the config and prints its diagnostics to stderr. It returns
-// nil when there were errors.
-func load(path string, stderr io.Writer, color bool) *hclconfig.Config {
-	cfg, files, diags := hclconfig.Load(path)
-	if len(diags) > 0 {
-		hclconfig.WriteDiagnostics(stderr, files, diags, termWidth(stderr), color)
-	}
-	if diags.HasErrors() {
-		return nil
-	}
-	return cfg
-}
-
-// loader returns the reload function: it reads the file again and returns
-// its diagnostics as the error text when it is invalid.
-func loader(path string) func() (*hclconfig.Config, error) {
-	return func() (*hclconfig.Config, error) {
-		cfg, files, diags := hclconfig.Load(path)
-		if diags.HasErrors() {
-			var b strings.Builder
-			hclconfig.WriteDiagnostics(&b, files, onlyErrors(diags), 0, false)
-			return nil, errors.New(strings.TrimRight(b.String(), "\n"))
-		}
-		return cfg, nil
-	}
-}
-
-func onlyErrors(diags hcl.Diagnostics) hcl.Diagnostics {
-	var out hcl.Diagnostics
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func termWidth(w io.Writer) uint {
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		return 100
-	}
-	return 0
 }

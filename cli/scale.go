@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"github.com/clusterrun/clusterrun/control"
+	"github.com/spf13/cobra"
+)
+
+func newScaleCmd(*cobra.Command) *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{
+		Use:   "scale APP N|+N|-N",
+		Short: "Change an app's instance count while it runs",
+		Long: `Set APP's instance count to N, or add (+N) or remove (-N) instances, while it
+runs. New instances start on the same sockets; removed ones (the highest
+numbers) drain with the app's stop signal and timeout. The count stays
+within 1..4096; anything else is refused. The change lasts until the next
+reload, which sets the count back to the file's (or to up's -m).
+
+-N is a number, not a flag: "clusterrun scale web -1" removes one instance.
+
+Exit status: 0 when the count was changed, 1 when it was refused or no
+runner is up.`,
+		Example: `  clusterrun scale web 8
+  clusterrun scale web +2
+  clusterrun scale web -1
+  kill -TTIN <runner pid>                 # one more of every app with listeners`,
+		GroupID:           groupControl,
+		Args:              argCount(2, 2, "two arguments, APP and N, +N or -N"),
+		ValidArgsFunction: completeApps(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := control.Request{Cmd: "scale", App: args[0], Instance: -1, Scale: args[1]}
+			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+		},
+	}
+	f = addControlFlags(cmd)
+	return cmd
+}

@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"github.com/clusterrun/clusterrun/control"
+	"github.com/spf13/cobra"
+)
+
+func newStartCmd(*cobra.Command) *cobra.Command {
+	var f controlFlags
+	cmd := &cobra.Command{
+		Use:   "start APP",
+		Short: "Start an app that is stopped (or was not named to \"up\")",
+		Long: `Start APP's instances: an app stopped with "clusterrun stop", or one left out
+when "up" was given app names. It starts once the apps it depends on are
+ready.
+
+Exit status: 0 when it started, 1 when it could not or no runner is up.`,
+		Example:           `  clusterrun start worker`,
+		GroupID:           groupControl,
+		Args:              argCount(1, 1, "one APP"),
+		ValidArgsFunction: completeApps(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := control.Request{Cmd: "start", App: args[0], Instance: -1}
+			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+		},
+	}
+	f = addControlFlags(cmd)
+	return cmd
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/clusterrun/clusterrun/control"
+	"github.com/clusterrun/clusterrun/status"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd(*cobra.Command) *cobra.Command {
+	var (
+		file   *string
+		asJSON *bool
+	)
+	cmd := &cobra.Command{
+		Use:     "status",
+		Aliases: []string{"ps"},
+		Short:   "Show the apps, instances and listeners of the running cluster",
+		Long: `Show the running cluster of the config file: its listeners with their
+addresses and modes, and for every app each instance's pid, release, state,
+role, restarts, last exit, uptime, CPU and RSS (of its whole process group).
+
+--json prints the same as one JSON object, for scripts.
+
+Exit status: 0, or 1 when no runner is up for the file.`,
+		Example: `  clusterrun status
+  clusterrun ps -f examples/go-http/cluster.hcl
+  clusterrun status --json | jq '.apps[] | {name, state}'`,
+		GroupID: groupControl,
+		Args:    argCount(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return result(showStatus(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, *asJSON))
+		},
+	}
+	file = fileFlag(cmd)
+	asJSON = cmd.Flags().Bool("json", false, "print JSON")
+	return cmd
+}
+
+// showStatus prints the running runner's apps and processes.
+func showStatus(stdout, stderr io.Writer, file string, asJSON bool) int {
+	resp, code := request(file, control.Request{Cmd: "status"}, 30*time.Second, stderr)
+	if code != ExitOK {
+		return code
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(resp.Status)
+		return ExitOK
+	}
+	printStatus(stdout, resp.Status)
+	return ExitOK
+}
+
+func printStatus(w io.Writer, st *status.Runner) {
+	now := time.Now()
+	fmt.Fprintf(w, "runner pid %d, %s, %s", st.PID, st.Config, st.Phase)
+	if !st.Started.IsZero() {
+		fmt.Fprintf(w, ", up %s", roundAge(now.Sub(st.Started)))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(st.Listeners) > 0 {
+		fmt.Fprintln(tw, "\nLISTENER\tADDRESS\tMODE")
+		for _, l := range st.Listeners {
+			mode := l.Mode
+			if l.Balance != "" {
+				mode += " (" + l.Balance + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Address, mode)
+		}
+	}
+	fmt.Fprintln(tw, "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tRSS")
+	for _, a := range st.Apps {
+		if len(a.Procs) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t%d\t%s\t-\t-\t-\t-\t-\t-\n", a.Name, a.Release, a.State)
+		}
+		for _, p := range a.Procs {
+			pid, up, cpu, rss, role, last := "-", "-", "-", "-", p.Role, "-"
+			state := p.State
+			if p.CrashLoop {
+				state += " (crash loop)"
+			}
+			if role == "" {
+				role = "-"
+			}
+			if p.PID != 0 {
+				pid = strconv.Itoa(p.PID)
+				up = roundAge(now.Sub(p.Started))
+			}
+			if p.CPUPercent >= 0 {
+				cpu = fmt.Sprintf("%.1f%%", p.CPUPercent)
+			}
+			if p.RSSBytes >= 0 {
+				rss = fmt.Sprintf("%.1f MiB", float64(p.RSSBytes)/(1<<20))
+			}
+			if e := p.LastExit; e != nil {
+				how := fmt.Sprintf("status %d", e.Code)
+				if e.Signal != "" {
+					how = e.Signal
+				}
+				last = fmt.Sprintf("%s, %s ago", how, roundAge(now.Sub(e.At)))
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, rss)
+		}
+	}
+	tw.Flush()
+}
+
+// roundAge prints a duration to the second, as people read ages.
+func roundAge(d time.Duration) string {
+	if d < time.Second {
+		return "0s"
+	}
+	return d.Round(time.Second).String()
+}
