@@ -1,0 +1,152 @@
+// Package metrics serves clusterrun's Prometheus metrics (the metrics
+// block), in the text format of the official Go client.
+//
+// Most metrics are read from one status snapshot per scrape, so there is
+// no second copy of the runner's state to keep in step: the runner stays
+// the one owner of its counters and its instances. Only what a snapshot
+// cannot tell comes from lifecycle events: the time each instance took to
+// become ready (a histogram) and crashes. The metrics live in their own
+// registry, never the global one, so that nothing else a program links in
+// shows up in them.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/clusterrun/clusterrun/runner"
+	"github.com/clusterrun/clusterrun/status"
+)
+
+// Source gives the runner's status; *runner.Runner implements it.
+type Source interface {
+	Snapshot(ctx context.Context) (status.Runner, error)
+}
+
+// ScrapeTimeout bounds the wait for a snapshot during a scrape. A runner
+// that does not answer by then (stopping, or stuck) is reported as
+// clusterrun_up 0 instead of holding the scrape until Prometheus gives up.
+const ScrapeTimeout = 2 * time.Second
+
+// maxScrapes bounds concurrent scrapes: each one is a request to the
+// runner's event loop, which must not queue up behind a crowd of them.
+const maxScrapes = 4
+
+// readyBuckets spans a process that is ready at once to one that warms a
+// cache for minutes, in seconds.
+var readyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Metrics holds the registry of one runner.
+type Metrics struct {
+	reg     *prometheus.Registry
+	handler http.Handler
+	ready   *prometheus.HistogramVec
+	crashes *prometheus.CounterVec
+
+	// mu guards readied only; Observe runs on the runner's goroutine but
+	// is safe from any.
+	mu sync.Mutex
+	// readied holds the live instances already counted in ready: an
+	// instance that fails its health check becomes unroutable and then
+	// routable again, and must not be counted twice.
+	readied map[runner.InstanceID]struct{}
+}
+
+// New makes the metrics of the runner that src describes.
+func New(src Source) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		ready: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "clusterrun_time_to_ready_seconds",
+			Help:    "Time from the start of an instance's process until it was ready, by app.",
+			Buckets: readyBuckets,
+		}, []string{"app"}),
+		crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clusterrun_crashes_total",
+			Help: "Instances that exited when nobody asked them to, by app, whether or not they were restarted.",
+		}, []string{"app"}),
+		readied: map[runner.InstanceID]struct{}{},
+	}
+	m.reg.MustRegister(newCollector(src, ScrapeTimeout), m.ready, m.crashes)
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: maxScrapes})
+	return m
+}
+
+// Observe records a lifecycle event. The runner calls it for every event
+// on its own goroutine, so it never waits on anything but a short lock.
+func (m *Metrics) Observe(ev runner.Lifecycle) {
+	switch ev.Kind {
+	case runner.Routable:
+		if ev.ReadyAfter <= 0 {
+			return // no time known to observe
+		}
+		m.mu.Lock()
+		_, dup := m.readied[ev.ID]
+		m.readied[ev.ID] = struct{}{}
+		m.mu.Unlock()
+		if !dup {
+			m.ready.WithLabelValues(ev.App).Observe(ev.ReadyAfter.Seconds())
+		}
+	case runner.Crashed:
+		m.crashes.WithLabelValues(ev.App).Inc()
+	case runner.Gone:
+		m.mu.Lock()
+		delete(m.readied, ev.ID)
+		m.mu.Unlock()
+	default:
+		// Started, Unroutable, Draining: the snapshot shows them.
+	}
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// Serve listens on addr (TCP "host:port"; port 0 picks one) and serves
+// /metrics there, and at / a line that points to it. It returns the
+// address it bound and stop, which shuts the server down, waiting for
+// scrapes in progress until ctx ends; then it drops them.
+func (m *Metrics) Serve(addr string) (stop func(ctx context.Context) error, bound string, err error) {
+	if addr == "" {
+		// net.Listen would take "" as every interface: bind only where
+		// the metrics block says.
+		return nil, "", errors.New("cannot serve metrics: no address")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot serve metrics on %s: %w", addr, err)
+	}
+	bound = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.handler)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "clusterrun: Prometheus metrics are at /metrics")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var once sync.Once
+	var stopErr error
+	stop = func(ctx context.Context) error {
+		once.Do(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close() // ctx ended first: drop the scrapes left
+				stopErr = fmt.Errorf("cannot stop the metrics server on %s: %w", bound, err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) && stopErr == nil {
+				stopErr = fmt.Errorf("metrics server on %s: %w", bound, err)
+			}
+		})
+		return stopErr
+	}
+	return stop, bound, nil
+}
