@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A change under a watched path rolls the app over (new instances ready
+// first), naming the path; an ignored one does not; a change to an env
+// file the app reads does too.
+func TestWatchReloadsTheApp(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "src", "node_modules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "app.env"), []byte("GREETING=hello\n"), 0o644)
+	r := startRunnerIn(t, dir, writeConfig(t, dir, `
+app "web" {
+  command   = ["sleep", "1000"]
+  instances = 2
+  env_file  = ["app.env"]
+  watch {
+    paths  = ["src"]
+    ignore = ["node_modules", "*.log"]
+  }
+}
+`))
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	before := r.servingPids("web")
+	// Ignored first: then a real change, whose reload must name the real
+	// file (an ignored change would have been reported first).
+	os.WriteFile(filepath.Join(dir, "src", "node_modules", "x.js"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "debug.log"), []byte("x"), 0o644)
+	m := r.mark()
+	os.WriteFile(filepath.Join(dir, "src", "main.js"), []byte("x"), 0o644)
+	line, _ := r.waitLine(m, `watch: .* changed`, 30*time.Second)
+	if !strings.Contains(line, "main.js") {
+		t.Errorf("the reload was triggered by %q, want src/main.js", line)
+	}
+	r.waitLine(m, `web: reload complete: 2 of 2 instances replaced`, 30*time.Second)
+	after := r.servingPids("web")
+	for i := range before {
+		if after[i] == before[i] {
+			t.Errorf("instance %d was not replaced", i)
+		}
+	}
+	// An env file replaced by rename, as editors save.
+	m = r.mark()
+	tmp := filepath.Join(dir, ".app.env.swp")
+	os.WriteFile(tmp, []byte("GREETING=bye\n"), 0o644)
+	os.Rename(tmp, filepath.Join(dir, "app.env"))
+	r.waitLine(m, `watch: .*app.env changed`, 30*time.Second)
+	r.waitLine(m, `web: reload complete: 2 of 2 instances replaced`, 30*time.Second)
+}
+
+// The metrics block serves Prometheus text on its address only.
+func TestMetricsEndpoint(t *testing.T) {
+	port := freePort(t)
+	r := startRunner(t, fmt.Sprintf(`
+metrics {
+  address = "127.0.0.1:%d"
+}
+app "web" {
+  command   = ["sleep", "1000"]
+  instances = 2
+}
+`, port))
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`clusterrun_up 1`,
+		`clusterrun_instances{app="web",state="ready"} 2`,
+		`clusterrun_restarts_total{app="web",reason="crash"} 0`,
+		`clusterrun_reloads_total{outcome="completed"} 0`,
+		`clusterrun_time_to_ready_seconds_count{app="web"} 2`,
+		`clusterrun_instance_rss_bytes{app="web",instance="0"`,
+		`clusterrun_runner_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+}
