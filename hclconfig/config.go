@@ -103,6 +103,10 @@ const (
 	ReadyHTTP ReadyCheck = "http"
 	// ReadyDelay counts the instance ready once it has stayed up for Delay.
 	ReadyDelay ReadyCheck = "delay"
+	// ReadyExit is for a one-shot step (a build, a migration): it is never
+	// ready while it runs, and done once it exits 0, within Timeout; apps
+	// that depend on it start then. Its exit 0 is never restarted.
+	ReadyExit ReadyCheck = "exit"
 )
 
 // Ready is an app's ready block. Without one, an app with a proxy listener

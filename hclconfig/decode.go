@@ -481,11 +481,11 @@ func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) 
 func decodeReady(e *evaluator, r *rawReady, a *App, src *appSource) {
 	if c, ok := e.str(r.Check, "check"); ok {
 		switch ReadyCheck(c) {
-		case ReadyNotify, ReadyTCP, ReadyHTTP, ReadyDelay:
+		case ReadyNotify, ReadyTCP, ReadyHTTP, ReadyDelay, ReadyExit:
 			a.Ready.Check = ReadyCheck(c)
 			src.checkExpr = r.Check
 		default:
-			e.errorf(r.Check, "Invalid ready check", "The check %q is not known. Use \"notify\" (the app sends READY=1 on NOTIFY_SOCKET), \"tcp\", \"http\" or \"delay\" (the default).%s", c, didYouMean(c, "notify", "tcp", "http", "delay"))
+			e.errorf(r.Check, "Invalid ready check", "The check %q is not known. Use \"notify\" (the app sends READY=1 on NOTIFY_SOCKET), \"tcp\", \"http\", \"delay\" (the default) or \"exit\" (a one-shot step, done once it exits 0).%s", c, didYouMean(c, "notify", "tcp", "http", "delay", "exit"))
 		}
 	}
 	if p, ok := e.str(r.Path, "path"); ok {

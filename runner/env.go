@@ -114,6 +114,9 @@ func credential(a *hclconfig.App) (*syscall.Credential, error) {
 	c := &syscall.Credential{}
 	if a.User != "" {
 		u, err := user.Lookup(a.User)
+		if _, numeric := strconv.Atoi(a.User); err != nil && numeric == nil {
+			u, err = user.LookupId(a.User)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot run as user %q: %w", a.User, err)
 		}
@@ -131,6 +134,9 @@ func credential(a *hclconfig.App) (*syscall.Credential, error) {
 	}
 	if a.Group != "" {
 		g, err := user.LookupGroup(a.Group)
+		if _, numeric := strconv.Atoi(a.Group); err != nil && numeric == nil {
+			g, err = user.LookupGroupId(a.Group)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot run as group %q: %w", a.Group, err)
 		}

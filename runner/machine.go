@@ -532,6 +532,9 @@ func (m *Machine) crashed(s *slot, in *instance, st proc.Status, spawnErr error,
 	what := m.describeFailure(in, st, spawnErr)
 	failed := !st.Success() || in.failedStart || spawnErr != nil
 	restart := restarts(pol.Policy, st) || (failed && pol.Policy != hclconfig.RestartNever)
+	if in.rel.App.Ready.Check == hclconfig.ReadyExit && !failed {
+		restart = false // a one-shot step that finished is done
+	}
 
 	if ro := a.rollout; ro.completes(s, in) {
 		if !failed && !restart {
@@ -683,6 +686,9 @@ func (m *Machine) armReady(in *instance) {
 		m.prober.Ready(in.id, in.probeAddr, rd.Check, rd.Path)
 	case hclconfig.ReadyNotify:
 		// READY=1 arrives as a Notified event.
+	case hclconfig.ReadyExit:
+		// A one-shot step is done when it exits 0 (crashed), within the
+		// ready timeout armed above.
 	}
 }
 

@@ -403,3 +403,31 @@ func TestProbesDriveReadinessAndHealth(t *testing.T) {
 		t.Errorf("health restarts = %d", n)
 	}
 }
+
+// A one-shot step (ready.check = "exit") is never ready while it runs:
+// what depends on it starts once it exits 0, and a finished step is not
+// restarted, even under restart policy "always".
+func TestOneShotStepGatesItsDependents(t *testing.T) {
+	w := newWorld(t, 14)
+	cfg := testConfig(1, appSpec{name: "build", kind: "good", instances: 1}, appSpec{name: "web", kind: "good", instances: 1, dependsOn: []string{"build"}})
+	cfg.Apps[0].Ready = hclconfig.Ready{Check: hclconfig.ReadyExit, Timeout: time.Minute}
+	cfg.Apps[0].Restart.Policy = hclconfig.RestartAlways
+	w.start(cfg)
+	w.spawn(0, false)
+	b := w.live("build")[0]
+	w.advance(10 * time.Second) // a delay check would have said ready long ago
+	if len(w.spawns) != 0 || len(w.live("web")) != 0 {
+		t.Fatal("web started while its build was still running")
+	}
+	w.exit(b, proc.Status{})
+	if len(w.spawns) != 1 {
+		t.Fatalf("web did not start once the build was done:\n%s", strings.Join(w.logs, "\n"))
+	}
+	if st := w.snapshotApp("build"); st.State != "done" {
+		t.Errorf("build is %s, want done", st.State)
+	}
+	w.settleGood()
+	if n := len(w.live("build")); n != 0 {
+		t.Errorf("a finished one-shot step was restarted (%d running)", n)
+	}
+}

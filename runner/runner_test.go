@@ -496,3 +496,20 @@ func TestProber(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// A user or group may be written as a name or as a numeric id, as check
+// accepts it.
+func TestCredentialByNameOrID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching accounts needs root")
+	}
+	for _, tc := range []struct{ user, group string }{{"nobody", ""}, {"65534", ""}, {"nobody", "65534"}, {"65534", "nogroup"}} {
+		c, err := credential(&hclconfig.App{Name: "a", User: tc.user, Group: tc.group})
+		if err != nil || c.Uid != 65534 {
+			t.Errorf("user %q group %q: %+v, %v", tc.user, tc.group, c, err)
+		}
+	}
+	if _, err := credential(&hclconfig.App{Name: "a", User: "4000000"}); err == nil {
+		t.Error("a uid with no account was accepted")
+	}
+}

@@ -10,11 +10,16 @@ listener "http" {
   address = "127.0.0.1:8080"
 }
 
-# Builds bin/go-http, then exits. A run-once app that exited 0 satisfies
-# depends_on, so "web" starts only after a successful build.
+# Builds bin/go-http, then exits. check = "exit" makes it a one-shot step:
+# it is done (and "web", which depends on it, starts) once it exits 0,
+# which it must do within the timeout.
 app "build" {
   command = ["go", "build", "-o", "bin/go-http", "."]
 
+  ready {
+    check   = "exit"
+    timeout = "5m"
+  }
   restart { policy = "never" }
 }
 
