@@ -86,17 +86,7 @@ func TestAsyncioNeverStallsDuringReloads(t *testing.T) {
 // by every connection meant for its instances. It must sleep through
 // traffic: a few context switches for thousands of connections.
 func TestRunnerNotWokenByTraffic(t *testing.T) {
-	r := startRunner(t, `
-listener "http" {
-  address = "127.0.0.1:0"
-}
-app "web" {
-  command   = ["{{goHTTP}}"]
-  instances = 2
-  listeners = ["http"]
-  ready { check = "notify" }
-}
-`)
+	r := startRunner(t, goWeb(2))
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	pid := r.cmd.Process.Pid

@@ -450,16 +450,7 @@ app "web" {
 // `scale` stays within 1..4096: anything else is refused with the bound
 // named, and the count does not change.
 func TestFaultScaleOutOfBounds(t *testing.T) {
-	r := startRunner(t, `
-app "web" {
-  command   = ["sleep", "1000"]
-  instances = 2
-  ready {
-    check = "delay"
-    delay = "100ms"
-  }
-}
-`)
+	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	for _, spec := range []string{"+100000", "0", "-2", "4097", "999999"} {
 		out, errOut, code := r.cli("scale", "web", spec)
@@ -590,16 +581,7 @@ app "web" {
 // the runner says it cannot accept, does not die, and answers again once
 // the flood is gone, with no descriptor left over.
 func TestFaultControlConnectionFlood(t *testing.T) {
-	r := startRunner(t, `
-app "web" {
-  command   = ["sleep", "1000"]
-  instances = 2
-  ready {
-    check = "delay"
-    delay = "100ms"
-  }
-}
-`)
+	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	base := faultStatus(r)
 	// The server holds at most 64 connections and refuses the rest at

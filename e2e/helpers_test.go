@@ -433,3 +433,34 @@ func pidAlive(pid int) bool {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	return err == nil && !bytes.Contains(st, []byte(") Z "))
 }
+
+// goWeb is a config running n instances of the Go example on one shared
+// listener "http" at a random port, ready by READY=1.
+func goWeb(n int) string {
+	return fmt.Sprintf(`
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = %d
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`, n)
+}
+
+// sleepers is a config running n instances of sleep as app "web", ready
+// after 100ms.
+func sleepers(n int) string {
+	return fmt.Sprintf(`
+app "web" {
+  command   = ["sleep", "1000"]
+  instances = %d
+  ready {
+    check = "delay"
+    delay = "100ms"
+  }
+}
+`, n)
+}

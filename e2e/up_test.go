@@ -103,17 +103,7 @@ app "envy" {
 // kill -9 of one instance: a replacement answers, and the port never stops
 // answering meanwhile.
 func TestKilledInstanceIsReplacedWithoutRefusals(t *testing.T) {
-	r := startRunner(t, `
-listener "http" {
-  address = "127.0.0.1:0"
-}
-app "web" {
-  command   = ["{{goHTTP}}"]
-  instances = 4
-  listeners = ["http"]
-  ready { check = "notify" }
-}
-`)
+	r := startRunner(t, goWeb(4))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
 	before := r.servingPids("web")
@@ -221,17 +211,7 @@ app "db" {
 // SIGTERM while a 2-second request is in flight: the request completes and
 // the runner exits 0.
 func TestSigtermLetsInflightRequestFinish(t *testing.T) {
-	r := startRunner(t, `
-listener "http" {
-  address = "127.0.0.1:0"
-}
-app "web" {
-  command   = ["{{goHTTP}}"]
-  instances = 2
-  listeners = ["http"]
-  ready { check = "notify" }
-}
-`)
+	r := startRunner(t, goWeb(2))
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	type result struct {
@@ -488,17 +468,7 @@ app "web" {
 
 // If the runner itself is killed with SIGKILL, its instances die with it.
 func TestKilledRunnerTakesInstancesAlong(t *testing.T) {
-	r := startRunner(t, `
-listener "http" {
-  address = "127.0.0.1:0"
-}
-app "web" {
-  command   = ["{{goHTTP}}"]
-  instances = 2
-  listeners = ["http"]
-  ready { check = "notify" }
-}
-`)
+	r := startRunner(t, goWeb(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	pids := r.servingPids("web")
 	r.signal(syscall.SIGKILL)

@@ -203,7 +203,7 @@ func (c *client) do(ctx context.Context) Sample {
 		s.Latency = time.Since(t0)
 		return s
 	}
-	s.PID = pidOf(body)
+	s.PID = PidOf(body)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		s.Kind = Non2xx
 		if len(c.errs[Non2xx]) < 5 {
@@ -235,7 +235,8 @@ func classify(err error, connecting bool) Kind {
 
 var pidKey = []byte(`"pid":`)
 
-func pidOf(body []byte) int {
+// PidOf reads the "pid" field of an app's JSON answer, or 0.
+func PidOf(body []byte) int {
 	i := bytes.Index(body, pidKey)
 	if i < 0 {
 		return 0

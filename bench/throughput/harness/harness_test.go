@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"github.com/clusterrun/clusterrun/bench/loadgen"
 	"math"
 	"strings"
 	"testing"
@@ -74,10 +75,10 @@ func TestStat(t *testing.T) {
 }
 
 func TestPidOf(t *testing.T) {
-	if got := pidOf([]byte(`{"lang":"go","app":"hello","instance":1,"pid":4321}` + "\n")); got != 4321 {
+	if got := loadgen.PidOf([]byte(`{"lang":"go","app":"hello","instance":1,"pid":4321}` + "\n")); got != 4321 {
 		t.Errorf("got %d", got)
 	}
-	if got := pidOf([]byte(`ok`)); got != 0 {
+	if got := loadgen.PidOf([]byte(`ok`)); got != 0 {
 		t.Errorf("got %d", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/clusterrun/clusterrun/bench/loadgen"
 	"io"
 	"math"
 	"net/http"
@@ -135,27 +136,11 @@ func get(ctx context.Context, c *http.Client, url string) (int, error) {
 	if resp.StatusCode != 200 {
 		return 0, fmt.Errorf("%s: %s", resp.Status, body)
 	}
-	pid := pidOf(body)
+	pid := loadgen.PidOf(body)
 	if pid == 0 {
 		return 0, fmt.Errorf("no pid in %q", body)
 	}
 	return pid, nil
-}
-
-var pidKey = []byte(`"pid":`)
-
-func pidOf(body []byte) int {
-	i := bytes.Index(body, pidKey)
-	if i < 0 {
-		return 0
-	}
-	b := body[i+len(pidKey):]
-	j := 0
-	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.Atoi(string(b[:j]))
-	return n
 }
 
 // Usage is the supervisor's CPU (% of one core, NaN when there is no
