@@ -4,7 +4,7 @@
 // the packages that do the work. Every command ends in one of the exit
 // codes of SPEC §8.
 //
-// To add a command (init and export are next), write NAME.go with a
+// To add a command, write NAME.go with a
 // newNameCmd(root *cobra.Command) *cobra.Command whose RunE returns
 // usageErrorf for a bad command line (exit 2) or result(code) after
 // reporting the outcome itself, and add newNameCmd to commands.
@@ -43,6 +43,8 @@ const (
 var commands = []func(root *cobra.Command) *cobra.Command{
 	newUpCmd,
 	newCheckCmd,
+	newInitCmd,
+	newExportCmd,
 	newStatusCmd,
 	newLogsCmd,
 	newReloadCmd,

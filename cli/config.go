@@ -62,7 +62,13 @@ func findConfig(dir string) (string, error) {
 // load reads the config and prints its diagnostics to stderr. It returns
 // nil when there were errors.
 func load(path string, stderr io.Writer, color bool) *hclconfig.Config {
-	cfg, files, diags := hclconfig.Load(path)
+	return loadWith(path, stderr, color, hclconfig.Options{})
+}
+
+// loadWith is load with options: export reads a file without checking it
+// against this machine, since it will run on another one.
+func loadWith(path string, stderr io.Writer, color bool, o hclconfig.Options) *hclconfig.Config {
+	cfg, files, diags := hclconfig.LoadWith(path, o)
 	if len(diags) > 0 {
 		hclconfig.WriteDiagnostics(stderr, files, diags, termWidth(stderr), color)
 	}

@@ -44,6 +44,19 @@ func Find(dir string) (string, error) {
 // starts with "Procfile", else cluster.hcl syntax. A file over 1 MiB is
 // refused without being read whole. See Parse.
 func Load(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+	return LoadWith(path, Options{})
+}
+
+// Options change how a file is read.
+type Options struct {
+	// SkipMachine leaves out the checks against this machine (preflight):
+	// for a file read to be exported, whose programs, directories and
+	// accounts are on the machine it is exported to.
+	SkipMachine bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	src, size, err := readLimited(path)
 	switch {
 	case err != nil:
@@ -56,7 +69,7 @@ func Load(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 		files := map[string]*hcl.File{}
 		return nil, files, hcl.Diagnostics{sizeError(path, size, files, src)}
 	}
-	return Parse(path, src)
+	return ParseWith(path, src, o)
 }
 
 // readLimited reads at most maxFileSize+1 bytes of path, so that a huge
@@ -103,6 +116,11 @@ func readLimited(path string) (data []byte, size int64, err error) {
 // valid is then checked against the machine (preflight.go): what `up`
 // would refuse or crash-loop on is an error here.
 func Parse(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+	return ParseWith(filename, src, Options{})
+}
+
+// ParseWith is Parse with options.
+func ParseWith(filename string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	abs, err := filepath.Abs(filename)
 	if err != nil {
 		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
@@ -121,9 +139,9 @@ func Parse(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diag
 		files = map[string]*hcl.File{}
 		diags = hcl.Diagnostics{sizeError(filename, int64(len(src)), files, src)}
 	case isProcfile(filename):
-		cfg, files, diags = parseProcfile(filename, abs, src)
+		cfg, files, diags = parseProcfile(filename, abs, src, o)
 	default:
-		cfg, files, diags = parseHCL(filename, abs, src)
+		cfg, files, diags = parseHCL(filename, abs, src, o)
 	}
 	sortDiagnostics(diags)
 	if diags.HasErrors() {
@@ -136,7 +154,7 @@ func isProcfile(filename string) bool {
 	return strings.HasPrefix(filepath.Base(filename), "Procfile")
 }
 
-func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
 	if diags := checkSyntaxLimits(filename, src); diags.HasErrors() {
 		// The parser must not see the file: its recursion is what a deep
@@ -222,7 +240,7 @@ func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, 
 	diags = append(diags, e.diags...)
 	applyProxyDefaults(cfg, srcs)
 	diags = append(diags, validate(cfg, srcs, diags.HasErrors())...)
-	if !diags.HasErrors() {
+	if !diags.HasErrors() && !o.SkipMachine {
 		// The machine is checked only once the file itself is right:
 		// until then its errors are what to fix, and a half-decoded app
 		// would only produce noise here.

@@ -21,7 +21,7 @@ import (
 // holds a proxy listener named "web" on foreman's port and gives each web
 // instance a private PORT, so web reloads and scales without a failed
 // request. The other lines bind what they bind, so they reload stop-first.
-func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
 	files := map[string]*hcl.File{filename: {Body: hcl.EmptyBody(), Bytes: src}}
 	var diags hcl.Diagnostics
@@ -167,7 +167,7 @@ func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.F
 			Subject:  &hcl.Range{Filename: filename, Start: start, End: start},
 		})
 	}
-	if !diags.HasErrors() {
+	if !diags.HasErrors() && !o.SkipMachine {
 		diags = append(diags, preflight(cfg, at, sys)...)
 	}
 	return cfg, files, diags

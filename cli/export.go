@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/clusterrun/clusterrun/export"
+	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/spf13/cobra"
+)
+
+func newExportCmd(*cobra.Command) *cobra.Command {
+	var (
+		file, out, name, dir, image *string
+		force                       *bool
+		colors                      *enumValue
+	)
+	cmd := &cobra.Command{
+		Use:   "export systemd|kubernetes|nomad|procfile",
+		Short: "Render the config for systemd, Kubernetes, Nomad or a Procfile",
+		Long: `Render the config file for the engine a team grows into, from what the file
+says rather than from this machine: "max" stays a CPU count where the target
+can say so, env.X references stay references where it can expand them.
+
+  systemd     a .socket unit per listener, a template APP@.service and an
+              APP.target per app; instances are APP@0, APP@1, ...
+  kubernetes  a Deployment and a Service per app, YAML
+  nomad       one job, JSON (nomad job run -json)
+  procfile    one "name: command" line per app
+
+Without -o the files go to stdout, each under a comment naming it (YAML
+documents separated by "---"); with -o each is written into DIR, which is
+created if missing, and files that exist are refused unless --force.
+
+Everything the target cannot express is printed on stderr as a warning,
+one line each, with the file and line of the app or listener: nothing is
+dropped in silence.
+
+Exit status: 0 when rendered (warnings or not), 1 when a file could not be
+written, 2 for a bad command line or an invalid config.`,
+		Example: `  clusterrun export systemd -o deploy/systemd
+  clusterrun export kubernetes --image registry.example.com/shop:1.4 | kubectl apply -f -
+  clusterrun export nomad -o deploy --dir /opt/shop
+  clusterrun export procfile -f deploy/cluster.hcl > Procfile`,
+		GroupID: groupOther,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := argCount(1, 1, "one format: "+orList(export.Formats))(cmd, args); err != nil {
+				return err
+			}
+			for _, f := range export.Formats {
+				if args[0] == f {
+					return nil
+				}
+			}
+			return usageErrorf("unknown format %q: use %s", args[0], orList(export.Formats))
+		},
+		ValidArgs: export.Formats,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if *image != "" && args[0] != "kubernetes" {
+				return usageErrorf("--image is for kubernetes only")
+			}
+			opts := export.Options{Name: *name, Dir: *dir, Image: *image}
+			if opts.Dir != "" {
+				abs, err := filepath.Abs(opts.Dir)
+				if err != nil {
+					return usageErrorf("--dir %s: %v", opts.Dir, err)
+				}
+				opts.Dir = abs
+			}
+			return result(runExport(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], *file, *out, *force, opts, colors.value))
+		},
+	}
+	file = fileFlag(cmd)
+	out = cmd.Flags().StringP("output", "o", "", "write one file per unit or manifest into `DIR` (default: all to stdout)")
+	force = cmd.Flags().Bool("force", false, "with -o, overwrite files that exist")
+	name = cmd.Flags().String("name", "", "the cluster's `NAME`: the Nomad job, the Kubernetes part-of label (default: the config file's directory name)")
+	dir = cmd.Flags().String("dir", "", "the `DIR` the config file will be in on the target; paths under its directory here are moved there (default: where it is now)")
+	image = cmd.Flags().String("image", "", "kubernetes: the container `IMAGE` of the Deployments (default: NAME)")
+	colors = colorFlag(cmd)
+	return cmd
+}
+
+// runExport renders the file for format and writes the result to stdout or
+// into outDir.
+func runExport(stdout, stderr io.Writer, format, file, outDir string, force bool, opts export.Options, colors string) int {
+	path, err := configFile(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+		return ExitUsage
+	}
+	cfg := loadWith(path, stderr, colorMode(colors, stderr), hclconfig.Options{SkipMachine: true})
+	if cfg == nil {
+		return ExitUsage
+	}
+	files, warns, err := export.Render(format, cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+		return ExitUsage
+	}
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if outDir == "" {
+		stdout.Write(export.Concat(format, files))
+		return ExitOK
+	}
+	if err := writeFiles(outDir, files, force); err != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+		return ExitFailure
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	fmt.Fprintf(stdout, "wrote %d files into %s: %s\n", len(files), outDir, strings.Join(names, ", "))
+	return ExitOK
+}
+
+// writeFiles writes files into dir, creating it. Without force, it first
+// checks that none of them exists, so that a refusal writes nothing.
+func writeFiles(dir string, files []export.File, force bool) error {
+	if !force {
+		var exist []string
+		for _, f := range files {
+			p := filepath.Join(dir, f.Name)
+			if _, err := os.Lstat(p); err == nil {
+				exist = append(exist, p)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("cannot write %s: %w", p, err)
+			}
+		}
+		if len(exist) > 0 {
+			verb := "exist"
+			if len(exist) == 1 {
+				verb = "exists"
+			}
+			return fmt.Errorf("cannot write into %s: %s already %s; nothing was written (--force overwrites)", dir, strings.Join(exist, ", "), verb)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create %s: %w", dir, err)
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.Name)
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			return fmt.Errorf("cannot write %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,679 @@
+package initconfig
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// readJS is the node program that prints an ecosystem.config.js as JSON:
+// module.exports (or an ES module's default export), functions left out.
+const readJS = `const file = process.argv[1];
+const show = (m) => { const v = m && m.__esModule && m.default !== undefined ? m.default : m; process.stdout.write(JSON.stringify(v === undefined ? null : v)); };
+const fail = (e) => { console.error(String((e && e.stack) || e)); process.exit(1); };
+try { show(require(file)); } catch (e) {
+  if (e && e.code === "ERR_REQUIRE_ESM") { import(require("url").pathToFileURL(file).href).then((m) => show(m.default !== undefined ? m.default : m), fail); }
+  else { fail(e); }
+}`
+
+// nodeTimeout bounds how long a .js ecosystem file may take to load: it
+// is a program, and may wait on something.
+const nodeTimeout = 20 * time.Second
+
+// ReadEcosystem reads a pm2 ecosystem file: JSON, or JavaScript that node
+// (on PATH) loads and prints as JSON. It returns the apps: of
+// {"apps": [...]}, of a bare array, or a single app object.
+func ReadEcosystem(file string) ([]map[string]any, error) {
+	var data []byte
+	switch ext := strings.ToLower(filepath.Ext(file)); ext {
+	case ".js", ".cjs", ".mjs":
+		node, err := exec.LookPath("node")
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: it is JavaScript, and node is not on PATH to load it; install node, or write it as JSON (node -e 'console.log(JSON.stringify(require(\"./%s\")))' > ecosystem.json) and use --from ecosystem.json", file, filepath.Base(file))
+		}
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", file, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", file, unwrap(err))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, node, "-e", readJS, abs)
+		cmd.Dir = filepath.Dir(abs)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cannot read %s: node did not load it within %s", file, nodeTimeout)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: node could not load it: %s", file, firstLines(stderr.String(), 4))
+		}
+		data = out
+	case ".json":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", file, unwrap(err))
+		}
+		data = b
+	default:
+		return nil, fmt.Errorf("cannot read %s: a pm2 ecosystem file ends in .js, .cjs, .mjs or .json", file)
+	}
+	return parseEcosystem(file, data)
+}
+
+func parseEcosystem(file string, data []byte) ([]map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("cannot read %s: it is not JSON: %v", file, err)
+	}
+	if m, ok := v.(map[string]any); ok {
+		if apps, ok := m["apps"]; ok {
+			v = apps
+		} else if _, ok := m["script"]; ok {
+			v = []any{m}
+		}
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("cannot read %s: it has no apps: expected {\"apps\": [...]}, an array of apps, or one app with a script", file)
+	}
+	var apps []map[string]any
+	for i, a := range list {
+		m, ok := a.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("cannot read %s: app %d is not an object", file, i+1)
+		}
+		apps = append(apps, m)
+	}
+	if len(apps) == 0 {
+		return nil, fmt.Errorf("cannot read %s: its apps list is empty", file)
+	}
+	return apps, nil
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "...")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// interpreters are the programs pm2 runs a script with, by extension.
+var interpreters = map[string]string{
+	".js": "node", ".cjs": "node", ".mjs": "node",
+	".py": "python3", ".rb": "ruby", ".sh": "bash", ".php": "php", ".pl": "perl",
+	".coffee": "coffee", ".ts": "ts-node",
+}
+
+// pm2Notes say why an ecosystem field has no equivalent, as
+// docs/from-pm2.md does.
+var pm2Notes = map[string]string{
+	"cron_restart":          "a cron job can run clusterrun restart APP",
+	"out_file":              "one stream on stdout; redirect it, or --log-format json for a shipper",
+	"error_file":            "one stream on stdout, \"!\" marking stderr lines",
+	"log_file":              "one stream on stdout; redirect it",
+	"merge_logs":            "one stream on stdout",
+	"combine_logs":          "one stream on stdout",
+	"log_date_format":       "clusterrun up --timestamps",
+	"time":                  "clusterrun up --timestamps",
+	"instance_var":          "every instance gets CLUSTERRUN_INSTANCE (0..N-1)",
+	"increment_var":         "derive it from CLUSTERRUN_INSTANCE",
+	"stop_exit_codes":       "only exit 0 counts as success",
+	"shutdown_with_message": "stops are signals, to the whole process group",
+	"treekill":              "stops always go to the instance's whole process group",
+	"namespace":             "no equivalent",
+	"vizion":                "no equivalent",
+	"source_map_support":    "no equivalent",
+	"automation":            "no equivalent",
+	"pmx":                   "no equivalent",
+	"force":                 "no equivalent",
+	"append_env_to_name":    "no equivalent",
+	"filter_env":            "no equivalent",
+	"disable_trace":         "no equivalent",
+	"exec_interpreter":      "no equivalent",
+}
+
+// pm2App is one app of an ecosystem file on its way to cluster.hcl: each
+// field read is removed from raw, and what is left is unmapped.
+type pm2App struct {
+	raw   map[string]any
+	label string // `app "api"`, for messages
+	w     *writer
+}
+
+func (p *pm2App) take(k string) (any, bool) {
+	v, ok := p.raw[k]
+	delete(p.raw, k)
+	return v, ok && v != nil
+}
+
+func (p *pm2App) unmap(field, format string, args ...any) {
+	p.w.unmap("%s: %s: %s", p.label, field, fmt.Sprintf(format, args...))
+}
+
+// str takes a string field (a number is taken as written).
+func (p *pm2App) str(k string) (string, bool) {
+	v, ok := p.take(k)
+	if !ok {
+		return "", false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	p.unmap(k, "not a string: %s", jsonText(v))
+	return "", false
+}
+
+// words takes a field that pm2 takes as a string of words or an array.
+func (p *pm2App) words(k string) []string {
+	v, ok := p.take(k)
+	if !ok {
+		return nil
+	}
+	switch x := v.(type) {
+	case string:
+		return splitWords(x)
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, scalar(e))
+		}
+		return out
+	}
+	p.unmap(k, "not a string or a list: %s", jsonText(v))
+	return nil
+}
+
+// millis takes a duration field: pm2 takes milliseconds, or a string such
+// as "10s" for some fields.
+func (p *pm2App) millis(k string) (string, bool) {
+	v, ok := p.take(k)
+	if !ok {
+		return "", false
+	}
+	switch x := v.(type) {
+	case json.Number:
+		if f, err := x.Float64(); err == nil && f >= 0 {
+			return msDuration(int64(f)), true
+		}
+	case string:
+		if n, err := strconv.ParseInt(x, 10, 64); err == nil && n >= 0 {
+			return msDuration(n), true
+		}
+		if d, err := time.ParseDuration(x); err == nil && d >= 0 {
+			return x, true
+		}
+	}
+	p.unmap(k, "not a duration (milliseconds, or such as \"10s\"): %s", jsonText(v))
+	return "", false
+}
+
+// msDuration writes n milliseconds as cluster.hcl's durations read.
+func msDuration(n int64) string {
+	switch {
+	case n == 0:
+		return "0s"
+	case n%1000 == 0:
+		return strconv.FormatInt(n/1000, 10) + "s"
+	}
+	return strconv.FormatInt(n, 10) + "ms"
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case nil:
+		return ""
+	}
+	return jsonText(v)
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	s := string(b)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+// splitWords splits a command-line string as pm2 does for args: on
+// spaces, with '...' and "..." quoting and backslash escapes.
+func splitWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	in := false
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote != '\'' && c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			in = true
+		case quote != 0:
+			cur.WriteByte(c)
+		case c == '\'' || c == '"':
+			quote = c
+			in = true
+		case c == ' ' || c == '\t' || c == '\n':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+var sizePattern = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([KkMmGg]?)[Bb]?$`)
+
+// memorySize turns pm2's max_memory_restart ("300M", "1G", "512K", or
+// bytes) into cluster.hcl's: pm2's units are powers of 1024.
+func memorySize(v any) (string, bool) {
+	s := scalar(v)
+	m := sizePattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return "", false
+	}
+	unit := map[string]string{"": "", "k": "KiB", "m": "MiB", "g": "GiB"}[strings.ToLower(m[2])]
+	return m[1] + unit, true
+}
+
+// portArg finds a port in args: --port N, --port=N, -p N.
+func portArg(args []string) int {
+	for i, a := range args {
+		var v string
+		switch {
+		case (a == "--port" || a == "-p" || a == "--PORT") && i+1 < len(args):
+			v = args[i+1]
+		case strings.HasPrefix(a, "--port="):
+			v = strings.TrimPrefix(a, "--port=")
+		default:
+			continue
+		}
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 65535 {
+			return n
+		}
+	}
+	return 0
+}
+
+// FromEcosystem converts the apps of a pm2 ecosystem file.
+func FromEcosystem(src Source, apps []map[string]any) Result {
+	w := &writer{}
+	w.comment("", fmt.Sprintf(`Converted by clusterrun init from %s (pm2). pm2 stops an app with
+SIGINT, and so does each app here (stop.signal); clusterrun's default is SIGTERM.`, src.Name))
+	names := make(map[string]bool)
+	for i, raw := range apps {
+		convertApp(w, src, i, raw, names)
+	}
+	return w.result(len(apps))
+}
+
+func convertApp(w *writer, src Source, index int, raw map[string]any, names map[string]bool) {
+	p := &pm2App{raw: make(map[string]any, len(raw)), w: w}
+	for k, v := range raw {
+		p.raw[k] = v
+	}
+	script, hasScript := p.str("script")
+	given, _ := p.str("name")
+	name := given
+	if name == "" {
+		base := filepath.Base(script)
+		name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	name = appName(name)
+	for base, n := name, 2; names[name]; n++ {
+		name = fmt.Sprintf("%s-%d", base, n)
+	}
+	names[name] = true
+	p.label = fmt.Sprintf("app %q", name)
+
+	var notes []string // comments on the app block
+	if given != "" && given != name {
+		notes = append(notes, fmt.Sprintf("pm2's name %q is not an app name here (letters, digits, \"-\", \"_\")", given))
+	}
+
+	// command: interpreter, its arguments, the script, its arguments.
+	args := p.words("args")
+	interpArgs := append(p.words("interpreter_args"), p.words("node_args")...)
+	interp, _ := p.str("interpreter")
+	if !hasScript {
+		p.unmap("script", "the app has no script: write its command")
+		script = "REPLACE-ME"
+	}
+	ext := strings.ToLower(filepath.Ext(script))
+	switch {
+	case interp == "none":
+		interp = ""
+	case interp == "" && interpreters[ext] != "":
+		interp = interpreters[ext]
+		if ext == ".py" {
+			notes = append(notes, "pm2 runs .py with python; python3 here")
+		}
+	}
+	var command []string
+	if interp != "" {
+		command = append(command, interp)
+		command = append(command, interpArgs...)
+	} else if len(interpArgs) > 0 {
+		p.unmap("interpreter_args", "the script runs without an interpreter here: %s", strings.Join(interpArgs, " "))
+	}
+	command = append(command, script)
+	command = append(command, args...)
+	node := interp == "node" || strings.HasSuffix(interp, "/node")
+
+	// env: env, and the profiles as unmapped.
+	env := make(map[string]string)
+	if v, ok := p.take("env"); ok {
+		if m, ok := v.(map[string]any); ok {
+			for k, x := range m {
+				env[k] = scalar(x)
+			}
+		} else {
+			p.unmap("env", "not an object: %s", jsonText(v))
+		}
+	}
+	for _, k := range sortedKeys(p.raw) {
+		if strings.HasPrefix(k, "env_") {
+			p.take(k)
+			p.unmap(k, "cluster.hcl has no env profiles: put these variables in an env_file (such as .%s) or in another file run with -f", strings.ReplaceAll(k, "_", "."))
+		}
+	}
+
+	// instances and exec_mode.
+	instances := ""
+	if v, ok := p.take("instances"); ok {
+		switch s := scalar(v); s {
+		case "max", "0", "-1":
+			instances = `"max"`
+			if s == "-1" {
+				notes = append(notes, `pm2's instances = -1 is every CPU but one; "max" is every CPU`)
+			}
+		default:
+			if n, err := strconv.Atoi(s); err == nil && n >= 1 && n <= 4096 {
+				instances = s
+			} else if n < -1 {
+				instances = `"max"`
+				notes = append(notes, fmt.Sprintf("pm2's instances = %s is every CPU but %d; \"max\" is every CPU", s, -n))
+			} else {
+				p.unmap("instances", "not a count: %s", jsonText(v))
+			}
+		}
+	}
+	mode, _ := p.str("exec_mode")
+	mode = strings.TrimSuffix(mode, "_mode")
+	port := 0
+	if v, ok := p.take("port"); ok {
+		port, _ = strconv.Atoi(scalar(v))
+	}
+	if port == 0 {
+		port, _ = strconv.Atoi(env["PORT"])
+	}
+	if port == 0 {
+		port = portArg(args)
+	}
+	listener := ""
+	switch {
+	case mode == "cluster" && port > 0 && port <= 65535:
+		listener = name
+		delete(env, "PORT")
+	case mode == "cluster":
+		p.unmap("exec_mode", `"cluster", but neither env nor args says the PORT it listens on: add a listener block with its address and list it in the app's listeners`)
+	case mode != "" && mode != "fork":
+		p.unmap("exec_mode", "%q is not a pm2 mode (cluster or fork)", mode)
+	}
+
+	// dir: pm2's cwd, relative to the ecosystem file; else the file's
+	// directory, where pm2 runs the app.
+	appDir := src.Dir
+	if cwd, ok := p.str("cwd"); ok && cwd != "" {
+		appDir = cwd
+		if !filepath.IsAbs(appDir) {
+			appDir = filepath.Join(src.Dir, cwd)
+		}
+	}
+	dir := ""
+	if filepath.Clean(appDir) != filepath.Clean(src.OutDir) {
+		dir = src.rel(appDir)
+	}
+
+	// ready
+	var ready []string
+	waitReady := false
+	if v, ok := p.take("wait_ready"); ok {
+		waitReady = v == true
+	}
+	listenTimeout, hasListenTimeout := p.millis("listen_timeout")
+	switch {
+	case waitReady:
+		ready = append(ready, `check = "notify"`)
+		notes = append(notes, `wait_ready: pm2's process.send("ready") is not read here: the app sends
+READY=1 on $NOTIFY_SOCKET, or in Node:
+  require("fs").writeSync(+process.env.CLUSTERRUN_READY_FD, "READY=1\n")`+func() string {
+			if node && listener != "" {
+				return "\nA Node app with a listener is also ready when it calls listen(), as in\npm2's cluster mode."
+			}
+			return ""
+		}())
+	case node && listener != "":
+		ready = append(ready, `check = "notify" # ready when it calls listen(), as in pm2's cluster mode`)
+	}
+	if hasListenTimeout {
+		ready = append(ready, "timeout = "+quote(listenTimeout))
+	}
+
+	// watch
+	var watchPaths, ignore []string
+	if v, ok := p.take("watch"); ok {
+		switch x := v.(type) {
+		case bool:
+			if x {
+				watchPaths = []string{"."}
+			}
+		case string:
+			watchPaths = []string{x}
+		case []any:
+			for _, e := range x {
+				watchPaths = append(watchPaths, scalar(e))
+			}
+		default:
+			p.unmap("watch", "not true, a path or a list: %s", jsonText(v))
+		}
+	}
+	for _, g := range p.words("ignore_watch") {
+		if _, err := path.Match(g, ""); err != nil {
+			p.unmap("ignore_watch", "%q is not a glob (clusterrun's ignore takes globs such as \"**/*.log\", not regular expressions)", g)
+			continue
+		}
+		ignore = append(ignore, g)
+	}
+	var keptPaths []string
+	for _, wp := range watchPaths {
+		// pm2 watches relative to the app's cwd.
+		abs := wp
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(appDir, wp)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			p.unmap("watch", "%s does not exist, and clusterrun watches only paths that do", wp)
+			continue
+		}
+		keptPaths = append(keptPaths, src.rel(abs))
+	}
+	if len(keptPaths) == 0 && len(ignore) > 0 {
+		p.unmap("ignore_watch", "nothing is watched")
+		ignore = nil
+	}
+
+	// restart
+	var restart []string
+	if v, ok := p.take("autorestart"); ok && v == false {
+		restart = append(restart, `policy = "never"`)
+	}
+	if v, ok := p.take("max_restarts"); ok {
+		if n, err := strconv.Atoi(scalar(v)); err == nil && n >= 0 {
+			restart = append(restart, fmt.Sprintf("max_restarts = %d # within window (pm2 counts unstable restarts in a row)", n))
+		} else {
+			p.unmap("max_restarts", "not a count: %s", jsonText(v))
+		}
+	}
+	if d, ok := p.millis("min_uptime"); ok {
+		restart = append(restart, "min_uptime = "+quote(d))
+	}
+	if d, ok := p.millis("restart_delay"); ok {
+		restart = append(restart, "backoff = "+quote(d), "max_backoff = "+quote(d)+" # pm2's fixed delay")
+		if _, ok := p.raw["exp_backoff_restart_delay"]; ok {
+			p.take("exp_backoff_restart_delay")
+			p.unmap("exp_backoff_restart_delay", "restart_delay is set too, and backoff is taken from it")
+		}
+	}
+	if d, ok := p.millis("exp_backoff_restart_delay"); ok {
+		restart = append(restart, "backoff = "+quote(d)+" # doubles (pm2: x1.5) up to max_backoff")
+	}
+	if v, ok := p.take("max_memory_restart"); ok {
+		if s, ok := memorySize(v); ok {
+			restart = append(restart, "max_memory = "+quote(s))
+		} else {
+			p.unmap("max_memory_restart", "not a size such as \"300M\": %s", jsonText(v))
+		}
+	}
+
+	// stop
+	stop := []string{`signal = "SIGINT" # what pm2 sends`}
+	if d, ok := p.millis("kill_timeout"); ok {
+		stop = append(stop, "timeout = "+quote(d))
+	}
+
+	// Whatever is left has no equivalent.
+	for _, k := range sortedKeys(p.raw) {
+		v := p.raw[k]
+		delete(p.raw, k)
+		if note, ok := pm2Notes[k]; ok {
+			p.unmap(k, "%s", note)
+			continue
+		}
+		p.unmap(k, "no equivalent (%s)", jsonText(v))
+	}
+
+	// Write it.
+	if listener != "" {
+		w.line("")
+		w.comment("", fmt.Sprintf(`pm2's cluster mode on port %d (from the app's %s): the runner binds
+it once and every instance accepts on it; a Node app's listen(%d) needs no
+change, others take the socket as fd 3 (LISTEN_FDS).`, port, portSource(raw), port))
+		w.line("listener %s {", quote(listener))
+		w.line(`  address = "0.0.0.0:%d"`, port)
+		w.line("}")
+	}
+	w.line("")
+	w.line("app %s {", quote(name))
+	what := fmt.Sprintf("%s, app %d", src.Name, index+1)
+	if given != "" {
+		what += fmt.Sprintf(" (%q)", given)
+	}
+	w.comment("  ", "From "+what+".")
+	for _, n := range notes {
+		w.comment("  ", n)
+	}
+	w.line("  command = %s", quoteList(command))
+	if dir != "" {
+		w.line("  dir = %s", quote(dir))
+	}
+	if instances != "" {
+		w.line("  instances = %s", instances)
+	}
+	if listener != "" {
+		w.line("  listeners = [%s]", quote(listener))
+	}
+	w.envBlock("  ", env)
+	block := func(name string, attrs []string) {
+		if len(attrs) == 0 {
+			return
+		}
+		w.line("")
+		w.line("  %s {", name)
+		for _, a := range attrs {
+			w.line("    %s", a)
+		}
+		w.line("  }")
+	}
+	block("ready", ready)
+	if len(keptPaths) > 0 {
+		attrs := []string{"paths = " + quoteList(keptPaths)}
+		if len(ignore) > 0 {
+			attrs = append(attrs, "ignore = "+quoteList(ignore))
+		}
+		block("watch", attrs)
+	}
+	block("restart", restart)
+	block("stop", stop)
+	w.line("}")
+}
+
+// portSource says where the cluster port was found.
+func portSource(raw map[string]any) string {
+	if _, ok := raw["port"]; ok {
+		return "port"
+	}
+	if e, ok := raw["env"].(map[string]any); ok {
+		if _, ok := e["PORT"]; ok {
+			return "env PORT"
+		}
+	}
+	return "args"
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
