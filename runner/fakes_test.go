@@ -291,6 +291,7 @@ type appSpec struct {
 	parallel   int
 	dependsOn  []string
 	delay      bool // ready by delay instead of READY=1
+	probed     bool // ready by a tcp probe, health by http probes (a proxied app)
 	watchdog   bool
 	stopFirst  bool
 }
@@ -307,6 +308,10 @@ func testApp(s appSpec, gen int) *hclconfig.App {
 	}
 	if s.delay {
 		a.Ready = hclconfig.Ready{Check: hclconfig.ReadyDelay, Delay: time.Second, Timeout: 10 * time.Second}
+	}
+	if s.probed {
+		a.Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
+		a.Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/healthz", Interval: time.Second, Timeout: 500 * time.Millisecond, Failures: 2}
 	}
 	if s.watchdog {
 		a.Health = hclconfig.Health{Check: hclconfig.HealthWatchdog, Interval: 2 * time.Second, Timeout: time.Second, Failures: 2}
@@ -388,6 +393,11 @@ func (w *world) benignStep() bool {
 			p.sentReady = true
 			w.notify(p, "READY=1")
 			return true
+		case p.signalled == 0 && !p.sentReady && strings.HasPrefix(w.probes[p.id], "ready ") && w.canBeReady(p):
+			p.sentReady = true
+			w.tracef("%s.%d pid %d answers its ready probe", p.app(), p.req.Index, p.pid)
+			w.handle(ProbeResult{ID: p.id, OK: true})
+			return true
 		}
 	}
 	if !w.pending() {
@@ -453,7 +463,7 @@ func (w *world) canBeReady(p *fproc) bool {
 func (w *world) nextSlowReady() time.Time {
 	var next time.Time
 	for _, p := range w.procs {
-		if p.alive && p.kind == "slow" && !p.sentReady && p.signalled == 0 {
+		if p.alive && p.kind == "slow" && !p.sentReady && p.signalled == 0 && p.req.Rel.App.Ready.Check != hclconfig.ReadyDelay {
 			at := p.started.Add(slowBoot)
 			if at.After(w.now) && (next.IsZero() || at.Before(next)) {
 				next = at

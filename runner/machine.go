@@ -1017,6 +1017,7 @@ func (m *Machine) kill(in *instance) {
 		return
 	}
 	m.disarmAll(in)
+	m.stopProbes(in)
 	if in.state != stStopping {
 		m.publish(in, Draining, "")
 	}

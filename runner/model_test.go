@@ -89,6 +89,7 @@ func runModel(t *testing.T, seed uint64, events int, verbose bool) (ok bool) {
 		{name: "db", kind: "good", instances: 1},
 		{name: "web", kind: "good", instances: 3, parallel: 1 + w.rng.IntN(2), dependsOn: []string{"db"}},
 		{name: "worker", kind: "good", instances: 2, delay: true, watchdog: true, stopFirst: w.rng.IntN(2) == 0},
+		{name: "api", kind: "good", instances: 2, probed: true},
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -196,6 +197,23 @@ func (md *model) step(i int) {
 				w.exit(p, st)
 				break
 			}
+		}
+	case r < 47 && len(live) > 0:
+		// A probe answers: a ready probe passes, or a health check passes
+		// or fails.
+		p := live[w.rng.IntN(len(live))]
+		switch probe := w.probes[p.id]; {
+		case strings.HasPrefix(probe, "ready ") && w.canBeReady(p) && p.signalled == 0:
+			p.sentReady = true
+			w.tracef("%s.%d pid %d answers its ready probe", p.app(), p.req.Index, p.pid)
+			w.handle(ProbeResult{ID: p.id, OK: true})
+		case strings.HasPrefix(probe, "health "):
+			ok := w.rng.IntN(3) > 0
+			if !ok {
+				md.disturb(p.app())
+			}
+			w.tracef("%s.%d pid %d health check ok=%v", p.app(), p.req.Index, p.pid, ok)
+			w.handle(ProbeResult{ID: p.id, Health: true, OK: ok, Detail: "status 503"})
 		}
 	case r < 50 && len(live) > 0:
 		// Feed the watchdog of a worker, or let time pass without it.
@@ -449,6 +467,16 @@ func (md *model) check(when string) bool {
 	for id := range w.routable {
 		if m.live[id] == nil {
 			return md.fail("%s: id %d still routable after it was gone", when, id)
+		}
+	}
+	// A probe runs only for a live process, and only while it is wanted.
+	for id, probe := range w.probes {
+		in := m.live[id]
+		if in == nil {
+			return md.fail("%s: a probe (%s) of a gone process %d is still running", when, probe, id)
+		}
+		if strings.HasPrefix(probe, "ready ") && in.state != stStarting || strings.HasPrefix(probe, "health ") && in.state != stReady {
+			return md.fail("%s: %s is %s with a %s probe running", when, in.label(), in.state, probe)
 		}
 	}
 	// Every armed timer belongs to something alive.
