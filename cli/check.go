@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -14,6 +15,7 @@ func newCheckCmd(*cobra.Command) *cobra.Command {
 	var (
 		file   *string
 		colors *enumValue
+		asJSON *bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -32,17 +34,18 @@ not.`,
 		GroupID: groupRun,
 		Args:    argCount(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return result(check(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, colors.value))
+			return result(check(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, colors.value, *asJSON))
 		},
 	}
 	file = fileFlag(cmd)
 	colors = colorFlag(cmd)
+	asJSON = cmd.Flags().Bool("json", false, "print the summary as JSON (diagnostics still go to stderr)")
 	return cmd
 }
 
 // check validates the file; it prints a summary, or every diagnostic and
 // returns 2.
-func check(stdout, stderr io.Writer, file, colors string) int {
+func check(stdout, stderr io.Writer, file, colors string, asJSON bool) int {
 	path, err := configFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
@@ -52,8 +55,56 @@ func check(stdout, stderr io.Writer, file, colors string) int {
 	if cfg == nil {
 		return ExitUsage
 	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(checkSummary(cfg))
+		return ExitOK
+	}
 	summarize(stdout, cfg)
 	return ExitOK
+}
+
+// checkJSON is what check --json prints: the table's columns.
+type checkJSON struct {
+	Config    string          `json:"config"`
+	Kind      string          `json:"kind"`
+	Listeners []checkListener `json:"listeners"`
+	Apps      []checkApp      `json:"apps"`
+}
+
+type checkListener struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Mode    string `json:"mode"`
+}
+
+type checkApp struct {
+	Name      string   `json:"name"`
+	Instances int      `json:"instances"`
+	Listeners []string `json:"listeners"`
+	Ready     string   `json:"ready"`
+	Restart   string   `json:"restart"`
+	Command   []string `json:"command"`
+}
+
+func checkSummary(cfg *hclconfig.Config) checkJSON {
+	out := checkJSON{Config: cfg.Path, Kind: "cluster.hcl", Listeners: []checkListener{}, Apps: []checkApp{}}
+	if cfg.Procfile {
+		out.Kind = "Procfile"
+	}
+	for _, l := range cfg.Listeners {
+		addr := l.Address
+		if l.Network == "unix" {
+			addr = "unix:" + addr
+		}
+		out.Listeners = append(out.Listeners, checkListener{Name: l.Name, Address: addr, Mode: string(l.Mode)})
+	}
+	for _, a := range cfg.Apps {
+		out.Apps = append(out.Apps, checkApp{Name: a.Name, Instances: a.Instances, Listeners: append([]string{}, a.Listeners...),
+			Ready: string(a.Ready.Check), Restart: string(a.Restart.Policy), Command: a.Command})
+	}
+	return out
 }
 
 func summarize(w io.Writer, cfg *hclconfig.Config) {

@@ -135,3 +135,15 @@ app "web" {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+func TestCheckJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Run([]string{"check", "--json", "-f", "../examples/python-http/cluster.hcl"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{`"kind": "cluster.hcl"`, `"name": "web"`, `"mode": "shared"`, `"instances": 4`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check --json lacks %s:\n%s", want, out.String())
+		}
+	}
+}

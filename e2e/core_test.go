@@ -174,3 +174,24 @@ app "web" {
 		t.Errorf("the instance was restarted in a loop:\n%s", r.out.all())
 	}
 }
+
+// A string command that is one simple command is exec'd by the shell:
+// status shows the program's pid, the stop signal reaches the program,
+// and a program that handles it exits with its own status, not "killed by
+// SIGTERM" of a shell in between.
+func TestSimpleStringCommandIsExeced(t *testing.T) {
+	r := startRunner(t, `
+app "py" {
+  command = "python3 -c 'import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); print(\"up\", flush=True); time.sleep(1000)'"
+}
+`)
+	r.waitLine(0, `py.0 +\| up`, 30*time.Second)
+	pid := r.servingPids("py")[0]
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if !strings.HasPrefix(string(comm), "python3") {
+		t.Errorf("status shows pid %d, which is %q; want the program, not the shell", pid, comm)
+	}
+	m := r.mark()
+	r.cli("stop", "py")
+	r.waitLine(m, fmt.Sprintf(`py.0 \(pid %d\) exited with status 0`, pid), 30*time.Second)
+}
