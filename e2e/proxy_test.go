@@ -217,3 +217,62 @@ func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
 	requireNoFailures(t, "Procfile web: 2 reloads and a scale", res)
 	instancesAnswering(t, p, 3)
 }
+
+// An app without listeners that binds a fixed port itself cannot run old
+// and new side by side: start-first aborts on "address in use", and
+// reload { order = "stop-first" } replaces it (the old stops, then the new
+// starts).
+func TestStopFirstReloadOfAFixedPortApp(t *testing.T) {
+	port := freePort(t)
+	cfg := fmt.Sprintf(`
+app "fixed" {
+  command = ["python3", "{{repo}}/e2e/testdata/portapp/server.py"]
+  env     = { PORT = "%d" }
+  ready {
+    check = "delay"
+    delay = "500ms"
+  }
+  reload { order = "%%s" }
+}
+`, port)
+	r := startRunner(t, fmt.Sprintf(cfg, "start-first"))
+	r.waitLine(0, `fixed: 1 of 1 instances ready`, 30*time.Second)
+	before := r.servingPids("fixed")[0]
+	_, errOut, code := r.cli("reload")
+	if code != 1 || !strings.Contains(errOut, "did not complete") {
+		t.Errorf("start-first reload of a fixed-port app: exit %d, %q; want an abort", code, errOut)
+	}
+	writeConfig(t, r.dir, fmt.Sprintf(cfg, "stop-first"))
+	out, errOut, code := r.cli("reload")
+	if code != 0 || !strings.Contains(out, "fixed: reload complete: 1 of 1 instances replaced") {
+		t.Fatalf("stop-first reload: exit %d, %q %q", code, out, errOut)
+	}
+	if after := r.servingPids("fixed")[0]; after == before {
+		t.Error("the instance was not replaced")
+	}
+	if _, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
+		t.Errorf("the new instance does not answer: %v", err)
+	}
+}
+
+// A tcp check of an app's own fixed PORT cannot tell old from new: such an
+// app is replaced stop-first whatever the file says, and the log says why.
+func TestFixedPortProbeReplacesStopFirst(t *testing.T) {
+	port := freePort(t)
+	r := startRunner(t, fmt.Sprintf(`
+app "fixed" {
+  command = ["python3", "{{repo}}/e2e/testdata/portapp/server.py"]
+  env     = { PORT = "%d" }
+  ready { check = "tcp" }
+}
+`, port))
+	r.waitLine(0, `fixed: 1 of 1 instances ready`, 30*time.Second)
+	out, errOut, code := r.cli("reload")
+	if code != 0 || !strings.Contains(out, "fixed: reload complete: 1 of 1 instances replaced") {
+		t.Fatalf("reload: exit %d, %q %q", code, out, errOut)
+	}
+	r.waitLine(0, fmt.Sprintf(`stop-first: its ready tcp check probes PORT %d, which old and new would share`, port), time.Second)
+	if strings.Contains(r.out.all(), "Address already in use") {
+		t.Errorf("old and new ran side by side:\n%s", r.out.all())
+	}
+}

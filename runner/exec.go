@@ -222,6 +222,8 @@ func (p *procs) spawn(req StartRequest) {
 		}
 		pipes[i] = [2]*os.File{rd, wr}
 	}
+	growPipe(pipes[0][1])
+	growPipe(pipes[1][1])
 	outR, errR, readyR := pipes[0][0], pipes[1][0], pipes[2][0]
 	files := append([]uintptr{r.devnull.Fd(), pipes[0][1].Fd(), pipes[1][1].Fd()}, g.Files...)
 	files = append(files, pipes[2][1].Fd())

@@ -819,6 +819,13 @@ func (m *Machine) repair(in *instance, w why, reason, what string) {
 	}
 	s.restarts++
 	m.count(a, reason)
+	if sharedProbe(in.rel) {
+		// Old and new would share the probed PORT: the old one goes first.
+		m.log.Printf("%s %s; stopping it, then starting its replacement (its PORT cannot be shared)", in.labelPID(), what)
+		in.thenStart = s.rel
+		m.stop(in, true)
+		return
+	}
 	nx := m.spawn(s, s.rel, locNext, w)
 	m.log.Printf("%s %s; its replacement %s is starting (the old one stops once the new one is ready)", in.labelPID(), what, nx.label())
 }

@@ -285,7 +285,7 @@ func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int
 		m.resize(a, rel.App.Instances, fmt.Sprintf("instances = %d in the file", rel.App.Instances))
 	}
 	ro := &rollout{kind: kind, target: rel, inflight: map[*slot]InstanceID{}, waiting: kind == kindReload,
-		started: m.clock.Now(), stopFirst: rel.App.Reload.Order == hclconfig.OrderStopFirst}
+		started: m.clock.Now(), stopFirst: stopFirst(rel)}
 	if idx == nil {
 		for i := range a.slots {
 			idx = append(idx, i)
@@ -391,8 +391,35 @@ func (m *Machine) advanceRollouts() {
 }
 
 func orderNote(ro *rollout) string {
-	if ro.stopFirst {
+	switch {
+	case ro.stopFirst && ro.target.App.Reload.Order != hclconfig.OrderStopFirst:
+		return fmt.Sprintf(" (stop-first: its %s check probes PORT %d, which old and new would share)", probedCheck(ro.target.App), instancePort(ro.target.App, 0))
+	case ro.stopFirst:
 		return " (stop-first: the old instance stops before the new one starts)"
+	}
+	return ""
+}
+
+// stopFirst reports whether rel's instances are replaced stop-first: when
+// the file says so, or when its tcp or http check probes a PORT of its own
+// that old and new would share (no listener gives each a private one). A
+// start-first replacement's probe would then reach the old instance and
+// call the new one ready before it even listens.
+func stopFirst(rel *Release) bool {
+	return rel.App.Reload.Order == hclconfig.OrderStopFirst || sharedProbe(rel)
+}
+
+func sharedProbe(rel *Release) bool {
+	return len(rel.Listeners) == 0 && instancePort(rel.App, 0) != 0 && probedCheck(rel.App) != ""
+}
+
+// probedCheck names the tcp or http check of an app, or "".
+func probedCheck(a *hclconfig.App) string {
+	switch {
+	case a.Ready.Check == hclconfig.ReadyTCP || a.Ready.Check == hclconfig.ReadyHTTP:
+		return "ready " + string(a.Ready.Check)
+	case a.Health.Check == hclconfig.HealthTCP || a.Health.Check == hclconfig.HealthHTTP:
+		return "health " + string(a.Health.Check)
 	}
 	return ""
 }
@@ -509,7 +536,7 @@ func (m *Machine) abortRollout(a *app, why string) {
 	}
 	m.log.Printf("%s: rolling %d instances back to release %d", a.name, len(back), prev.Gen)
 	a.rollout = &rollout{kind: kindRollback, target: prev, queue: back, inflight: map[*slot]InstanceID{}, started: m.clock.Now(),
-		stopFirst: prev.App.Reload.Order == hclconfig.OrderStopFirst}
+		stopFirst: stopFirst(prev)}
 }
 
 // cancelRollout ends a's rollout because the app is stopping, removed, or
