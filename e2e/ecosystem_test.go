@@ -93,3 +93,38 @@ app "web" {
 		t.Logf("metrics:\n%s", body)
 	}
 }
+
+// logs -n replays the last lines from the runner's history, of one app or
+// all, and --no-follow stops there.
+func TestLogsHistory(t *testing.T) {
+	r := startRunner(t, `
+app "counter" {
+  command = "for i in $(seq 1 200); do echo line $i; done; exec sleep 1000"
+}
+app "other" {
+  command = "echo other says hi; exec sleep 1000"
+}
+`)
+	r.waitLine(0, `counter.0 +\| line 200$`, 30*time.Second)
+	r.waitLine(0, `other.0 +\| other says hi`, 30*time.Second)
+	out, errOut, code := r.cli("logs", "counter", "-n", "3", "--no-follow")
+	if code != 0 {
+		t.Fatalf("logs: exit %d %s", code, errOut)
+	}
+	var app []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(l, "counter.0") {
+			app = append(app, l)
+		}
+		if strings.HasPrefix(l, "other") {
+			t.Errorf("logs counter showed another app's line: %q", l)
+		}
+	}
+	if len(app) == 0 || !strings.HasSuffix(app[len(app)-1], "line 200") || len(app) > 3 {
+		t.Errorf("logs counter -n 3 --no-follow printed:\n%s", out)
+	}
+	out, _, _ = r.cli("logs", "-n", "1000", "--no-follow")
+	if !strings.Contains(out, "counter.0 ") || !strings.Contains(out, "other says hi") || !strings.Contains(out, "line 1\n") {
+		t.Errorf("logs -n 1000 lacks lines of both apps:\n%.2000s", out)
+	}
+}
