@@ -15,5 +15,5 @@ command -v node >/dev/null || { echo "node is required (apt-get install nodejs)"
 echo "installing pm2 ${PM2_VERSION:-latest} into $work/npm" >&2
 npm install --silent --no-audit --no-fund --prefix "$work/npm" "pm2@${PM2_VERSION:-latest}" >&2
 echo "building clusterrun and examples/go-http" >&2
-(cd "$repo" && go build -o "$work/clusterrun" . && go build -o "$work/go-http" ./examples/go-http)
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/clusterrun" . && go build -o "$work/go-http" ./examples/go-http)
 mkdir -p "$repo/bench/out"

@@ -187,7 +187,7 @@ func (r *Runner) Run() int {
 	// Once the apps are up, the code that parsed the file and set them up
 	// is not needed in memory any more (see proc.ReleaseStartupPages); nor
 	// is the code of a command or a reload, a few seconds after it ran.
-	const releaseAfter = 5 * time.Second
+	const releaseAfter = time.Second
 	release := time.NewTimer(releaseAfter)
 	defer release.Stop()
 	sampling := false
@@ -214,7 +214,8 @@ func (r *Runner) Run() int {
 				}
 			}
 			switch ev.(type) {
-			case SnapshotRequested, ReloadRequested, Loaded, RestartRequested, ScaleRequested, StopRequested, StartRequested:
+			case SnapshotRequested, ReloadRequested, Loaded, RestartRequested, ScaleRequested, StopRequested, StartRequested,
+				Spawned, Exited:
 				release.Reset(releaseAfter)
 			}
 			if s, ok := ev.(SnapshotRequested); ok {

@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 
 source "$repo/bench/throughput/lib.sh"
 echo "building clusterrun and the driver" >&2
-(cd "$repo" && go build -o "$work/clusterrun" . && go build -o "$work/dataplane" ./bench/dataplane)
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/clusterrun" . && go build -o "$work/dataplane" ./bench/dataplane)
 mkdir -p "$repo/bench/out"
 out="$repo/bench/out/dataplane-$(date -u +%Y%m%dT%H%M%SZ).md"
 # shellcheck disable=SC2086 # $loadflag is one flag and its value, or nothing

@@ -28,7 +28,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/clusterrun-logpath-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 echo "building clusterrun from $src and the driver from $repo" >&2
-(cd "$src" && go build -o "$work/clusterrun" .)
+(cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$work/clusterrun" .)
 (cd "$repo" && go build -o "$work/logpath" ./bench/logpath)
 rev=$(cd "$src" && git describe --always --dirty 2>/dev/null || echo unknown)
 

@@ -22,7 +22,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/clusterrun-soak-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 echo "building clusterrun, examples/go-http and the driver into $work" >&2
-(cd "$repo" && go build -o "$work/clusterrun" . && go build -o "$work/go-http" ./examples/go-http &&
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/clusterrun" . && go build -o "$work/go-http" ./examples/go-http &&
   go build -o "$work/soak" ./bench/soak)
 mkdir -p "$repo/bench/out"
 out="$repo/bench/out/soak-$(date -u +%Y%m%dT%H%M%SZ).md"
