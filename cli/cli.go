@@ -2,7 +2,7 @@
 // command, each with a newXxxCmd constructor listed in commands below, the
 // flags it takes, its help and examples, and the wiring from its flags to
 // the packages that do the work. Every command ends in one of the exit
-// codes of SPEC §8.
+// codes listed in docs/config.md.
 //
 // To add a command, write NAME.go with a
 // newNameCmd(root *cobra.Command) *cobra.Command whose RunE returns
@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes (SPEC §8).
+// Exit codes, as documented in docs/config.md.
 const (
 	// ExitOK: clean shutdown, or a command that did what it was asked.
 	ExitOK = 0

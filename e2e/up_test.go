@@ -60,7 +60,7 @@ app "web" {
 	}
 }
 
-// What every instance receives (SPEC §4).
+// What every instance receives (docs/config.md, "What every instance receives").
 func TestInstanceEnvironment(t *testing.T) {
 	r := startRunner(t, `
 env = { GREETING = "hello" }

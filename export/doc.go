@@ -1,5 +1,5 @@
 // Package export renders a loaded cluster.hcl for the engine a team grows
-// into (SPEC §10): systemd units, Kubernetes manifests, a Nomad job, or a
+// into: systemd units, Kubernetes manifests, a Nomad job, or a
 // Procfile.
 //
 // It renders what the user wrote, not what this machine resolved: "max"

@@ -1,5 +1,5 @@
-// Package initconfig writes a commented cluster.hcl for clusterrun init
-// (SPEC §2): a small template, or a conversion of a Procfile or a pm2
+// Package initconfig writes a commented cluster.hcl for clusterrun init: a
+// small template, or a conversion of a Procfile or a pm2
 // ecosystem file.
 //
 // A conversion keeps what the source says and nothing it does not: each

@@ -1,5 +1,5 @@
 // Package logmux merges the stdout and stderr pipes of every instance, plus the
-// runner's own messages, into the one stream described in SPEC §7:
+// runner's own messages, into one stream:
 //
 //	web.0      | listening on :8080
 //	web.1      ! warning: cache cold

@@ -1,4 +1,4 @@
-// Package proxy is the data path of listener mode "proxy" (SPEC §5): the
+// Package proxy is the data path of listener mode "proxy": the
 // runner accepts on the public socket and forwards each connection's bytes
 // to one ready instance's private loopback socket.
 //

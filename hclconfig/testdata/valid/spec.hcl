@@ -1,9 +1,9 @@
-# The example of SPEC section 3, with the app it depends on added.
+# The example of the config reference, with the app it depends on added.
 env_file = [".env", "-.env.local"]       # loaded with godotenv; a missing file is an error, except one
                                           # whose path starts with "-" (systemd's EnvironmentFile=- rule)
 env      = { LOG_LEVEL = "info" }         # global, merged under each app's env
 
-# SPEC writes mode = "shared" here, but balance and the http health check
+# The reference writes mode = "shared" here, but balance and the http health check
 # need proxy mode, so this copy uses it.
 listener "http" {
   address = "0.0.0.0:8080"                # host:port, ":0" (one random port shared by all), or "unix:/path"
