@@ -53,7 +53,6 @@ func ensureDir(dir string) error {
 	return nil
 }
 
-
 // checkPath explains a socket path too long to bind or dial, which the
 // kernel reports only as "invalid argument".
 func checkPath(path string) error {
