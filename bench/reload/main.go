@@ -1,7 +1,7 @@
 // Command reload measures what a rolling reload costs the clients of a
 // 4-instance HTTP app: the same unmodified Node app (hello.js) under
-// clusterrun and under pm2's cluster mode, and the Go example under
-// clusterrun, while a load generator keeps 64 connections busy on loopback,
+// clusterrun (shared socket, and behind the proxy listener) and under pm2's
+// cluster mode, and the Go example under clusterrun, while a load generator keeps 64 connections busy on loopback,
 // with keep-alive and with a new connection per request.
 //
 // Cases: 10 consecutive reloads of a fast-booting release; one reload to a
@@ -36,7 +36,7 @@ var (
 	conns       = flag.Int("conns", 64, "concurrent connections")
 	reloads     = flag.Int("reloads", 10, "reloads in the fast case")
 	timeout     = flag.Duration("timeout", 2*time.Second, "per-request timeout (wrk's default is 2s)")
-	targetsFlag = flag.String("targets", runners.Names, "what to measure")
+	targetsFlag = flag.String("targets", runners.Names+",clusterrun-node-proxy", "what to measure (also: clusterrun-go-proxy)")
 	casesFlag   = flag.String("cases", "fast,slow,crash", "which reload cases")
 	modesFlag   = flag.String("modes", "close,keepalive", "connection modes")
 )

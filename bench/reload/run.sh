@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Rolling-reload benchmark: the same unmodified Node app under clusterrun and
 # under pm2 (cluster mode), plus the Go example under clusterrun, 4 instances
-# each, 64 connections on 127.0.0.1 in keep-alive and Connection: close modes.
+# each, 64 connections on 127.0.0.1 in keep-alive and Connection: close modes;
+# the Node app also behind clusterrun's proxy listener (clusterrun-node-proxy).
 #
-#   bench/reload/run.sh                 # 3 repetitions, all cases (about 25 minutes)
+#   bench/reload/run.sh                 # 3 repetitions, all cases (about 35 minutes)
 #   bench/reload/run.sh -reps 1 -cases crash -modes close
 #
 # Nothing else heavy should run meanwhile: the machine's cores are the

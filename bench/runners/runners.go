@@ -50,6 +50,8 @@ type Clusterrun struct {
 	Work      string
 	Command   []string
 	Instances int
+	// Mode is the listener's mode: "" (shared) or "proxy".
+	Mode string
 
 	dir, cfg string
 	port     int
@@ -69,9 +71,13 @@ func (c *Clusterrun) writeConfig(env [2]string) error {
 		k, v, _ := strings.Cut(e, "=")
 		kv = append(kv, fmt.Sprintf("%s = %q", k, v))
 	}
+	mode := ""
+	if c.Mode != "" {
+		mode = fmt.Sprintf("\n  mode    = %q", c.Mode)
+	}
 	text := fmt.Sprintf(`
 listener "http" {
-  address = "127.0.0.1:%d"
+  address = "127.0.0.1:%d"%s
 }
 app "hello" {
   command   = [%s]
@@ -80,7 +86,7 @@ app "hello" {
   env       = { %s }
   ready { check = "notify" }
 }
-`, c.port, strings.Join(cmd, ", "), c.Instances, strings.Join(kv, ", "))
+`, c.port, mode, strings.Join(cmd, ", "), c.Instances, strings.Join(kv, ", "))
 	return os.WriteFile(c.cfg, []byte(text), 0o644)
 }
 
@@ -266,8 +272,12 @@ func Flags() *Setup {
 }
 
 // Names are the runners New knows: the same Node app under clusterrun and
-// pm2, and the Go example under clusterrun.
+// pm2, and the Go example under clusterrun. The -proxy ones run the app
+// behind clusterrun's proxy listener; they are not in the default set.
 const Names = "clusterrun-node,pm2-node,clusterrun-go"
+
+// AllNames adds the proxy-mode runners to Names.
+const AllNames = Names + ",clusterrun-node-proxy,clusterrun-go-proxy"
 
 // New returns the runner called name with n instances.
 func (s *Setup) New(name string, n int) (Runner, error) {
@@ -276,8 +286,12 @@ func (s *Setup) New(name string, n int) (Runner, error) {
 		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{"node", s.HelloJS}, Instances: n}, nil
 	case "clusterrun-go":
 		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{s.GoApp}, Instances: n}, nil
+	case "clusterrun-node-proxy":
+		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{"node", s.HelloJS}, Instances: n, Mode: "proxy"}, nil
+	case "clusterrun-go-proxy":
+		return &Clusterrun{Label: name, Bin: s.Clusterrun, Work: s.Work, Command: []string{s.GoApp}, Instances: n, Mode: "proxy"}, nil
 	case "pm2-node":
 		return &PM2{Bin: s.PM2, Work: s.Work, Script: s.HelloJS, Instances: n}, nil
 	}
-	return nil, fmt.Errorf("unknown target %q (known: %s)", name, Names)
+	return nil, fmt.Errorf("unknown target %q (known: %s)", name, AllNames)
 }
