@@ -4,10 +4,12 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -24,7 +26,7 @@ func Header(title, pm2Bin string, notes ...string) {
 	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %s, %d CPUs, %s, %s\n", host, runtime.NumCPU(), cpuModel(), memTotal())
 	fmt.Printf("kernel:  %s\n", firstLine("uname", "-sr"))
-	fmt.Printf("go:      %s; node: %s; pm2: %s\n", runtime.Version(), firstLine("node", "--version"), firstLine(pm2Bin, "--version"))
+	fmt.Printf("go:      %s; node: %s; pm2: %s\n", runtime.Version(), firstLine("node", "--version"), pm2Version(pm2Bin))
 	for _, n := range notes {
 		fmt.Println(n)
 	}
@@ -95,6 +97,29 @@ func RSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// pm2Version reads the version from the package.json of the pm2 that
+// pm2Bin (node_modules/.bin/pm2) links to. Running `pm2 --version` would do,
+// but any pm2 command starts a daemon in ~/.pm2 unless PM2_HOME says
+// otherwise, and that daemon would outlive the benchmark.
+func pm2Version(pm2Bin string) string {
+	if pm2Bin == "" {
+		return "-"
+	}
+	bin, err := filepath.EvalSymlinks(pm2Bin)
+	if err != nil {
+		return "?"
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(bin), "..", "package.json"))
+	if err != nil {
+		return "?"
+	}
+	var pkg struct{ Version string }
+	if json.Unmarshal(b, &pkg) != nil || pkg.Version == "" {
+		return "?"
+	}
+	return pkg.Version
 }
 
 func firstLine(name string, args ...string) string {
