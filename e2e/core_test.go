@@ -136,12 +136,31 @@ func ctxSwitches(t *testing.T, pid int) int {
 // During a reload the old and new process of a slot logged under the same
 // prefix. A replacement still starting is "web.0+", a replaced process
 // draining "web.0-".
+//
+// The tag is read when the runner reads a line, not when the app wrote it,
+// so a line written just before READY=1 may already show the serving
+// prefix. The app here writes its "booting" line a second before it is
+// ready, which leaves the log reader a second to see it as "+".
 func TestReplacementPrefixes(t *testing.T) {
-	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["sh", "-c", "echo booting; exec \"$0\"", "{{goHTTP}}"]
+  instances = 4
+  listeners = ["http"]
+  env       = { BOOT_DELAY_MS = "1000" }
+  ready {
+    check   = "notify"
+    timeout = "20s"
+  }
+}
+`)
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
 	m := r.mark()
 	r.signal(syscall.SIGHUP)
-	r.waitLine(m, `^web\.0\+ +\| .*listening on`, 30*time.Second)
+	r.waitLine(m, `^web\.0\+ +\| booting$`, 30*time.Second)
 	r.waitLine(m, `^web\.0- +\| .*got SIGTERM, draining`, 30*time.Second)
 	r.waitLine(m, `web: reload complete`, 60*time.Second)
 }

@@ -341,6 +341,7 @@ type statusJSON struct {
 			Role     string `json:"role"`
 			Restarts int    `json:"restarts"`
 			Release  int    `json:"release"`
+			Addr     string `json:"addr"`
 		} `json:"procs"`
 	} `json:"apps"`
 }

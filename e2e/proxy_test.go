@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +47,72 @@ func TestProxyPortOnlyAppReachesEveryInstance(t *testing.T) {
 	if !strings.Contains(out, "proxy (least-conn)") {
 		t.Errorf("status does not show the proxy listener:\n%s", out)
 	}
+}
+
+// An unmodified Node app that calls listen(PORT) behind a proxy listener:
+// the preload maps that onto the private socket the runner bound, so the
+// instance listens on loopback only (Node's own listen(PORT) would take
+// every interface) and is reported ready without a probe.
+func TestProxyNodeListenPortUsesPrivateSocket(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+  mode    = "proxy"
+}
+app "web" {
+  command   = ["node", "{{repo}}/bench/reload/hello.js"]
+  instances = 2
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	instancesAnswering(t, port, 2)
+	for _, a := range r.status().Apps {
+		for _, p := range a.Procs {
+			_, ps, err := net.SplitHostPort(p.Addr)
+			if err != nil {
+				t.Fatalf("instance %d: private address %q: %v", p.Instance, p.Addr, err)
+			}
+			priv, _ := strconv.Atoi(ps)
+			if got := listeningOn(t, priv); len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("instance %d: port %d listens on %v; want 127.0.0.1 only", p.Instance, priv, got)
+			}
+		}
+	}
+}
+
+// listeningOn returns the local addresses of the TCP sockets listening on
+// port, from /proc/net/tcp and tcp6.
+func listeningOn(t *testing.T, port int) []string {
+	t.Helper()
+	var out []string
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if f == "/proc/net/tcp6" {
+				continue // no IPv6
+			}
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 4 || fields[3] != "0A" { // TCP_LISTEN
+				continue
+			}
+			host, hexPort, _ := strings.Cut(fields[1], ":")
+			if p, _ := strconv.ParseUint(hexPort, 16, 16); int(p) != port {
+				continue
+			}
+			raw, _ := hex.DecodeString(host)
+			for i := 0; i+4 <= len(raw); i += 4 { // each 32-bit word is in host (little-endian) order
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			out = append(out, net.IP(raw).String())
+		}
+	}
+	return out
 }
 
 // An app that takes fd 3 works in proxy mode too (the Go example listens on

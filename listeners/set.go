@@ -263,10 +263,11 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 		if g.Port == 0 && port != 0 {
 			g.Port = port
 		}
-		// The Node preload maps listen(PORT) onto the inherited socket of
-		// shared and reuseport listeners. A proxy instance's private socket
-		// is left to the app to bind by itself.
-		if port != 0 && d.Mode != hclconfig.Proxy {
+		// The Node preload maps listen(PORT) onto the inherited socket, a
+		// proxy instance's private one included: bound by the runner, it
+		// is on loopback only, where a Node app's own listen(PORT) would
+		// take every interface, and the preload can report READY.
+		if port != 0 {
 			ports = append(ports, strconv.Itoa(port)+"="+strconv.Itoa(3+i))
 		}
 	}

@@ -10,7 +10,8 @@ import (
 // Read buffer sizes. A source keeps a small buffer of its own for the reads
 // of a quiet app, which is what most pipes are most of the time, and borrows
 // a big one from a pool only while reads keep filling its buffer. A big read
-// drains a full pipe (64 KiB on Linux) in one system call.
+// drains a full pipe of the kernel's default size (64 KiB on Linux) in one
+// system call; the runner's grown pipes take a few.
 const (
 	smallRead = 4 << 10
 	bigRead   = 64 << 10

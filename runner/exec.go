@@ -222,8 +222,7 @@ func (p *procs) spawn(req StartRequest) {
 		}
 		pipes[i] = [2]*os.File{rd, wr}
 	}
-	growPipe(pipes[0][1])
-	growPipe(pipes[1][1])
+	grown := growPipe(pipes[0][1]) + growPipe(pipes[1][1])
 	outR, errR, readyR := pipes[0][0], pipes[1][0], pipes[2][0]
 	files := append([]uintptr{r.devnull.Fd(), pipes[0][1].Fd(), pipes[1][1].Fd()}, g.Files...)
 	files = append(files, pipes[2][1].Fd())
@@ -233,6 +232,7 @@ func (p *procs) spawn(req StartRequest) {
 	}
 	if err != nil {
 		closeAll()
+		releasePipe(grown)
 		notify.Close()
 		// Name the app's program, not the exec shim that would have run it.
 		if rel.Cred != nil {
@@ -283,6 +283,7 @@ func (p *procs) spawn(req StartRequest) {
 			outR.Close()
 			errR.Close()
 			readyR.Close()
+			releasePipe(grown)
 		}()
 		notify.Close()
 		for _, l := range rel.Listeners {
