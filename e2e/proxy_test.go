@@ -68,16 +68,32 @@ app "web" {
 `)
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
-	instancesAnswering(t, port, 2)
-	for _, a := range r.status().Apps {
-		for _, p := range a.Procs {
-			_, ps, err := net.SplitHostPort(p.Addr)
-			if err != nil {
-				t.Fatalf("instance %d: private address %q: %v", p.Instance, p.Addr, err)
-			}
-			priv, _ := strconv.Atoi(ps)
-			if got := listeningOn(t, priv); len(got) != 1 || got[0] != "127.0.0.1" {
-				t.Errorf("instance %d: port %d listens on %v; want 127.0.0.1 only", p.Instance, priv, got)
+	// Two reloads: a slot's replacement gets its second private socket,
+	// and the one after it the first one again, which the previous
+	// process listened on. Both must be on the address the proxy dials.
+	for round := 0; round <= 2; round++ {
+		if round > 0 {
+			m := r.mark()
+			r.signal(syscall.SIGHUP)
+			r.waitLine(m, `web: reload complete: 2 of 2 instances replaced`, 60*time.Second)
+		}
+		seen := instancesAnswering(t, port, 2)
+		for _, a := range r.status().Apps {
+			for _, p := range a.Procs {
+				if p.Role != "serving" {
+					continue // a replaced process still exiting
+				}
+				if seen[p.Instance] != p.PID {
+					t.Errorf("after %d reloads: instance %d answered from pid %d, status says pid %d", round, p.Instance, seen[p.Instance], p.PID)
+				}
+				_, ps, err := net.SplitHostPort(p.Addr)
+				if err != nil {
+					t.Fatalf("instance %d: private address %q: %v", p.Instance, p.Addr, err)
+				}
+				priv, _ := strconv.Atoi(ps)
+				if got := listeningOn(t, priv); len(got) != 1 || got[0] != "127.0.0.1" {
+					t.Errorf("after %d reloads: instance %d: its private port %d listens on %v; want 127.0.0.1 only", round, p.Instance, priv, got)
+				}
 			}
 		}
 	}

@@ -168,29 +168,51 @@ func (s *Set) privateLocked(sk *socket, app string, index, which int) (*rawSock,
 	if rs, ok := sk.private[k]; ok {
 		return rs, nil
 	}
-	fd, err := loopbackSocket()
+	// The kernel lets go of a port it chose (bind to port 0) when the
+	// socket leaves LISTEN, and Unlisten does exactly that: the next
+	// listen(2) on fd 3 would then take a new ephemeral port that the
+	// proxy does not know. A port named in bind(2) stays with the socket,
+	// so pick one with a first socket and bind the kept one to it by
+	// number; SO_REUSEADDR allows the two side by side since neither
+	// listens, and the first holds the port until the second has it.
+	pick, port, err := privateSocket(0)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create a private socket: %w", err)
-	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("cannot set SO_REUSEADDR on a private socket: %w", err)
-	}
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("cannot bind a private socket on 127.0.0.1: %w", err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		syscall.Close(fd)
 		return nil, err
 	}
-	rs := &rawSock{fd: fd, port: sa.(*syscall.SockaddrInet4).Port}
+	fd, _, err := privateSocket(port)
+	syscall.Close(pick)
+	if err != nil {
+		return nil, err
+	}
+	rs := &rawSock{fd: fd, port: port}
 	if sk.private == nil {
 		sk.private = make(map[privKey]*rawSock)
 	}
 	sk.private[k] = rs
 	return rs, nil
+}
+
+// privateSocket binds a loopback TCP socket with SO_REUSEADDR, not
+// listening, to port (0: one the kernel picks), and returns it and its port.
+func privateSocket(port int) (int, int, error) {
+	fd, err := loopbackSocket()
+	if err != nil {
+		return -1, 0, fmt.Errorf("cannot create a private socket: %w", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		syscall.Close(fd)
+		return -1, 0, fmt.Errorf("cannot set SO_REUSEADDR on a private socket: %w", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return -1, 0, fmt.Errorf("cannot bind a private socket on 127.0.0.1:%d: %w", port, err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return -1, 0, fmt.Errorf("private socket: %w", err)
+	}
+	return fd, sa.(*syscall.SockaddrInet4).Port, nil
 }
 
 // Grant is what one instance receives: descriptors to pass as fds 3, 4, …

@@ -300,6 +300,22 @@ func TestProxyPrivateSockets(t *testing.T) {
 	} else {
 		l.Close()
 	}
+	// The next process of the slot listens on fd 3 again, on the same
+	// port: the proxy dials the address it was given, not whatever port a
+	// second listen(2) would pick.
+	again := grant(t, s, defs, 0, 0)
+	if err := unix.Listen(int(again.Files[0]), 16); err != nil {
+		t.Fatalf("listen on the private fd after Unlisten: %v", err)
+	}
+	if sa, err := unix.Getsockname(int(again.Files[0])); err != nil {
+		t.Fatal(err)
+	} else if got := "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port); got != addr {
+		t.Errorf("after Unlisten, listen(2) on fd 3 is on %s, not the slot's %s", got, addr)
+	}
+	if !dialable(addr) {
+		t.Error("the slot's address does not accept after a second listen on fd 3")
+	}
+	s.Unlisten("web", d, 0, 0)
 	ino := inode(t, g1.Files[0])
 	s.ReleaseSlot("web", defs, 1)
 	if inode(t, grant(t, s, defs, 1, 0).Files[0]) == ino {

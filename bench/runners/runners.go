@@ -105,6 +105,7 @@ func (c *Clusterrun) Launch(port int) error {
 		return err
 	}
 	c.cmd = exec.Command(c.Bin, "up", "-f", c.cfg, "--color", "never")
+	c.cmd.SysProcAttr = runnerAttr()
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	c.cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+c.dir)
 	if err := c.cmd.Start(); err != nil {
