@@ -15,6 +15,12 @@ import (
 
 // measure runs f once and returns how long it took and how many bytes it
 // allocated.
+// hangBound tells a hang (the unbounded code took minutes, or never ended)
+// from a slow run. Cost is asserted by allocation, which a loaded machine or
+// -race does not change; a wall-clock bound tight enough to assert speed
+// would flake on a busy 2-core CI machine.
+const hangBound = 10 * time.Second
+
 func measure(f func()) (time.Duration, uint64) {
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -68,8 +74,8 @@ func TestDeepNesting(t *testing.T) {
 			if len(diags) != 1 || diags[0] != tt.summary {
 				t.Errorf("diagnostics %q, want one %q", diags, tt.summary)
 			}
-			if elapsed > time.Second {
-				t.Errorf("took %v, want under 1s", elapsed)
+			if elapsed > hangBound {
+				t.Errorf("took %v: a hang", elapsed)
 			}
 			if alloc > 64<<20 {
 				t.Errorf("allocated %d MB, want under 64 MB", alloc>>20)
@@ -86,7 +92,7 @@ func TestDeepNesting(t *testing.T) {
 	var n int
 	elapsed, alloc := measure(func() { n = len(checkSyntaxLimits("deep.hcl", src)) })
 	t.Logf("depth check alone, depth 1000000 (%d bytes): %v, %.1f KB allocated", len(src), elapsed, float64(alloc)/(1<<10))
-	if n != 1 || elapsed > time.Second {
+	if n != 1 || elapsed > hangBound {
 		t.Errorf("depth check: %d diagnostics in %v", n, elapsed)
 	}
 
@@ -96,7 +102,7 @@ func TestDeepNesting(t *testing.T) {
 	src = append(append([]byte("env = { X = ["), flat...), deepFile(100)...)
 	elapsed, alloc = measure(func() { n = len(checkSyntaxLimits("deep.hcl", src)) })
 	t.Logf("depth check alone, 1 MiB of shallow tokens then depth 100: %v, %.1f KB allocated", elapsed, float64(alloc)/(1<<10))
-	if n != 1 || elapsed > time.Second || alloc > 1<<20 {
+	if n != 1 || elapsed > hangBound || alloc > 1<<20 {
 		t.Errorf("depth check: %d diagnostics in %v, %d bytes allocated", n, elapsed, alloc)
 	}
 }
@@ -289,8 +295,8 @@ func TestManyErrors(t *testing.T) {
 				}
 			})
 			t.Logf("%d errors (%d bytes): Load+render %v, %.1f MB allocated, %d bytes of output", errs, len(src), elapsed, float64(alloc)/(1<<20), out.Len())
-			if elapsed > 10*time.Second {
-				t.Errorf("took %v", elapsed)
+			if elapsed > hangBound {
+				t.Errorf("took %v: a hang", elapsed)
 			}
 			if errs < c.wantErrs {
 				t.Errorf("%d errors, want at least %d", errs, c.wantErrs)
