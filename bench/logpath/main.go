@@ -242,6 +242,13 @@ func header() {
 	}
 	fmt.Printf("app:     %s spam -lines %d (%s), then sleeps\n", filepath.Base(os.Args[0]), *lines, w)
 	fmt.Printf("runner:  clusterrun up -f cluster.hcl --color never > file; CPU is utime+stime of the runner pid at the last line\n")
+	// The runner reads it to size the instance pipes (0: the kernel's
+	// default); an A/B of pipe sizes is told apart by this line.
+	if v, ok := os.LookupEnv("CLUSTERRUN_PIPE_SIZE"); ok {
+		fmt.Printf("pipes:   CLUSTERRUN_PIPE_SIZE=%s\n", v)
+	} else {
+		fmt.Printf("pipes:   the runner's default (256 KiB within its budget)\n")
+	}
 }
 
 // measureFile runs the app with its stdout on a file.
