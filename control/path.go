@@ -53,6 +53,10 @@ func ensureDir(dir string) error {
 	return nil
 }
 
+// maxSocketPath is the longest path a unix socket may have: the size of
+// sun_path (108 bytes on Linux, 104 on macOS and the BSDs) minus the NUL.
+const maxSocketPath = len(syscall.RawSockaddrUnix{}.Path) - 1
+
 // checkPath explains a socket path too long to bind or dial, which the
 // kernel reports only as "invalid argument".
 func checkPath(path string) error {

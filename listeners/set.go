@@ -226,8 +226,6 @@ type Grant struct {
 	Env []string
 	// Addrs are the instance's private addresses by proxy listener name.
 	Addrs map[string]string
-	// Port is the PORT it got (0 if none).
-	Port int
 }
 
 // Close closes the Grant's duplicates.
@@ -250,6 +248,7 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 	}
 	names := make([]string, len(defs))
 	var ports []string
+	firstPort := 0 // the PORT the instance gets (0 if none)
 	for i, d := range defs {
 		names[i] = d.Name
 		sk, ok := s.socks[keyOf(d)]
@@ -282,8 +281,8 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 			return nil, fmt.Errorf("listener %q: cannot duplicate its socket: %w", d.Name, err)
 		}
 		g.Files = append(g.Files, uintptr(dup))
-		if g.Port == 0 && port != 0 {
-			g.Port = port
+		if firstPort == 0 && port != 0 {
+			firstPort = port
 		}
 		// The Node preload maps listen(PORT) onto the inherited socket, a
 		// proxy instance's private one included: bound by the runner, it
@@ -294,8 +293,8 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 		}
 	}
 	g.Env = []string{"LISTEN_FDS=" + strconv.Itoa(len(defs)), "LISTEN_FDNAMES=" + strings.Join(names, ":")}
-	if g.Port != 0 {
-		g.Env = append(g.Env, "PORT="+strconv.Itoa(g.Port))
+	if firstPort != 0 {
+		g.Env = append(g.Env, "PORT="+strconv.Itoa(firstPort))
 	}
 	if len(ports) > 0 {
 		g.Env = append(g.Env, "CLUSTERRUN_LISTEN_PORTS="+strings.Join(ports, ","))

@@ -381,8 +381,9 @@ func TestServe(t *testing.T) {
 	if strings.HasSuffix(bound, ":0") {
 		t.Fatalf("bound %q: port not resolved", bound)
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(path string) (int, string, error) {
-		resp, err := http.Get("http://" + bound + path)
+		resp, err := client.Get("http://" + bound + path)
 		if err != nil {
 			return 0, "", err
 		}

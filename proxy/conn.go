@@ -18,8 +18,10 @@ type conn struct {
 	// left counts the copy directions still running; the one that brings it
 	// to zero finishes the connection.
 	left atomic.Int32
-	// target is the backend being dialed, until be is set; answered is set
-	// once the backend has sent its first bytes. Until then the backend may
+	// target is the backend being dialed, and stays set (equal to be) once
+	// the connection is forwarded: only a failed or abandoned dial clears
+	// it. answered is set once the first read from the backend returns
+	// (its first bytes, or its end). Until then the backend may
 	// not even have accepted the connection (it waits in its accept queue),
 	// and an instance that closed its socket now would reset it.
 	target   atomic.Pointer[backend]
@@ -64,15 +66,14 @@ var firstBytes = sync.Pool{New: func() any { b := make([]byte, 4096); return &b 
 func (p *Proxy) answer(c *conn, b *backend, bc *net.TCPConn) {
 	bp := firstBytes.Get().(*[]byte)
 	n, err := bc.Read(*bp)
+	c.answered.Store(true)
 	if n > 0 {
-		c.answered.Store(true)
 		_, werr := c.client.Write((*bp)[:n])
 		if err == nil {
 			err = werr
 		}
 	}
 	firstBytes.Put(bp)
-	c.answered.Store(true)
 	switch {
 	case err == io.EOF:
 		if cw, ok := c.client.(closeWriter); ok && cw.CloseWrite() != nil {

@@ -85,10 +85,7 @@ func processStats(p *Proxy) string {
 			}
 		}
 	}
-	open := 0
-	for _, n := range p.Active() {
-		open += n
-	}
+	open := totalActive(p)
 	return fmt.Sprintf("rss_kb=%d heap_inuse=%d stack_inuse=%d sys=%d goroutines=%d fds=%d active=%d",
 		rss, ms.HeapInuse, ms.StackInuse, ms.Sys, runtime.NumGoroutine(), countFDs(), open)
 }

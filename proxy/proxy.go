@@ -311,11 +311,8 @@ func (p *Proxy) Unanswered(id uint64) int {
 	defer p.mu.Unlock()
 	n := 0
 	for c := range p.conns {
-		b := c.be.Load()
-		if b == nil {
-			b = c.target.Load()
-		}
-		if b != nil && b.id == id && !c.answered.Load() {
+		// target, not be: it is also set while the dial is in flight.
+		if b := c.target.Load(); b != nil && b.id == id && !c.answered.Load() {
 			n++
 		}
 	}

@@ -3,6 +3,7 @@ package signals
 import (
 	"os"
 
+	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,8 +27,7 @@ func (t *terminal) hungUp() bool {
 	if t == nil {
 		return false
 	}
-	_, err := unix.IoctlGetTermios(int(t.f.Fd()), ioctlGetTermios)
-	return err != nil
+	return !isatty.IsTerminal(t.f.Fd())
 }
 
 func (t *terminal) close() {

@@ -111,18 +111,10 @@ type Translator struct {
 func (t *Translator) Translate(sig syscall.Signal) (Event, bool) {
 	switch sig {
 	case syscall.SIGTERM, syscall.SIGINT:
-		if t.stopping {
-			return Event{Kind: Force, Signal: sig}, true
-		}
-		t.stopping = true
-		return Event{Kind: Shutdown, Signal: sig}, true
+		return t.stop(Shutdown, sig), true
 	case syscall.SIGHUP:
 		if t.HungUp != nil && t.HungUp() {
-			if t.stopping {
-				return Event{Kind: Force, Signal: sig}, true
-			}
-			t.stopping = true
-			return Event{Kind: HangUp, Signal: sig}, true
+			return t.stop(HangUp, sig), true
 		}
 		return Event{Kind: Reload, Signal: sig}, true
 	case syscall.SIGTTIN:
@@ -133,4 +125,14 @@ func (t *Translator) Translate(sig syscall.Signal) (Event, bool) {
 		return Event{}, false
 	}
 	return Event{Kind: Forward, Signal: sig}, true
+}
+
+// stop returns the event for a request to stop, of kind Shutdown or
+// HangUp: Force once a stop was already asked for.
+func (t *Translator) stop(kind Kind, sig syscall.Signal) Event {
+	if t.stopping {
+		return Event{Kind: Force, Signal: sig}
+	}
+	t.stopping = true
+	return Event{Kind: kind, Signal: sig}
 }

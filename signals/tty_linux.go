@@ -1,5 +1,0 @@
-package signals
-
-import "golang.org/x/sys/unix"
-
-const ioctlGetTermios = unix.TCGETS
