@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -225,11 +224,6 @@ func (r *renderer) instances(a *hclconfig.App) (n int, isMax bool) {
 	return a.Instances, false
 }
 
-// argv is the command the app runs: the list as written, or a string as
-// ["/bin/sh", "-c", string] with "exec " in front of a simple command, as
-// clusterrun runs it (the program then replaces the shell).
-func argv(a *hclconfig.App) []string { return a.Command }
-
 // isShell reports whether the app's command was written as a string.
 func isShell(a *hclconfig.App) bool { return a.Written.CommandString != "" }
 
@@ -408,16 +402,6 @@ func dnsLabel(s string) string {
 		out = "app"
 	}
 	return out
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Concat joins the files of a rendering into the one stream that export

@@ -121,7 +121,7 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	c := obj{}
 	c.set("name", name)
 	c.set("image", r.opts.Image)
-	args := argv(a)
+	args := a.Command
 	c.set("command", k8sList(args[:1]))
 	c.set("args", k8sList(args[1:]))
 	if dir, written := r.workDir(a); written {

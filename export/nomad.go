@@ -138,14 +138,14 @@ func (r *renderer) nomadConfig(a *hclconfig.App) obj {
 	cd := "cd " + shellQuote(dir) + " && "
 	var args list
 	if isShell(a) {
-		script := cd + argv(a)[2]
-		if strings.Contains(argv(a)[2], "${") {
+		script := cd + a.Command[2]
+		if strings.Contains(a.Command[2], "${") {
 			r.warnApp(a, "command", "Nomad replaces ${...} in args with its own variables before the shell sees them: check that the command still reads as meant, or write $X for ${X}")
 		}
 		args = list{"-c", script}
 	} else {
 		args = list{"-c", cd + `exec "$0" "$@"`}
-		for _, w := range argv(a) {
+		for _, w := range a.Command {
 			if strings.Contains(w, "${") {
 				r.warnApp(a, "command", "Nomad replaces ${...} in args with its own variables: %q may not reach the app as written", w)
 			}

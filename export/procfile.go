@@ -59,17 +59,17 @@ func (r *renderer) procfile() []File {
 func (r *renderer) procfileWarnings(a *hclconfig.App) {
 	// What clusterrun makes of a Procfile (the web line's proxy listener,
 	// stop-first reloads for the others) is no warning when it goes back
-	// to one.
+	// to one. The web line's tcp ready check still is: hasProxy reports
+	// no proxy for a config read from a Procfile.
 	fromProcfile := r.cfg.Procfile
-	for _, l := range r.listenersOf(a) {
-		if fromProcfile {
-			break
+	if !fromProcfile {
+		for _, l := range r.listenersOf(a) {
+			addr := l.Address
+			if l.Network == "unix" {
+				addr = "unix:" + addr
+			}
+			r.warnApp(a, "listeners", "a Procfile has no listeners: instead of listener %q (%s), the line gets PORT from foreman (5000 + 100 per line before it) and must bind it itself", l.Name, addr)
 		}
-		addr := l.Address
-		if l.Network == "unix" {
-			addr = "unix:" + addr
-		}
-		r.warnApp(a, "listeners", "a Procfile has no listeners: instead of listener %q (%s), the line gets PORT from foreman (5000 + 100 per line before it) and must bind it itself", l.Name, addr)
 	}
 	for _, v := range appEnv(r.cfg, a) {
 		if overridden(v.Name, r.port(a) > 0) {
@@ -113,16 +113,12 @@ func (r *renderer) procfileWarnings(a *hclconfig.App) {
 }
 
 // hasProxy reports whether the app has a proxy listener, whose default
-// readiness is tcp.
+// readiness is tcp. For a config read from a Procfile it reports false.
 func (r *renderer) hasProxy(a *hclconfig.App) bool {
-	// What clusterrun makes of a Procfile (the web line's proxy listener,
-	// stop-first reloads for the others) is no warning when it goes back
-	// to one.
-	fromProcfile := r.cfg.Procfile
+	if r.cfg.Procfile {
+		return false
+	}
 	for _, l := range r.listenersOf(a) {
-		if fromProcfile {
-			break
-		}
 		if l.Mode == hclconfig.Proxy {
 			return true
 		}

@@ -2,8 +2,10 @@ package export
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -216,7 +218,7 @@ func (r *renderer) systemdService(a *hclconfig.App, sockets map[string]string) F
 		fmt.Fprintf(&svc, "EnvironmentFile=%s\n", sdSpecifiers(p))
 	}
 	overrides := fileOverrides(files, vars)
-	for _, name := range sortedKeys(overrides) {
+	for _, name := range slices.Sorted(maps.Keys(overrides)) {
 		r.warnApp(a, "env."+name, "%s is also set in env file %s: clusterrun lets env win, systemd lets EnvironmentFile= win", name, overrides[name])
 	}
 	if a.User != "" {
@@ -324,7 +326,7 @@ func (r *renderer) execStart(a *hclconfig.App) string {
 		words = append(words, sdWord(v.Name+"="+v.render(func(x string) string { return "${" + x + "}" }, sdEscape)))
 		r.warnEnv(a, v.global, "env."+v.Name, "%s: rendered as %s, which systemd expands when it starts the unit from the unit's environment (Environment=, EnvironmentFile=, the manager's); set %s there", shortSource(v.Source), strings.Join(braced(v.refNames()), ", "), strings.Join(v.refNames(), ", "))
 	}
-	for i, w := range argv(a) {
+	for i, w := range a.Command {
 		if i == 0 && !isShell(a) && strings.Contains(w, "/") && !filepath.IsAbs(w) {
 			// ExecStart= wants an absolute path, or a name it looks up.
 			w = r.rebase(filepath.Join(a.Dir, w))

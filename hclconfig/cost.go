@@ -95,10 +95,6 @@ func pow10(n int64) int64 {
 	return add(p, n)
 }
 
-// asNumber is how long c could be as a number: a number's own digits, or
-// a string converted.
-func (c cost) asNumber() int64 { return c.num }
-
 // coster computes costs for one file. produced sums what evaluation would
 // produce, the strings that templates, functions and for expressions build
 // (a bare env.X is the env value itself, not a copy).
@@ -252,13 +248,13 @@ func (z *coster) node(e hclsyntax.Expression) cost {
 	case *hclsyntax.UnaryOpExpr:
 		v := z.expr(e.Val)
 		if e.Op == hclsyntax.OpNegate {
-			return z.produce(number(add(v.asNumber(), 1)))
+			return z.produce(number(add(v.num, 1)))
 		}
 		return scalar(5)
 	case *hclsyntax.BinaryOpExpr:
 		// Arithmetic converts its operands to numbers, and a number can
 		// be written out where a string is wanted: it counts as produced.
-		l, r := z.expr(e.LHS).asNumber(), z.expr(e.RHS).asNumber()
+		l, r := z.expr(e.LHS).num, z.expr(e.RHS).num
 		switch e.Op {
 		case hclsyntax.OpAdd, hclsyntax.OpSubtract, hclsyntax.OpModulo:
 			return z.produce(number(add(max(l, r), 1)))

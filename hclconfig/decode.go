@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/clusterrun/clusterrun/signals"
+	"github.com/clusterrun/clusterrun/watch"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/zclconf/go-cty/cty"
@@ -118,16 +119,15 @@ type rawReload struct {
 }
 
 // appSource remembers, for the validate step, where each part of an App
-// was written and what the resolved value cannot say (instances = "max").
+// was written.
 type appSource struct {
-	raw          *rawApp
-	listeners    []stringItem
-	dependsOn    []stringItem
-	instancesMax bool
-	checkExpr    hcl.Expression // nil when the ready block or check is absent
-	pathSet      bool
-	delaySet     bool
-	delayExpr    hcl.Expression
+	raw       *rawApp
+	listeners []stringItem
+	dependsOn []stringItem
+	checkExpr hcl.Expression // nil when the ready block or check is absent
+	pathSet   bool
+	delaySet  bool
+	delayExpr hcl.Expression
 	// healthCheckExpr is the health block's check, when it was valid.
 	healthCheckExpr hcl.Expression
 	// command is where the program is named: the first list element, or
@@ -162,9 +162,9 @@ func resolvePath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// maxInstances bounds instances: a slip such as 40000 for 4 would otherwise
-// start processes until the machine falls over.
-const maxInstances = 4096
+// MaxInstances bounds instances, and clusterrun scale: a slip such as
+// 40000 for 4 would otherwise start processes until the machine falls over.
+const MaxInstances = 4096
 
 // decodeListener resolves one listener block. Values that fail keep their
 // defaults so later checks see a plausible listener and do not pile on.
@@ -300,7 +300,7 @@ func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, 
 		}
 	}
 
-	decodeInstances(e, r.Instances, a, src)
+	decodeInstances(e, r.Instances, a)
 
 	if items, ok := e.stringList(r.Listeners, "listeners"); ok {
 		src.listeners = items
@@ -378,7 +378,7 @@ func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, 
 		decodeStop(e, r.Stop, a)
 	}
 	if r.Reload != nil {
-		if n, ok := e.integer(r.Reload.Parallel, "Invalid parallel", "reload parallel", "a whole number of at least 1 (the instances replaced at a time)", 1, maxInstances); ok {
+		if n, ok := e.integer(r.Reload.Parallel, "Invalid parallel", "reload parallel", "a whole number of at least 1 (the instances replaced at a time)", 1, MaxInstances); ok {
 			a.Reload.Parallel = n
 		}
 		if o, ok := e.str(r.Reload.Order, "order"); ok {
@@ -455,7 +455,7 @@ func shellCommand(s string) []string {
 	return []string{"/bin/sh", "-c", form}
 }
 
-func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) {
+func decodeInstances(e *evaluator, expr hcl.Expression, a *App) {
 	const rule = `a whole number from 1 to 4096, or "max" for one instance per CPU`
 	v, ok := e.value(expr)
 	if !ok || v.IsNull() {
@@ -466,13 +466,12 @@ func decodeInstances(e *evaluator, expr hcl.Expression, a *App, src *appSource) 
 		if s == "max" {
 			a.Instances = runtime.NumCPU()
 			a.Written.Instances = "max"
-			src.instancesMax = true
 			return
 		}
 		e.errorf(expr, "Invalid instances", "The instances must be %s, but this is %s.%s", rule, shown(v), didYouMean(s, "max"))
 		return
 	}
-	if n, ok := e.wholeNumber(expr, v, "Invalid instances", "instances", rule, 1, maxInstances); ok {
+	if n, ok := e.wholeNumber(expr, v, "Invalid instances", "instances", rule, 1, MaxInstances); ok {
 		a.Instances = n
 		a.Written.Instances = strconv.Itoa(n)
 	}
@@ -637,8 +636,14 @@ func decodeWatch(e *evaluator, r *rawWatch, dir string, a *App, srcs *sources) {
 				good = false
 				continue
 			}
-			if _, err := path.Match(it.val, ""); err != nil {
-				e.diags = append(e.diags, it.errorf("Invalid ignore pattern", fmt.Sprintf("The pattern %q is not a valid glob: check its [...] classes and backslashes. Patterns use *, ? and [a-z] as in the shell, and ** for any number of directories, such as \"**/*.log\".", it.val)))
+			// The checks watch makes when up starts it, so check refuses
+			// what up would.
+			if err := watch.CheckPattern(it.val); err != nil {
+				detail := fmt.Sprintf("The pattern %q is not a valid glob: check its [...] classes and backslashes. Patterns use *, ? and [a-z] as in the shell, and ** for any number of directories, such as \"**/*.log\".", it.val)
+				if !errors.Is(err, path.ErrBadPattern) {
+					detail = fmt.Sprintf("The pattern %q cannot be used: %s. A leading \"/\" or \"./\" only anchors it at the watched directory and a trailing \"/\" is dropped; what is left must name a path with no empty segments, such as \"/dist\" or \"build/out\".", it.val, err)
+				}
+				e.diags = append(e.diags, it.errorf("Invalid ignore pattern", detail))
 				good = false
 				continue
 			}

@@ -29,12 +29,12 @@ func ParseFormation(s string) (map[string]int, error) {
 			return nil, fmt.Errorf("cannot parse formation %q: it has an empty item; %s", s, syntax)
 		case !ok:
 			return nil, fmt.Errorf("cannot parse formation %q: %q has no \"=\"; %s", s, strings.TrimSpace(item), syntax)
-		case name != formationAll && !validName(name):
+		case name != formationAll && !ValidName(name):
 			return nil, fmt.Errorf("cannot parse formation %q: %q is not an app name (a name starts with a letter or digit and contains only letters, digits, \"-\" and \"_\")", s, name)
 		}
 		n, err := strconv.Atoi(count)
-		if err != nil || !isDigits(count) || n > maxInstances {
-			return nil, fmt.Errorf("cannot parse formation %q: the count of %s is %q, not a whole number from 0 to %d", s, name, count, maxInstances)
+		if err != nil || !isDigits(count) || n > MaxInstances {
+			return nil, fmt.Errorf("cannot parse formation %q: the count of %s is %q, not a whole number from 0 to %d", s, name, count, MaxInstances)
 		}
 		if _, dup := f[name]; dup {
 			return nil, fmt.Errorf("cannot parse formation %q: %s is given twice", s, name)

@@ -544,3 +544,56 @@ app "web" {
 		t.Errorf("diags = %v", diags)
 	}
 }
+
+// TestWatchIgnoreAsUp checks that check refuses the ignore patterns that
+// watch refuses when up starts it, not only the bad globs, each at its
+// place in the file.
+func TestWatchIgnoreAsUp(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "cluster.hcl")
+	src := []byte(`app "web" {
+  command = ["./web"]
+  watch {
+    paths  = ["src"]
+    ignore = ["a//b", "./", "ok/", "/", "[a-"]
+  }
+}
+`)
+	_, _, diags := ParseWith(path, src, Options{SkipMachine: true})
+	type at struct {
+		col    int
+		detail string
+	}
+	var got []at
+	for _, d := range diags {
+		if d.Summary != "Invalid ignore pattern" || d.Subject == nil {
+			t.Errorf("unexpected diagnostic: %s", d)
+			continue
+		}
+		if d.Subject.Filename != path || d.Subject.Start.Line != 5 {
+			t.Errorf("%s: at %s, want line 5 of %s", d.Detail, d.Subject, path)
+		}
+		got = append(got, at{d.Subject.Start.Column, d.Detail})
+	}
+	want := []struct {
+		col  int
+		text string
+	}{
+		{15, `The pattern "a//b" cannot be used: empty path segment.`},
+		{23, `The pattern "./" cannot be used: it names no path.`},
+		{36, `The pattern "/" cannot be used: it names no path.`},
+		{41, `The pattern "[a-" is not a valid glob`},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d diagnostics %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		if got[i].col != w.col || !strings.HasPrefix(got[i].detail, w.text) {
+			t.Errorf("diagnostic %d: column %d, %q; want column %d, %q...", i, got[i].col, got[i].detail, w.col, w.text)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[st
 			})
 			continue
 		}
-		if !validName(name) {
+		if !ValidName(name) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Invalid process name",

@@ -21,8 +21,8 @@ import (
 // with ':' into LISTEN_FDNAMES, so dots, colons and spaces are all out.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
-// validName reports whether s may name an app or a listener.
-func validName(s string) bool {
+// ValidName reports whether s may name an app or a listener.
+func ValidName(s string) bool {
 	return namePattern.MatchString(s)
 }
 

@@ -130,13 +130,13 @@ func TestParseAddress(t *testing.T) {
 
 func TestValidName(t *testing.T) {
 	for _, name := range []string{"web", "Web2", "0", "api-v2", "worker_1", "a"} {
-		if !validName(name) {
-			t.Errorf("validName(%q) = false", name)
+		if !ValidName(name) {
+			t.Errorf("ValidName(%q) = false", name)
 		}
 	}
 	for _, name := range []string{"", "-web", "_web", "web.1", "a:b", "a b", "ünï", "web/1", "web\n"} {
-		if validName(name) {
-			t.Errorf("validName(%q) = true", name)
+		if ValidName(name) {
+			t.Errorf("ValidName(%q) = true", name)
 		}
 	}
 }

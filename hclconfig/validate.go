@@ -77,7 +77,7 @@ func checkNames(srcs *sources) hcl.Diagnostics {
 	seenListeners := make(map[string]*rawListener)
 	for _, ls := range srcs.listeners {
 		r := ls.raw
-		if !validName(r.Name) {
+		if !ValidName(r.Name) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Invalid listener name",
@@ -100,7 +100,7 @@ func checkNames(srcs *sources) hcl.Diagnostics {
 	seenApps := make(map[string]*rawApp)
 	for _, as := range srcs.apps {
 		r := as.raw
-		if !validName(r.Name) {
+		if !ValidName(r.Name) {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Invalid app name",
@@ -302,9 +302,9 @@ func checkProbe(byName map[string]*Listener, a *App, as *appSource, block, check
 			fmt.Sprintf("App %q has listeners, and the %q check would probe them: every instance accepts on the same socket, so the runner cannot tell which instance answered. Set mode = \"proxy\" on listener %q, which gives every instance its own private port to probe, or %s", a.Name, check, a.Listeners[0], fix))}
 	}
 	var diags hcl.Diagnostics
-	if a.Instances > 1 || as.instancesMax {
+	if a.Instances > 1 || a.Written.Instances == "max" {
 		n := strconv.Itoa(a.Instances)
-		if as.instancesMax {
+		if a.Written.Instances == "max" {
 			n = `"max"`
 		}
 		diags = append(diags, exprError(expr, nil, title+" check needs a single instance",

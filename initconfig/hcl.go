@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 )
 
@@ -125,13 +126,10 @@ func (w *writer) envBlock(indent string, env map[string]string) {
 	w.line("%s}", indent)
 }
 
-// namePattern is the shape of app and listener names (hclconfig's).
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
-
 // appName makes s a valid app name: letters, digits, "-" and "_",
 // starting with a letter or digit.
 func appName(s string) string {
-	if namePattern.MatchString(s) {
+	if hclconfig.ValidName(s) {
 		return s
 	}
 	var b strings.Builder

@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clusterrun/clusterrun/watch"
 )
 
 // readJS is the node program that prints an ecosystem.config.js as JSON:
@@ -419,7 +422,7 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 			p.unmap("env", "not an object: %s", jsonText(v))
 		}
 	}
-	for _, k := range sortedKeys(p.raw) {
+	for _, k := range slices.Sorted(maps.Keys(p.raw)) {
 		if strings.HasPrefix(k, "env_") {
 			p.take(k)
 			p.unmap(k, "cluster.hcl has no env profiles: put these variables in an env_file (such as .%s) or in another file run with -f", strings.ReplaceAll(k, "_", "."))
@@ -527,8 +530,12 @@ READY=1 on $NOTIFY_SOCKET, or in Node:
 		}
 	}
 	for _, g := range p.words("ignore_watch") {
-		if _, err := path.Match(g, ""); err != nil {
-			p.unmap("ignore_watch", "%q is not a glob (clusterrun's ignore takes globs such as \"**/*.log\", not regular expressions)", g)
+		if err := watch.CheckPattern(g); err != nil {
+			if errors.Is(err, path.ErrBadPattern) {
+				p.unmap("ignore_watch", "%q is not a glob (clusterrun's ignore takes globs such as \"**/*.log\", not regular expressions)", g)
+			} else {
+				p.unmap("ignore_watch", "%q cannot be used: %s (clusterrun's ignore takes globs such as \"**/*.log\")", g, err)
+			}
 			continue
 		}
 		ignore = append(ignore, g)
@@ -591,7 +598,7 @@ READY=1 on $NOTIFY_SOCKET, or in Node:
 	}
 
 	// Whatever is left has no equivalent.
-	for _, k := range sortedKeys(p.raw) {
+	for _, k := range slices.Sorted(maps.Keys(p.raw)) {
 		v := p.raw[k]
 		delete(p.raw, k)
 		if note, ok := pm2Notes[k]; ok {
@@ -667,13 +674,4 @@ func portSource(raw map[string]any) string {
 		}
 	}
 	return "args"
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

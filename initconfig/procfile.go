@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/joho/godotenv"
 )
 
@@ -55,7 +56,7 @@ func parseProcfile(name string, data []byte) ([]procfileLine, error) {
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("%s:%d: this line has no \":\"; each line of a Procfile is \"name: command\"", name, n)
-		case !namePattern.MatchString(proc):
+		case !hclconfig.ValidName(proc):
 			return nil, fmt.Errorf("%s:%d: the process name %q cannot be an app name: use letters, digits, \"-\" and \"_\", starting with a letter or digit", name, n, proc)
 		case command == "":
 			return nil, fmt.Errorf("%s:%d: process %q has no command", name, n, proc)

@@ -94,9 +94,4 @@ reload {
 
 // dur writes d as cluster.hcl's durations read: "100ms", "30s", "1m0s"
 // is "60s".
-func dur(d time.Duration) string {
-	if d%time.Second == 0 {
-		return strconv.Itoa(int(d/time.Second)) + "s"
-	}
-	return strconv.Itoa(int(d/time.Millisecond)) + "ms"
-}
+func dur(d time.Duration) string { return msDuration(d.Milliseconds()) }

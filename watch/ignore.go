@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -25,41 +26,60 @@ import (
 //     such as node_modules from using up the watch limit);
 //   - a trailing "/" is dropped: "cache/" is "cache".
 type pattern struct {
-	raw  string
 	segs []string
 	// anywhere: one segment, matched against every segment of the path.
 	anywhere bool
 }
 
+// CheckPattern reports whether g is an ignore pattern Watch accepts, with
+// the checks it makes when it starts: a valid glob in each segment, no empty
+// segment ("a//b"), and a path left after the anchoring "/" and "./" prefixes
+// and the trailing "/" are dropped (so not "/", "./" or "."). A glob error
+// wraps path.ErrBadPattern. The error does not name the pattern; the caller
+// says which one it was.
+func CheckPattern(g string) error {
+	_, _, err := parsePattern(g)
+	return err
+}
+
+// parsePattern splits g into its segments and reports whether it is
+// anchored at the root.
+func parsePattern(g string) (segs []string, anchored bool, err error) {
+	s := strings.TrimSuffix(g, "/")
+	for {
+		switch {
+		case strings.HasPrefix(s, "./"):
+			s, anchored = s[2:], true
+			continue
+		case strings.HasPrefix(s, "/"):
+			s, anchored = s[1:], true
+			continue
+		}
+		break
+	}
+	if s == "" || s == "." {
+		return nil, false, errors.New("it names no path")
+	}
+	segs = strings.Split(s, "/")
+	for _, seg := range segs {
+		if seg == "" {
+			return nil, false, errors.New("empty path segment")
+		}
+		if _, err := path.Match(seg, ""); err != nil {
+			return nil, false, err
+		}
+	}
+	return segs, anchored, nil
+}
+
 func compilePatterns(globs []string) ([]pattern, error) {
 	out := make([]pattern, 0, len(globs))
 	for _, g := range globs {
-		s := strings.TrimSuffix(g, "/")
-		anchored := false
-		for {
-			switch {
-			case strings.HasPrefix(s, "./"):
-				s, anchored = s[2:], true
-				continue
-			case strings.HasPrefix(s, "/"):
-				s, anchored = s[1:], true
-				continue
-			}
-			break
+		segs, anchored, err := parsePattern(g)
+		if err != nil {
+			return nil, fmt.Errorf("cannot use ignore pattern %q: %w", g, err)
 		}
-		if s == "" || s == "." {
-			return nil, fmt.Errorf("cannot use ignore pattern %q: it names no path", g)
-		}
-		segs := strings.Split(s, "/")
-		for _, seg := range segs {
-			if seg == "" {
-				return nil, fmt.Errorf("cannot use ignore pattern %q: empty path segment", g)
-			}
-			if _, err := path.Match(seg, ""); err != nil {
-				return nil, fmt.Errorf("cannot use ignore pattern %q: %w", g, err)
-			}
-		}
-		out = append(out, pattern{raw: g, segs: segs, anywhere: len(segs) == 1 && !anchored})
+		out = append(out, pattern{segs: segs, anywhere: len(segs) == 1 && !anchored})
 	}
 	return out, nil
 }

@@ -318,7 +318,7 @@ func TestCloseStopsCallbacks(t *testing.T) {
 	}
 	f := filepath.Join(dir, "f")
 	write(t, f)
-	<-calls // running
+	next(t, calls) // running
 
 	stop := make(chan struct{})
 	writer := make(chan struct{})
