@@ -41,7 +41,6 @@ func groupUsage(pgids []int) (map[int]Usage, error) {
 		if !ok {
 			continue // the process ended while we looked
 		}
-		buf = b[:cap(b)]
 		pgrp, cpu, rss, ok := parseStat(b)
 		if !ok || !want[pgrp] {
 			continue

@@ -133,11 +133,10 @@ type StartRequested struct {
 	Reply chan<- error
 }
 
-// DrainRequested: the first SIGTERM or SIGINT, or a required app that
-// gave up (Code 1).
+// DrainRequested: the first SIGTERM or SIGINT (a required app that gives
+// up drains from inside the machine, with exit code 1).
 type DrainRequested struct {
 	Signal syscall.Signal
-	Code   int
 	// HungUp: the controlling terminal went away (a SIGHUP that means
 	// "the window was closed", not "reload").
 	HungUp bool

@@ -65,18 +65,18 @@ func (p *procs) Cancel(id InstanceID) {
 }
 
 func (p *procs) Signal(id InstanceID, pid int, sig syscall.Signal) error {
-	if sig == syscall.SIGKILL {
-		return proc.KillGroup(pid, sig)
-	}
+	return proc.KillGroup(pid, sig)
+}
+
+func (p *procs) SignalStop(id InstanceID, pid int, sig syscall.Signal) error {
 	// Called on the runner's goroutine, which owns the proxies.
 	wait := p.r.socks.unanswered(id)
-	if wait == nil || wait() == 0 {
+	if sig == syscall.SIGKILL || wait == nil || wait() == 0 {
 		return proc.KillGroup(pid, sig)
 	}
 	// It was taken out of routing a moment ago, but connections forwarded
-	// to it have had no answer yet: they may still wait in its own accept
-	// queue, which it would reset on closing its socket. Signal it once
-	// they are answered, or after a second at the most.
+	// to it have had no answer yet. Signal it once they are answered, or
+	// after a second at the most.
 	p.mu.Lock()
 	gone := p.gone[id]
 	p.mu.Unlock()

@@ -119,6 +119,11 @@ func (w *world) Cancel(id InstanceID) {
 	}
 }
 
+// SignalStop: the fake world has no proxy whose connections to wait for.
+func (w *world) SignalStop(id InstanceID, pid int, sig syscall.Signal) error {
+	return w.Signal(id, pid, sig)
+}
+
 func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	p := w.procs[id]
 	if p == nil || !p.spawned || p.pid != pid {

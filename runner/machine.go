@@ -723,12 +723,9 @@ func (m *Machine) becameReady(in *instance, how string) {
 // the one it replaces: start new, wait ready, then stop old, so the slot's
 // capacity never drops.
 func (m *Machine) promote(s *slot) {
-	old, nw := s.cur, s.next
-	s.cur, s.next = nw, nil
-	nw.loc = locCur
-	s.rel = nw.rel
-	m.procs.SetTag(nw.id, "")
-	m.touch(nw)
+	old := s.cur
+	m.takeOver(s)
+	nw := s.cur
 	if old != nil {
 		// Relabelled before it hears of its stop, so that what it says
 		// about it already reads as the draining process's.
@@ -1006,7 +1003,7 @@ func (m *Machine) stop(in *instance, expected bool) {
 	m.setState(in, stStopping) // unroutable before it gets the signal
 	m.publish(in, Draining, "")
 	st := in.rel.App.Stop
-	if err := m.procs.Signal(in.id, in.pid, st.Signal); err != nil {
+	if err := m.procs.SignalStop(in.id, in.pid, st.Signal); err != nil {
 		m.log.Printf("cannot signal %s: %v", in.labelPID(), err)
 	}
 	m.arm(&in.timers[tStop], st.Timeout, timerFired{kind: tStop, in: in})
@@ -1239,13 +1236,11 @@ func (m *Machine) stopApp(a *app, why string) {
 }
 
 func (m *Machine) stopRequested(name string) error {
-	a := m.app(name)
-	switch {
-	case a == nil:
-		return m.noApp(name)
-	case m.phase != running:
-		return errStopped
-	case a.state == appStopped:
+	a, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	if a.state == appStopped {
 		return fmt.Errorf("%s is not running", name)
 	}
 	m.log.Printf("%s: stopping (clusterrun stop)", name)
@@ -1256,13 +1251,11 @@ func (m *Machine) stopRequested(name string) error {
 }
 
 func (m *Machine) startRequested(name string) error {
-	a := m.app(name)
-	switch {
-	case a == nil:
-		return m.noApp(name)
-	case m.phase != running:
-		return errStopped
-	case a.state != appStopped:
+	a, err := m.lookup(name)
+	if err != nil {
+		return err
+	}
+	if a.state != appStopped {
 		return fmt.Errorf("%s is already running", name)
 	}
 	a.state = appWaiting
@@ -1271,21 +1264,28 @@ func (m *Machine) startRequested(name string) error {
 	return nil
 }
 
+// lookup returns the app a command names, or the error to answer it with.
+func (m *Machine) lookup(name string) (*app, error) {
+	a := m.app(name)
+	switch {
+	case a == nil:
+		return nil, m.noApp(name)
+	case m.phase != running:
+		return nil, errStopped
+	}
+	return a, nil
+}
+
 func (m *Machine) noApp(name string) error {
 	return fmt.Errorf("no app %q in %s", name, m.cfg.Path)
 }
 
-// maxInstances bounds scale as the config bounds instances.
-const maxInstances = 4096
-
 func (m *Machine) scale(name, spec string) (int, error) {
-	a := m.app(name)
-	switch {
-	case a == nil:
-		return 0, m.noApp(name)
-	case m.phase != running:
-		return 0, errStopped
-	case a.state != appRunning:
+	a, err := m.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	if a.state != appRunning {
 		return 0, fmt.Errorf("%s is not running (state %s)", name, m.appStatus(a))
 	}
 	n, err := ParseScale(spec, len(a.slots))
@@ -1316,8 +1316,8 @@ func ParseScale(spec string, cur int) (int, error) {
 			n = cur + v
 		}
 	}
-	if n < 1 || n > maxInstances {
-		return 0, fmt.Errorf("cannot scale to %d instances: the count must stay within 1..%d (now %d)", n, maxInstances, cur)
+	if n < 1 || n > hclconfig.MaxInstances {
+		return 0, fmt.Errorf("cannot scale to %d instances: the count must stay within 1..%d (now %d)", n, hclconfig.MaxInstances, cur)
 	}
 	return n, nil
 }
@@ -1340,8 +1340,8 @@ func (m *Machine) scaleAll(up bool) {
 		if !up {
 			n = len(a.slots) - 1
 		}
-		if n < 1 || n > maxInstances {
-			m.log.Printf("%s: %s ignored: the count must stay within 1..%d", a.name, sig, maxInstances)
+		if n < 1 || n > hclconfig.MaxInstances {
+			m.log.Printf("%s: %s ignored: the count must stay within 1..%d", a.name, sig, hclconfig.MaxInstances)
 			continue
 		}
 		m.resize(a, n, sig)
@@ -1371,7 +1371,7 @@ func (m *Machine) onDrain(ev DrainRequested) {
 	case ev.Signal != 0:
 		m.log.Printf("received %s: stopping every app (send it again to kill at once)", signals.Name(ev.Signal))
 	}
-	m.drain(ev.Code)
+	m.drain(0)
 }
 
 // drain begins a graceful stop of everything that ends the runner with code.
@@ -1431,7 +1431,19 @@ func (m *Machine) liveOf(a *app) []*instance {
 	return append(out, a.draining...)
 }
 
-func (m *Machine) hasLive(a *app) bool { return len(m.liveOf(a)) > 0 }
+// hasLive is len(liveOf(a)) > 0 without the slice: the drain asks it for
+// every app after every event.
+func (m *Machine) hasLive(a *app) bool {
+	if len(a.draining) > 0 {
+		return true
+	}
+	for _, s := range a.slots {
+		if s.cur != nil || s.next != nil {
+			return true
+		}
+	}
+	return false
+}
 
 // dependentsLive: some app that depends on a still has live processes.
 func (m *Machine) dependentsLive(a *app) bool {

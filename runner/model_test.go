@@ -186,7 +186,7 @@ func (md *model) step(i int) {
 		p := live[w.rng.IntN(len(live))]
 		md.disturb(p.app())
 		w.notify(p, "STOPPING=1")
-	case r < 48 && len(live) > 0:
+	case r < 46 && len(live) > 0:
 		// A process that was told to stop exits (a hung one only to SIGKILL).
 		for _, p := range live {
 			if p.signalled == syscall.SIGKILL || p.signalled == syscall.SIGTERM && !p.hung {
@@ -198,7 +198,7 @@ func (md *model) step(i int) {
 				break
 			}
 		}
-	case r < 47 && len(live) > 0:
+	case r < 48 && len(live) > 0:
 		// A probe answers: a ready probe passes, or a health check passes
 		// or fails.
 		p := live[w.rng.IntN(len(live))]

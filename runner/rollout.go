@@ -322,14 +322,12 @@ func (m *Machine) wait(a *app, reqs []*request) {
 }
 
 func (m *Machine) onRestartRequested(ev RestartRequested) {
-	a := m.app(ev.App)
+	a, err := m.lookup(ev.App)
+	if err != nil {
+		ev.Reply <- ReloadResult{Err: err}
+		return
+	}
 	switch {
-	case a == nil:
-		ev.Reply <- ReloadResult{Err: m.noApp(ev.App)}
-		return
-	case m.phase != running:
-		ev.Reply <- ReloadResult{Err: errStopped}
-		return
 	case a.state != appRunning:
 		ev.Reply <- ReloadResult{Err: fmt.Errorf("%s is not running (state %s); use start", ev.App, m.appStatus(a))}
 		return

@@ -24,6 +24,11 @@ type Procs interface {
 	Cancel(id InstanceID)
 	// Signal sends sig to the process group of a started process.
 	Signal(id InstanceID, pid int, sig syscall.Signal) error
+	// SignalStop sends the stop signal sig like Signal, but in proxy mode only
+	// once the connections already forwarded to the instance are answered
+	// (a second at the most): they may wait in its accept queue, which it
+	// would reset on closing its socket.
+	SignalStop(id InstanceID, pid int, sig syscall.Signal) error
 	// SetTag marks an instance's log prefix: "+" for a replacement still
 	// starting, "-" for a replaced process draining, "" when serving.
 	SetTag(id InstanceID, tag string)

@@ -130,14 +130,12 @@ func (m *Machine) Pids() []int {
 	return out
 }
 
-// idOf returns the id of the live process with pid.
-func (m *Machine) idOf(pid int) (InstanceID, bool) {
-	for id, in := range m.live {
-		if in.pid == pid && pid != 0 {
-			return id, true
-		}
+// pidOf returns the pid of the live instance id, or 0.
+func (m *Machine) pidOf(id InstanceID) int {
+	if in := m.live[id]; in != nil {
+		return in.pid
 	}
-	return 0, false
+	return 0
 }
 
 // NeedsSampling reports whether a live instance's app has a max_memory,

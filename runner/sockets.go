@@ -146,22 +146,22 @@ func (s *sockets) unanswered(id InstanceID) func() int {
 
 // addConns fills in the open proxied connections of each instance.
 func (s *sockets) addConns(st *status.Runner) {
+	// Status names processes by pid; map ids through the machine.
 	conns := map[int]int{}
 	for _, rt := range s.proxies {
 		for id, n := range rt.px.Active() {
-			conns[int(id)] += n
+			if pid := s.r.m.pidOf(InstanceID(id)); pid != 0 {
+				conns[pid] += n
+			}
 		}
 	}
 	if len(conns) == 0 {
 		return
 	}
-	// Status names processes by pid; map ids through the machine.
 	for i := range st.Apps {
 		for j := range st.Apps[i].Procs {
 			p := &st.Apps[i].Procs[j]
-			if id, ok := s.r.m.idOf(p.PID); ok {
-				p.Conns = conns[int(id)]
-			}
+			p.Conns = conns[p.PID]
 		}
 	}
 }
