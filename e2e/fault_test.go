@@ -164,22 +164,6 @@ func faultDescribe(pids []int) string {
 	return strings.Join(parts, "; ")
 }
 
-// faultListening reports whether something listens on TCP port.
-func faultListening(port int) bool {
-	suffix := fmt.Sprintf(":%04X", port)
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n") {
-			fs := strings.Fields(line)
-			// local address is field 1; state 0A is LISTEN.
-			if len(fs) > 3 && strings.HasSuffix(fs[1], suffix) && fs[3] == "0A" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // faultLineOf returns the 1-based line of config text that contains s.
 func faultLineOf(t *testing.T, text, s string) int {
 	t.Helper()
@@ -469,15 +453,7 @@ func TestFaultScaleOutOfBounds(t *testing.T) {
 // Starting 400 instances at once does not block the runner: status
 // answers within a second meanwhile, and SIGTERM ends all of them.
 func TestFaultMassStartDoesNotBlock(t *testing.T) {
-	r := startRunner(t, `
-app "web" {
-  command = ["sleep", "1000"]
-  ready {
-    check = "delay"
-    delay = "100ms"
-  }
-}
-`)
+	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	m := r.mark()
 	// The scale and the status go straight to the control socket, as the
@@ -529,15 +505,7 @@ app "web" {
 // A control request over the size limit gets a clear answer, and the
 // socket keeps working.
 func TestFaultOversizedControlRequest(t *testing.T) {
-	r := startRunner(t, `
-app "web" {
-  command = ["sleep", "1000"]
-  ready {
-    check = "delay"
-    delay = "100ms"
-  }
-}
-`)
+	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	path := faultSocketPath(r)
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
@@ -714,16 +682,7 @@ func TestFaultTerminalHangupDrainsKillHupReloads(t *testing.T) {
 		t.Skipf("tmux is not installed, so the hangup of a real terminal cannot be tried (CI installs it: apt-get install tmux): %v", err)
 	}
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, `
-app "web" {
-  command   = ["sleep", "1000"]
-  instances = 2
-  ready {
-    check = "delay"
-    delay = "100ms"
-  }
-}
-`)
+	cfg := writeConfig(t, dir, sleepers(2))
 	rt, err := os.MkdirTemp("", "cr-rt-")
 	if err != nil {
 		t.Fatal(err)
@@ -980,7 +939,7 @@ app "wrapper" {
 		port := r.port("http")
 		daemon := faultDaemon(t, r)
 		faultKillRunner(t, r, fmt.Sprintf("the instance and its setsid daemon %d", daemon))
-		if faultListening(port) {
+		if len(listeningOn(t, port)) > 0 {
 			t.Errorf("port %d is still in LISTEN after the runner was killed", port)
 		}
 	})
@@ -1012,7 +971,7 @@ func TestFaultEscapedDaemonStoppedAtShutdown(t *testing.T) {
 			break
 		}
 	}
-	if faultListening(port) {
+	if len(listeningOn(t, port)) > 0 {
 		t.Errorf("port %d is still in LISTEN after the runner exited", port)
 	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -176,19 +175,14 @@ func TestProxyReloadsLoseNothing(t *testing.T) {
 		r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 		before := r.servingPids("web")
 		writeConfig(t, r.dir, fmt.Sprintf(proxyPortConfig, 2, 3000, "reload { parallel = 1 }"))
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan *loadgen.Result, 1)
-		go func() {
-			done <- loadgen.Run(ctx, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 4,
-				Duration: 2 * time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second, KeepAlive: keepAlive})
-		}()
+		stop := loadWith(t, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 4,
+			Duration: 2 * time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second, KeepAlive: keepAlive})
 		for round := 0; round < 2; round++ {
 			m := r.mark()
 			r.signal(syscall.SIGHUP)
 			r.waitLine(m, `web: reload complete: 2 of 2 instances replaced`, 60*time.Second)
 		}
-		cancel()
-		res := <-done
+		res := stop()
 		what := fmt.Sprintf("2 reloads of a 3s-booting release, keep-alive %v", keepAlive)
 		requireNoFailures(t, what, res)
 		// No request waited for a booting instance: the slowest is far
@@ -221,12 +215,8 @@ func TestProxyKilledInstanceFailsOnlyItsInflight(t *testing.T) {
 	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
 	pids := r.servingPids("web")
 	const workers = 6
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan *loadgen.Result, 1)
-	go func() {
-		done <- loadgen.Run(ctx, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: workers,
-			Duration: time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second})
-	}()
+	stop := loadWith(t, loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: workers,
+		Duration: time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second})
 	// Some load first, then the kill, then until the replacement serves.
 	for i := 0; i < 200; i++ {
 		if _, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
@@ -241,8 +231,7 @@ func TestProxyKilledInstanceFailsOnlyItsInflight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cancel()
-	res := <-done
+	res := stop()
 	failed := loadgen.Failed(res.Samples)
 	t.Logf("kill -9 of one of 3 instances under load: %s", loadgen.Summary(res, res.Samples))
 	if failed > workers {
@@ -282,6 +271,11 @@ func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
 	dir := t.TempDir()
 	pf := filepath.Join(dir, "Procfile")
 	os.WriteFile(pf, []byte("web: exec python3 "+repo+"/e2e/testdata/portapp/server.py\n"), 0o644)
+	// The Procfile's base port comes from PORT (foreman's 5000 without it,
+	// which TestProcfile checks): a free one keeps this test off a port
+	// something else on the machine may hold. The runner's environment is
+	// os.Environ(), so t.Setenv reaches it and its reloads.
+	t.Setenv("PORT", strconv.Itoa(freePort(t)))
 	r := startRunnerIn(t, dir, pf)
 	line, _ := r.waitLine(0, `listening: web on 0.0.0.0:(\d+) \(proxy\)`, 30*time.Second)
 	pub := line[strings.LastIndex(line, ":")+1 : strings.Index(line, " (proxy)")]

@@ -37,13 +37,20 @@ app "web" {
 // ends it and returns what it saw.
 func load(t *testing.T, port int) (stop func() *loadgen.Result) {
 	t.Helper()
+	return loadWith(t, loadgen.Options{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 8,
+		Duration: 2 * time.Minute, MaxRequests: 2_000_000, Timeout: 10 * time.Second,
+	})
+}
+
+// loadWith runs the load o describes in the background; stop ends it and
+// returns what it saw.
+func loadWith(t *testing.T, o loadgen.Options) (stop func() *loadgen.Result) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan *loadgen.Result, 1)
 	go func() {
-		done <- loadgen.Run(ctx, loadgen.Options{
-			Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 8,
-			Duration: 2 * time.Minute, MaxRequests: 2_000_000, Timeout: 10 * time.Second,
-		})
+		done <- loadgen.Run(ctx, o)
 	}()
 	return func() *loadgen.Result {
 		cancel()

@@ -40,6 +40,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/clusterrun/clusterrun/bench/report"
 )
 
 // lineLen is the length of each line the app prints, newline included.
@@ -166,6 +168,9 @@ func run() error {
 	if *lines < 1 {
 		return errors.New("-lines must be at least 1")
 	}
+	if *reps < 1 {
+		return errors.New("-reps must be at least 1: the table reports min, median and max of the runs")
+	}
 	header()
 	var files, runners, sinks []sample
 	for rep := 1; rep <= *reps; rep++ {
@@ -194,13 +199,7 @@ func run() error {
 		sort.Float64s(v)
 		fmt.Printf("| %s | "+format+" | "+format+" | "+format+" |\n", name, v[0], v[len(v)/2], v[len(v)-1])
 	}
-	get := func(s []sample, f func(sample) float64) []float64 {
-		v := make([]float64, len(s))
-		for i, x := range s {
-			v[i] = f(x)
-		}
-		return v
-	}
+	get := report.Values[sample]
 	row("app → file: wall (s)", get(files, func(s sample) float64 { return secs(s.wall) }), "%.3f")
 	row("app → clusterrun → file: wall (s)", get(runners, func(s sample) float64 { return secs(s.wall) }), "%.3f")
 	ratios := make([]float64, len(runners))
@@ -212,8 +211,8 @@ func run() error {
 	row("runner peak RSS (MiB)", get(runners, func(s sample) float64 { return mib(s.peakRSS) }), "%.1f")
 	row("reference: app → pipe → Go reader that discards: wall (s)", get(sinks, func(s sample) float64 { return secs(s.wall) }), "%.3f")
 	row("reference: that Go reader's CPU (s)", get(sinks, func(s sample) float64 { return secs(s.cpu) }), "%.2f")
-	fw := median(get(files, func(s sample) float64 { return secs(s.wall) }))
-	cw := median(get(runners, func(s sample) float64 { return secs(s.wall) }))
+	fw := report.Median(get(files, func(s sample) float64 { return secs(s.wall) }))
+	cw := report.Median(get(runners, func(s sample) float64 { return secs(s.wall) }))
 	fmt.Printf("\nratio of medians wall(clusterrun)/wall(file): %.2f\n", cw/fw)
 
 	if *idle > 0 {
@@ -233,7 +232,7 @@ func header() {
 		fmt.Printf("source:  %s\n", *label)
 	}
 	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("machine: %d CPUs (nproc), %s\n", runtime.NumCPU(), cpuModel())
+	fmt.Printf("machine: %d CPUs (nproc), %s\n", runtime.NumCPU(), report.CPUModel())
 	fmt.Printf("kernel:  %s\n", strings.TrimSpace(readString("/proc/sys/kernel/osrelease")))
 	fmt.Printf("go:      %s\n", runtime.Version())
 	w := "one write(2) per line"
@@ -362,7 +361,7 @@ func measureRunner(self string, n, instances int, settle time.Duration) (sample,
 	defer stop(cmd, 30*time.Second)
 	pid := cmd.Process.Pid
 	var peak int64
-	sampleRSS := func() { peak = max(peak, rss(pid)) }
+	sampleRSS := func() { peak = max(peak, report.RSS(pid)) }
 	if err := waitForLast(path, n, instances, start, sampleRSS); err != nil {
 		return sample{}, err
 	}
@@ -376,7 +375,7 @@ func measureRunner(self string, n, instances int, settle time.Duration) (sample,
 	if settle > 0 {
 		time.Sleep(settle)
 	}
-	s.rss = rss(pid)
+	s.rss = report.RSS(pid)
 	s.peakRSS = max(peak, s.rss)
 	if fi, err := os.Stat(path); err == nil {
 		s.outBytes = fi.Size()
@@ -498,39 +497,9 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / time.Duration(*clkTck), nil
 }
 
-// rss returns VmRSS of pid in bytes, 0 if it is gone.
-func rss(pid int) int64 {
-	for _, l := range strings.Split(readString("/proc/"+strconv.Itoa(pid)+"/status"), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
-
-func cpuModel() string {
-	for _, l := range strings.Split(readString("/proc/cpuinfo"), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			_, v, _ := strings.Cut(l, ":")
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
 func readString(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
-}
-
-func median(v []float64) float64 {
-	v = append([]float64(nil), v...)
-	sort.Float64s(v)
-	return v[len(v)/2]
 }
 
 func secs(d time.Duration) float64 { return d.Seconds() }

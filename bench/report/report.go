@@ -24,7 +24,7 @@ func Header(title, pm2Bin string, notes ...string) {
 	fmt.Printf("# %s\n\n", title)
 	fmt.Printf("command: %s\n", strings.Join(os.Args, " "))
 	fmt.Printf("date:    %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("machine: %s, %d CPUs, %s, %s\n", host, runtime.NumCPU(), cpuModel(), memTotal())
+	fmt.Printf("machine: %s, %d CPUs, %s, %s\n", host, runtime.NumCPU(), CPUModel(), memTotal())
 	fmt.Printf("kernel:  %s\n", firstLine("uname", "-sr"))
 	fmt.Printf("go:      %s; node: %s; pm2: %s\n", runtime.Version(), firstLine("node", "--version"), pm2Version(pm2Bin))
 	for _, n := range notes {
@@ -134,7 +134,8 @@ func firstLine(name string, args ...string) string {
 	return lines[len(lines)-1]
 }
 
-func cpuModel() string {
+// CPUModel returns the "model name" of /proc/cpuinfo, or GOARCH without one.
+func CPUModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "model name") {

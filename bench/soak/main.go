@@ -89,7 +89,6 @@ type event struct {
 
 // sample is one reading of `status --json`.
 type sample struct {
-	at         time.Time
 	rss        int64
 	fds        int
 	goroutines int
@@ -178,7 +177,8 @@ func run() (bool, error) {
 			*clusterrun, cfg, runnerPID, *goapp, instances, st.Listeners[0].Name, addr),
 		fmt.Sprintf("load:    bench/loadgen, %d connections on %s, Connection: close (a new connection per request), %s timeout, no retries",
 			*conns, addr, *timeout),
-		fmt.Sprintf("faults:  SIGHUP (rolling reload) every %s; SIGKILL of a random serving instance every %s", *reloadEvery, *killEvery),
+		fmt.Sprintf("faults:  SIGHUP (rolling reload) every %s; SIGKILL of a random serving instance every %s, started half a period (%s) after the reloads so that kills fall between them (closest kill to a reload: %s)",
+			*reloadEvery, *killEvery, *killEvery/2, closestToReload(*reloadEvery, *killEvery, *duration)),
 		fmt.Sprintf("run:     %s; a row every %s; runner figures from `clusterrun status --json` (rss_bytes, fds, goroutines, counters)", *duration, *sampleEvery),
 		"targets: 0 failed requests (one in flight on an instance at its kill -9 is counted apart); runner RSS, fds and goroutines flat",
 		"")
@@ -199,8 +199,19 @@ func run() (bool, error) {
 	wg.Go(func() {
 		reload := time.NewTicker(*reloadEvery)
 		defer reload.Stop()
-		kill := time.NewTicker(*killEvery)
-		defer kill.Stop()
+		// The kill ticker starts half a kill period after the reload one:
+		// started together, they would fire together every common multiple
+		// of their periods (140s with the defaults), and the requests that
+		// reload failed would be counted as in flight at the kill.
+		killStart := time.NewTimer(*killEvery / 2)
+		defer killStart.Stop()
+		var kill *time.Ticker
+		var killC <-chan time.Time
+		defer func() {
+			if kill != nil {
+				kill.Stop()
+			}
+		}()
 		for {
 			select {
 			case <-faultCtx.Done():
@@ -215,7 +226,10 @@ func run() (bool, error) {
 					faultErrs = append(faultErrs, "SIGHUP: "+err.Error())
 				}
 				mu.Unlock()
-			case <-kill.C:
+			case <-killStart.C:
+				kill = time.NewTicker(*killEvery)
+				killC = kill.C
+			case <-killC:
 				pid, err := killRandom(cfg)
 				mu.Lock()
 				if err != nil {
@@ -478,7 +492,7 @@ func containsVar(env, v []byte) bool {
 }
 
 func sampleOf(st status.Runner) sample {
-	s := sample{at: time.Now(), rss: st.RSSBytes, fds: st.FDs, goroutines: st.Goroutines,
+	s := sample{rss: st.RSSBytes, fds: st.FDs, goroutines: st.Goroutines,
 		restarts: map[string]int{}, reloads: map[string]int{}}
 	for _, byReason := range st.Counters.Restarts {
 		for r, n := range byReason {
@@ -489,6 +503,29 @@ func sampleOf(st status.Runner) sample {
 		s.reloads[o] += n
 	}
 	return s
+}
+
+// closestToReload is how close a kill comes to a reload within a run of
+// length d: reloads at every multiple of reload, kills every kill from
+// 1.5 kill on (the kill ticker starts half a period late). "no reload" if
+// the run sends none.
+func closestToReload(reload, kill, d time.Duration) string {
+	if reload <= 0 || kill <= 0 || reload > d {
+		return "no reload"
+	}
+	first := kill + kill/2
+	closest := time.Duration(-1)
+	for t := reload; t <= d; t += reload {
+		gap := first - t
+		if t > first {
+			off := (t - first) % kill
+			gap = min(off, kill-off)
+		}
+		if closest < 0 || gap < closest {
+			closest = gap
+		}
+	}
+	return closest.String()
 }
 
 // sentCounts returns the reloads and kills sent so far.

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterrun/clusterrun/bench/report"
 	"github.com/clusterrun/clusterrun/bench/throughput/harness"
 )
 
@@ -264,7 +265,7 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 			shape = fmt.Sprintf("%d connections, a new one per request (Connection: close)", *conns)
 		}
 		fmt.Fprintf(w, "\n### %s app, %d instances, %s\n\n", tb.app, tb.n, shape)
-		limit := harness.Median(values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
+		limit := harness.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
 		t := harness.NewTable("target", "req/s", "x limit", "p99 ms", "busiest", "failed",
 			"runner CPU idle", "runner CPU load", "runner RSS idle MiB", "runner RSS load MiB")
 		for _, c := range order {
@@ -273,20 +274,20 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 			}
 			rs := results[c]
 			ratio := "n/a"
-			if med := harness.Median(values(rs, func(s sample) float64 { return s.Rate() })); limit > 0 && !math.IsNaN(med) {
+			if med := harness.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); limit > 0 && !math.IsNaN(med) {
 				ratio = fmt.Sprintf("%.2f", med/limit)
 			}
 			sup := func(s sample) bool { return !math.IsNaN(s.CPU) }
 			t.Row(c.target,
-				harness.Stat(values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
 				ratio,
-				harness.Stat(values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
-				harness.Stat(values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
-				harness.Stat(values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
-				harness.Stat(values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
-				harness.Stat(values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
-				harness.Stat(values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.RSS))) }), "%.1f"),
-				harness.Stat(values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.RSS))) }), "%.1f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.RSS))) }), "%.1f"),
+				harness.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.RSS))) }), "%.1f"),
 			)
 		}
 		t.Write(w)
@@ -304,14 +305,6 @@ func why(ctx context.Context, err error) error {
 func ifSup(ok bool, v float64) float64 {
 	if !ok {
 		return math.NaN()
-	}
-	return v
-}
-
-func values(ss []sample, f func(sample) float64) []float64 {
-	v := make([]float64, len(ss))
-	for i, s := range ss {
-		v[i] = f(s)
 	}
 	return v
 }

@@ -436,7 +436,7 @@ func TestImageConfigAsPID1(t *testing.T) {
 	if len(st.Listeners) != 1 {
 		t.Fatalf("listeners: %+v", st.Listeners)
 	}
-	resp, err := http.Get("http://" + st.Listeners[0].Address + "/")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + st.Listeners[0].Address + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
