@@ -47,11 +47,15 @@ async def main():
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    # Stop accepting, give connections accepted a moment ago the time to
-    # reach their handler, then let every handler finish (Python 3.11's
+    # Stop accepting first, and close the server only once connections
+    # accepted a moment ago have reached their handler: asyncio attaches an
+    # accepted connection to its server in a later step, which fails on a
+    # closed server and leaves the connection to be reset at exit (Python
+    # 3.11, Server._attach). Then let every handler finish (3.11's
     # wait_closed does not wait for them).
-    server.close()
+    asyncio.get_running_loop().remove_reader(sock.fileno())
     await asyncio.sleep(0.2)
+    server.close()
     if active:
         await asyncio.wait(set(active), timeout=5)
 
