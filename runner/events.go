@@ -222,6 +222,8 @@ type Lifecycle struct {
 	Listeners []*hclconfig.Listener
 	// Reason says why: "exited with status 1", "ready after 1.2s".
 	Reason string
-	// ReadyAfter is set on the first Routable.
+	// ReadyAfter, on Routable, is how long the instance took to become
+	// ready. An instance is routable again when its health check recovers,
+	// with the same ReadyAfter: count readiness on its first Routable.
 	ReadyAfter time.Duration
 }
