@@ -37,19 +37,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    # Python runs signal handlers on the main thread only, and only when it
+    # runs Python code: a SIGTERM that the kernel hands to another thread
+    # (one starting a handler thread, under load) never wakes a main thread
+    # parked in an untimed wait, and the process would hang until SIGKILL
+    # (python/cpython#85300). So the main thread never parks: it sleeps in
+    # short steps while booting and then runs serve_forever(), which wakes
+    # every poll_interval.
+    stopping = threading.Event()
+    server = None
+
+    def on_term(*_):
+        stopping.set()
+        if server is not None:
+            # shutdown() waits for serve_forever() to return, and this
+            # handler runs inside it, on the main thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
     delay = int(os.environ.get("BOOT_DELAY_MS", "0"))
-    if delay:
-        time.sleep(delay / 1000)
+    deadline = time.monotonic() + delay / 1000
+    while not stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if stopping.is_set():
+        sys.exit(0)
     port = int(os.environ["PORT"])
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = False  # server_close waits for requests under way
+    if stopping.is_set():  # the signal came while the server was being made
+        server.server_close()
+        sys.exit(0)
     print("listening on port %d" % port, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    t.start()
-    stop.wait()
-    server.shutdown()
+    server.serve_forever(poll_interval=0.05)
     server.server_close()
     print("stopped", flush=True)
     sys.exit(0)
