@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // The fault suite: what a user sees when something goes wrong around the
