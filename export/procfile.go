@@ -57,10 +57,9 @@ func (r *renderer) procfile() []File {
 }
 
 func (r *renderer) procfileWarnings(a *hclconfig.App) {
-	// What clusterrun makes of a Procfile (the web line's proxy listener,
-	// stop-first reloads for the others) is no warning when it goes back
-	// to one. The web line's tcp ready check still is: hasProxy reports
-	// no proxy for a config read from a Procfile.
+	// What clusterrun makes of a Procfile (the web line's proxy listener
+	// and the tcp ready check that gates it, stop-first reloads for the
+	// others) is no warning when it goes back to one.
 	fromProcfile := r.cfg.Procfile
 	if !fromProcfile {
 		for _, l := range r.listenersOf(a) {
@@ -113,11 +112,8 @@ func (r *renderer) procfileWarnings(a *hclconfig.App) {
 }
 
 // hasProxy reports whether the app has a proxy listener, whose default
-// readiness is tcp. For a config read from a Procfile it reports false.
+// readiness is tcp.
 func (r *renderer) hasProxy(a *hclconfig.App) bool {
-	if r.cfg.Procfile {
-		return false
-	}
 	for _, l := range r.listenersOf(a) {
 		if l.Mode == hclconfig.Proxy {
 			return true
