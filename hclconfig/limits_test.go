@@ -13,14 +13,14 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// measure runs f once and returns how long it took and how many bytes it
-// allocated.
 // hangBound tells a hang (the unbounded code took minutes, or never ended)
 // from a slow run. Cost is asserted by allocation, which a loaded machine or
 // -race does not change; a wall-clock bound tight enough to assert speed
 // would flake on a busy 2-core CI machine.
 const hangBound = 10 * time.Second
 
+// measure runs f once and returns how long it took and how many bytes it
+// allocated.
 func measure(f func()) (time.Duration, uint64) {
 	var before, after runtime.MemStats
 	runtime.GC()
