@@ -110,7 +110,9 @@ func (l *lineLog) all() string {
 
 // runner is one `clusterrun up` under test.
 type runner struct {
-	t      *testing.T
+	t *testing.T
+	// bin is the clusterrun binary it runs, and the CLI commands use.
+	bin    string
 	dir    string
 	cfg    string
 	env    []string
@@ -148,7 +150,13 @@ func startRunner(t *testing.T, text string, args ...string) *runner {
 
 func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 	t.Helper()
-	r := &runner{t: t, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
+	return startBinary(t, bin, dir, cfg, args...)
+}
+
+// startBinary starts `up` of the clusterrun binary exe.
+func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
+	t.Helper()
+	r := &runner{t: t, bin: exe, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
 	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
 	// A private XDG_RUNTIME_DIR keeps every test's control socket apart; a
 	// short one, as a unix socket path is at most 107 bytes and t.TempDir
@@ -163,7 +171,7 @@ func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 	// A race-built binary sleeps a second at exit to flush reports; every
 	// CLI call of the tests would pay it.
 	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker, "GORACE=atexit_sleep_ms=0")
-	r.cmd = exec.Command(bin, append([]string{"up", "-f", cfg}, args...)...)
+	r.cmd = exec.Command(exe, append([]string{"up", "-f", cfg}, args...)...)
 	r.cmd.Dir = dir
 	r.cmd.Env = r.env
 	stdout, _ := r.cmd.StdoutPipe()
@@ -317,7 +325,7 @@ func (r *runner) cli(args ...string) (stdout, stderr string, code int) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(args, "-f", r.cfg)...)
+	cmd := exec.CommandContext(ctx, r.bin, append(args, "-f", r.cfg)...)
 	cmd.Dir = r.dir
 	cmd.Env = r.env
 	var o, e bytes.Buffer

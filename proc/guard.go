@@ -113,9 +113,6 @@ func RunGuard(args []string) int {
 	// Terminal signals are for the runner; the guard acts on the pipe
 	// alone. It execs nothing, so ignoring them harms no one.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
-	// It needs a few pages of code; the rest of the binary it shares with
-	// the runner would only keep the runner from releasing its own.
-	ReleaseStartupPages()
 	groups := map[int]bool{}
 	done := false
 	sc := bufio.NewScanner(os.Stdin)

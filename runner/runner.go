@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"syscall"
 	"time"
@@ -175,21 +174,12 @@ func (r *Runner) Addrs() []string {
 // up, an instance had to be killed, or everything ended with a failure.
 func (r *Runner) Run() int {
 	defer r.cleanup()
-	// The runner's heap is small and mostly idle; a lower GC target keeps
-	// its footprint near its live data at a cost of microseconds.
-	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	go r.procs.run()
 	for _, a := range r.Addrs() {
 		r.log.Printf("listening: %s", a)
 	}
 	tick := time.NewTicker(r.opts.SampleEvery)
 	defer tick.Stop()
-	// Once the apps are up, the code that parsed the file and set them up
-	// is not needed in memory any more (see proc.ReleaseStartupPages); nor
-	// is the code of a command or a reload, a few seconds after it ran.
-	const releaseAfter = time.Second
-	release := time.NewTimer(releaseAfter)
-	defer release.Stop()
 	sampling := false
 	last := time.Now()
 	r.m.Start()
@@ -213,11 +203,6 @@ func (r *Runner) Run() int {
 					continue // sampling is not available here
 				}
 			}
-			switch ev.(type) {
-			case SnapshotRequested, ReloadRequested, Loaded, RestartRequested, ScaleRequested, StopRequested, StartRequested,
-				Spawned, Exited:
-				release.Reset(releaseAfter)
-			}
 			if s, ok := ev.(SnapshotRequested); ok {
 				st := r.m.Snapshot()
 				r.socks.addConns(&st)
@@ -227,8 +212,6 @@ func (r *Runner) Run() int {
 			r.m.Handle(ev)
 		case sev := <-r.opts.Signals:
 			r.m.Handle(translate(sev))
-		case <-release.C:
-			proc.ReleaseStartupPages()
 		case now := <-tick.C:
 			// Only max_memory needs a steady sample; status and metrics
 			// measure on demand, so an idle runner reads nothing.
