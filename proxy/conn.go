@@ -46,6 +46,7 @@ func (p *Proxy) handle(c *conn) {
 	}
 	c.bc.Store(bc)
 	c.be.Store(b)
+	p.notifyQuiesce()
 	if p.forced.Load() {
 		// Close walked the registry before bc was stored (see Close).
 		p.finish(c, b, bc)
@@ -67,6 +68,7 @@ func (p *Proxy) answer(c *conn, b *backend, bc *net.TCPConn) {
 	bp := firstBytes.Get().(*[]byte)
 	n, err := bc.Read(*bp)
 	c.answered.Store(true)
+	p.notifyQuiesce()
 	if n > 0 {
 		_, werr := c.client.Write((*bp)[:n])
 		if err == nil {
@@ -135,6 +137,7 @@ func (p *Proxy) connect(c *conn) (*backend, *net.TCPConn) {
 		if err != nil {
 			c.target.Store(nil)
 			b.load.Add(-1)
+			p.notifyQuiesce()
 			if !p.forced.Load() {
 				p.log.printf("cannot connect to backend %d at %s: %v; trying another", b.id, b.addr, err)
 			}
@@ -150,6 +153,7 @@ func (p *Proxy) connect(c *conn) (*backend, *net.TCPConn) {
 			bc.Close()
 			c.target.Store(nil)
 			b.load.Add(-1)
+			p.notifyQuiesce()
 			continue
 		}
 		return b, bc

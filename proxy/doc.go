@@ -24,6 +24,11 @@
 //     connection tries another backend. Connections forwarded before the
 //     removal carry on untouched: draining them is the instance's business.
 //
+//   - An instance is stopped once quiet. Quiesce(id, idle) tells the
+//     runner when every connection forwarded to a removed instance has
+//     closed or gone idle, so the stop signal does not cut a response off
+//     mid-body or reset a connection still in the instance's accept queue.
+//
 //   - Least-connections by default. A backend's load counts dials in flight
 //     as well as forwarded connections, so a burst of accepts does not all
 //     pick the same idle backend before any dial completes. Every pick starts

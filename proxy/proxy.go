@@ -103,6 +103,10 @@ type Proxy struct {
 	closing chan struct{} // closed once Close has closed the listener
 	idle    chan struct{} // closed once closed is set and conns is empty
 	idleSet bool
+	// changed is closed and replaced when a connection changes state while
+	// a Quiesce waits (quiescers > 0).
+	changed   chan struct{}
+	quiescers atomic.Int64
 
 	// testHookDialed, when set, runs after every successful dial, before
 	// the check that the backend is still routable.
@@ -123,6 +127,7 @@ func New(ln net.Listener, opts Options) *Proxy {
 		conns:    make(map[*conn]struct{}),
 		closing:  make(chan struct{}),
 		idle:     make(chan struct{}),
+		changed:  make(chan struct{}),
 	}
 	if p.balance != RoundRobin {
 		p.balance = LeastConn
@@ -234,6 +239,7 @@ func (p *Proxy) unregister(c *conn) {
 	defer p.mu.Unlock()
 	delete(p.conns, c)
 	p.signalIdleLocked()
+	p.notifyQuiesceLocked()
 }
 
 func (p *Proxy) signalIdleLocked() {
