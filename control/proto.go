@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/logmux"
-	"github.com/clusterrun/clusterrun/runner"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -33,7 +32,7 @@ type Response struct {
 	Error   string `json:"error,omitempty"`
 	Message string `json:"message,omitempty"`
 	// Apps says, for reload and restart, what happened to each app.
-	Apps   []runner.AppResult `json:"apps,omitempty"`
+	Apps   []status.AppResult `json:"apps,omitempty"`
 	Status *status.Runner     `json:"status,omitempty"`
 }
 

@@ -14,15 +14,14 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/logmux"
-	"github.com/clusterrun/clusterrun/runner"
 	"github.com/clusterrun/clusterrun/status"
 )
 
 // Runner is what the server controls; *runner.Runner implements it.
 type Runner interface {
 	Snapshot(ctx context.Context) (status.Runner, error)
-	Reload(ctx context.Context, app string) (runner.ReloadResult, error)
-	Restart(ctx context.Context, app string, instance int) (runner.ReloadResult, error)
+	Reload(ctx context.Context, app string) (status.ReloadResult, error)
+	Restart(ctx context.Context, app string, instance int) (status.ReloadResult, error)
 	Scale(ctx context.Context, app, spec string) (int, error)
 	StopApp(ctx context.Context, app string) error
 	StartApp(ctx context.Context, app string) error
@@ -262,7 +261,7 @@ func (s *Server) do(ctx context.Context, r Runner, req Request) Response {
 		}
 		return Response{OK: true, Status: &st}
 	case "reload", "restart":
-		var res runner.ReloadResult
+		var res status.ReloadResult
 		var err error
 		if req.Cmd == "reload" {
 			res, err = r.Reload(ctx, req.App)

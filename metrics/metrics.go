@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/clusterrun/clusterrun/runner"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -50,14 +49,6 @@ type Metrics struct {
 	handler http.Handler
 	ready   *prometheus.HistogramVec
 	crashes *prometheus.CounterVec
-
-	// mu guards readied only; Observe runs on the runner's goroutine but
-	// is safe from any.
-	mu sync.Mutex
-	// readied holds the live instances already counted in ready: an
-	// instance that fails its health check becomes unroutable and then
-	// routable again, and must not be counted twice.
-	readied map[runner.InstanceID]struct{}
 }
 
 // New makes the metrics of the runner that src describes.
@@ -73,7 +64,6 @@ func New(src Source) *Metrics {
 			Name: "clusterrun_crashes_total",
 			Help: "Instances that exited when nobody asked them to, by app, whether or not they were restarted.",
 		}, []string{"app"}),
-		readied: map[runner.InstanceID]struct{}{},
 	}
 	m.reg.MustRegister(newCollector(src, ScrapeTimeout), m.ready, m.crashes)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: maxScrapes})
@@ -81,28 +71,20 @@ func New(src Source) *Metrics {
 }
 
 // Observe records a lifecycle event. The runner calls it for every event
-// on its own goroutine, so it never waits on anything but a short lock.
-func (m *Metrics) Observe(ev runner.Lifecycle) {
+// on its own goroutine; it never waits on anything but the client
+// library's own short locks.
+func (m *Metrics) Observe(ev status.Lifecycle) {
 	switch ev.Kind {
-	case runner.Routable:
-		if ev.ReadyAfter <= 0 {
-			return // no time known to observe
-		}
-		m.mu.Lock()
-		_, dup := m.readied[ev.ID]
-		m.readied[ev.ID] = struct{}{}
-		m.mu.Unlock()
-		if !dup {
+	case status.Ready:
+		// Once per instance: a health check that fails and recovers makes
+		// it Routable again, never Ready again.
+		if ev.ReadyAfter > 0 {
 			m.ready.WithLabelValues(ev.App).Observe(ev.ReadyAfter.Seconds())
 		}
-	case runner.Crashed:
+	case status.Crashed:
 		m.crashes.WithLabelValues(ev.App).Inc()
-	case runner.Gone:
-		m.mu.Lock()
-		delete(m.readied, ev.ID)
-		m.mu.Unlock()
 	default:
-		// Started, Unroutable, Draining: the snapshot shows them.
+		// The snapshot shows the rest.
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/clusterrun/clusterrun/runner"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -128,8 +127,9 @@ func TestScrape(t *testing.T) {
 	src := &fakeSource{}
 	src.set(snapshot(1), nil)
 	m := New(src)
-	m.Observe(runner.Lifecycle{Kind: runner.Routable, ID: 1, App: "web", ReadyAfter: 1500 * time.Millisecond})
-	m.Observe(runner.Lifecycle{Kind: runner.Crashed, ID: 2, App: "worker"})
+	m.Observe(status.Lifecycle{Kind: status.Ready, ID: 1, App: "web", ReadyAfter: 1500 * time.Millisecond})
+	m.Observe(status.Lifecycle{Kind: status.Routable, ID: 1, App: "web", ReadyAfter: 1500 * time.Millisecond})
+	m.Observe(status.Lifecycle{Kind: status.Crashed, ID: 2, App: "worker"})
 	fams := scrape(t, m.Handler())
 
 	families := map[string]dto.MetricType{
@@ -254,10 +254,10 @@ func TestCountersMonotonic(t *testing.T) {
 	src := &fakeSource{}
 	src.set(snapshot(1), nil)
 	m := New(src)
-	m.Observe(runner.Lifecycle{Kind: runner.Crashed, ID: 1, App: "web"})
+	m.Observe(status.Lifecycle{Kind: status.Crashed, ID: 1, App: "web"})
 	before := scrape(t, m.Handler())
 	src.set(snapshot(2), nil)
-	m.Observe(runner.Lifecycle{Kind: runner.Crashed, ID: 2, App: "web"})
+	m.Observe(status.Lifecycle{Kind: status.Crashed, ID: 2, App: "web"})
 	after := scrape(t, m.Handler())
 
 	grew := 0
@@ -297,16 +297,17 @@ func TestObserveConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perG {
-				id := runner.InstanceID(g*perG + i + 1)
+				id := status.InstanceID(g*perG + i + 1)
 				app := fmt.Sprintf("app%d", i%3)
-				m.Observe(runner.Lifecycle{Kind: runner.Started, ID: id, App: app})
-				m.Observe(runner.Lifecycle{Kind: runner.Routable, ID: id, App: app, ReadyAfter: time.Duration(i+1) * time.Millisecond})
+				m.Observe(status.Lifecycle{Kind: status.Started, ID: id, App: app})
+				m.Observe(status.Lifecycle{Kind: status.Ready, ID: id, App: app, ReadyAfter: time.Duration(i+1) * time.Millisecond})
+				m.Observe(status.Lifecycle{Kind: status.Routable, ID: id, App: app, ReadyAfter: time.Duration(i+1) * time.Millisecond})
 				// Routable again (after a failed health check): not a
 				// second time to ready.
-				m.Observe(runner.Lifecycle{Kind: runner.Unroutable, ID: id, App: app})
-				m.Observe(runner.Lifecycle{Kind: runner.Routable, ID: id, App: app, ReadyAfter: time.Duration(i+1) * time.Millisecond})
-				m.Observe(runner.Lifecycle{Kind: runner.Crashed, ID: id, App: app})
-				m.Observe(runner.Lifecycle{Kind: runner.Gone, ID: id, App: app})
+				m.Observe(status.Lifecycle{Kind: status.Unroutable, ID: id, App: app})
+				m.Observe(status.Lifecycle{Kind: status.Routable, ID: id, App: app, ReadyAfter: time.Duration(i+1) * time.Millisecond})
+				m.Observe(status.Lifecycle{Kind: status.Crashed, ID: id, App: app})
+				m.Observe(status.Lifecycle{Kind: status.Gone, ID: id, App: app})
 			}
 		}()
 	}
@@ -333,19 +334,13 @@ func TestObserveConcurrent(t *testing.T) {
 	if ready != goroutines*perG || crashes != goroutines*perG {
 		t.Errorf("ready observations %v, crashes %v, want %d each", ready, crashes, goroutines*perG)
 	}
-	m.mu.Lock()
-	left := len(m.readied)
-	m.mu.Unlock()
-	if left != 0 {
-		t.Errorf("%d instances still remembered after Gone", left)
-	}
 }
 
 func TestSnapshotError(t *testing.T) {
 	src := &fakeSource{}
 	src.set(status.Runner{}, errors.New("runner stopped"))
 	m := New(src)
-	m.Observe(runner.Lifecycle{Kind: runner.Crashed, ID: 1, App: "web"})
+	m.Observe(status.Lifecycle{Kind: status.Crashed, ID: 1, App: "web"})
 	fams := scrape(t, m.Handler())
 	if v, ok := value(fams, "clusterrun_up"); !ok || v != 0 {
 		t.Errorf("clusterrun_up = %v (present %v), want 0", v, ok)

@@ -15,9 +15,8 @@ import (
 // through Machine.Handle.
 type Event interface{ event() }
 
-// InstanceID names one process of an instance for its whole life, from the
-// start request to its exit; pids are known only later and are reused.
-type InstanceID uint64
+// InstanceID names one process of an instance for its whole life.
+type InstanceID = status.InstanceID
 
 // Spawned: the process layer started the process.
 type Spawned struct {
@@ -43,6 +42,10 @@ type Exited struct {
 	ID     InstanceID
 	Status proc.Status
 }
+
+// Quiesced: the connections forwarded to the instance are over (see
+// Sockets.Quiesce).
+type Quiesced struct{ ID InstanceID }
 
 // Notified: the process sent an sd_notify message.
 type Notified struct {
@@ -76,37 +79,17 @@ type UsageSampled struct {
 	Interval time.Duration      // since the previous sample, for CPU %
 }
 
-// ReloadResult answers a reload or restart request.
-type ReloadResult struct {
-	// Summary has one line per app, saying what happened to it.
-	Summary string
-	// Apps says the same per app, for programs.
-	Apps []AppResult
-	Err  error
-}
-
-// AppResult is what a reload or restart did to one app.
-type AppResult struct {
-	App string `json:"app"`
-	// Outcome is one of the status.Reload* outcomes, or "started" (a new
-	// app), "removed", or "deferred" (not running: the release applies
-	// when it starts).
-	Outcome string `json:"outcome"`
-	// Release is the release it rolled out.
-	Release int `json:"release"`
-}
-
 // ReloadRequested: SIGHUP (Reply nil) or `clusterrun reload [APP]`.
 type ReloadRequested struct {
 	App   string
-	Reply chan<- ReloadResult
+	Reply chan<- status.ReloadResult
 }
 
 // RestartRequested: `clusterrun restart APP[.N]`; Instance -1 means all.
 type RestartRequested struct {
 	App      string
 	Instance int
-	Reply    chan<- ReloadResult
+	Reply    chan<- status.ReloadResult
 }
 
 // ScaleRequested: `clusterrun scale APP N|+N|-N`.
@@ -168,6 +151,7 @@ func (Spawned) event()           {}
 func (SpawnFailed) event()       {}
 func (Exited) event()            {}
 func (Notified) event()          {}
+func (Quiesced) event()          {}
 func (ProbeResult) event()       {}
 func (Loaded) event()            {}
 func (UsageSampled) event()      {}
@@ -182,48 +166,3 @@ func (ScaleAllRequested) event() {}
 func (ForwardRequested) event()  {}
 func (SnapshotRequested) event() {}
 func (timerFired) event()        {}
-
-// LifecycleKind is what happened to an instance, for subscribers.
-type LifecycleKind int
-
-const (
-	// Started: the process runs (it has a pid).
-	Started LifecycleKind = iota
-	// Routable: it is ready and takes new connections.
-	Routable
-	// Unroutable: it takes no new connections any more. Published before
-	// its stop signal is sent.
-	Unroutable
-	// Draining: it was told to stop (or announced that it stops).
-	Draining
-	// Crashed: it exited when nobody asked it to; Reason says how.
-	Crashed
-	// Gone: it exited and was reaped (after Crashed, if it crashed).
-	Gone
-)
-
-var lifecycleNames = [...]string{"started", "routable", "unroutable", "draining", "crashed", "gone"}
-
-func (k LifecycleKind) String() string { return lifecycleNames[k] }
-
-// Lifecycle is published by the supervisor whenever an instance changes in
-// a way other parts act on: the proxy routes to Routable instances only,
-// metrics count Crashed ones.
-type Lifecycle struct {
-	Kind     LifecycleKind
-	ID       InstanceID
-	App      string
-	Instance int
-	PID      int
-	Release  int
-	// Addrs are the instance's private addresses by listener name, and
-	// Listeners the listener blocks of its release.
-	Addrs     map[string]string
-	Listeners []*hclconfig.Listener
-	// Reason says why: "exited with status 1", "ready after 1.2s".
-	Reason string
-	// ReadyAfter, on Routable, is how long the instance took to become
-	// ready. An instance is routable again when its health check recovers,
-	// with the same ReadyAfter: count readiness on its first Routable.
-	ReadyAfter time.Duration
-}

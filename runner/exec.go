@@ -31,15 +31,13 @@ type procs struct {
 	// cancelled are queued starts that are no longer wanted.
 	cancelled map[InstanceID]bool
 	tags      map[InstanceID]*logmux.Tag
-	// gone is closed when an instance's process has been reaped.
-	gone   map[InstanceID]chan struct{}
-	wake   chan struct{}
-	done   chan struct{}
-	exited chan struct{}
+	wake      chan struct{}
+	done      chan struct{}
+	exited    chan struct{}
 }
 
 func newProcs(r *Runner) *procs {
-	return &procs{r: r, cancelled: map[InstanceID]bool{}, tags: map[InstanceID]*logmux.Tag{}, gone: map[InstanceID]chan struct{}{},
+	return &procs{r: r, cancelled: map[InstanceID]bool{}, tags: map[InstanceID]*logmux.Tag{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 }
 
@@ -68,42 +66,6 @@ func (p *procs) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	return proc.KillGroup(pid, sig)
 }
 
-func (p *procs) SignalStop(id InstanceID, pid int, sig syscall.Signal) error {
-	// Called on the runner's goroutine, which owns the proxies.
-	wait := p.r.socks.unanswered(id)
-	if sig == syscall.SIGKILL || wait == nil || wait() == 0 {
-		return proc.KillGroup(pid, sig)
-	}
-	// It was taken out of routing a moment ago, but connections forwarded
-	// to it have had no answer yet. Signal it once they are answered, or
-	// after a second at the most.
-	p.mu.Lock()
-	gone := p.gone[id]
-	p.mu.Unlock()
-	go func() {
-		deadline := time.NewTimer(time.Second)
-		defer deadline.Stop()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for wait() > 0 {
-			select {
-			case <-gone:
-				return // reaped meanwhile: its pid may belong to someone else now
-			case <-deadline.C:
-				proc.KillGroup(pid, sig)
-				return
-			case <-tick.C:
-			}
-		}
-		select {
-		case <-gone:
-		default:
-			proc.KillGroup(pid, sig)
-		}
-	}()
-	return nil
-}
-
 func (p *procs) SetTag(id InstanceID, tag string) {
 	p.mu.Lock()
 	t := p.tags[id]
@@ -116,7 +78,6 @@ func (p *procs) SetTag(id InstanceID, tag string) {
 func (p *procs) forget(id InstanceID) {
 	p.mu.Lock()
 	delete(p.tags, id)
-	delete(p.gone, id)
 	p.mu.Unlock()
 }
 
@@ -243,10 +204,8 @@ func (p *procs) spawn(req StartRequest) {
 		return
 	}
 	r.guard.Add(pid)
-	gone := make(chan struct{})
 	p.mu.Lock()
 	tag := p.tags[req.ID]
-	p.gone[req.ID] = gone
 	p.mu.Unlock()
 	src := logmux.Source{App: a.Name, Instance: req.Index, PID: pid, Stream: logmux.Stdout, Tag: tag}
 	outDone := r.log.Attach(outR, src)
@@ -261,7 +220,6 @@ func (p *procs) spawn(req StartRequest) {
 	go readNotifyLines(readyR, post)
 	go func() {
 		st := <-exited
-		close(gone)
 		r.guard.Remove(pid)
 		// Let the output drain first so the exit line comes after the
 		// instance's last words, but only for a moment: a process that

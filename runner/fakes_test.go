@@ -14,6 +14,7 @@ import (
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/sdnotify"
+	"github.com/clusterrun/clusterrun/status"
 )
 
 // world is everything outside the machine, faked: processes, the clock,
@@ -42,8 +43,11 @@ type world struct {
 	probes map[InstanceID]string
 	// routable is the set the lifecycle events describe.
 	routable map[InstanceID]bool
-	events   []Lifecycle
-	logs     []string
+	events   []status.Lifecycle
+	// quiescing are the instances the machine waits to be quiesced, in
+	// the order it asked.
+	quiescing []InstanceID
+	logs      []string
 	// trace is what happened, for a failing seed's report.
 	trace []string
 }
@@ -117,11 +121,6 @@ func (w *world) Cancel(id InstanceID) {
 	if p := w.procs[id]; p != nil && !p.spawned {
 		p.cancelled = true
 	}
-}
-
-// SignalStop: the fake world has no proxy whose connections to wait for.
-func (w *world) SignalStop(id InstanceID, pid int, sig syscall.Signal) error {
-	return w.Signal(id, pid, sig)
 }
 
 func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
@@ -277,12 +276,27 @@ func (w *world) Printf(format string, args ...any) {
 	w.trace = append(w.trace, "            | "+line)
 }
 func (w *world) Declare([]logmux.App) {}
-func (w *world) onLifecycle(ev Lifecycle) {
+func (w *world) Quiesce(id InstanceID) {
+	if w.routable[id] {
+		w.t.Fatalf("instance %d is quiesced while still routable", id)
+	}
+	w.quiescing = append(w.quiescing, id)
+}
+
+// quiesce answers the i-th pending Quiesce.
+func (w *world) quiesce(i int) {
+	id := w.quiescing[i]
+	w.quiescing = slices.Delete(w.quiescing, i, i+1)
+	w.tracef("quiesced %d", id)
+	w.handle(Quiesced{ID: id})
+}
+
+func (w *world) onLifecycle(ev status.Lifecycle) {
 	w.events = append(w.events, ev)
 	switch ev.Kind {
-	case Routable:
+	case status.Routable:
 		w.routable[ev.ID] = true
-	case Unroutable, Gone:
+	case status.Unroutable, status.Gone:
 		delete(w.routable, ev.ID)
 	}
 }
@@ -330,7 +344,15 @@ func testApp(s appSpec, gen int) *hclconfig.App {
 func testConfig(gen int, specs ...appSpec) *hclconfig.Config {
 	cfg := &hclconfig.Config{Path: "/test/cluster.hcl", Dir: "/test", Env: map[string]string{}}
 	for _, s := range specs {
-		cfg.Apps = append(cfg.Apps, testApp(s, gen))
+		a := testApp(s, gen)
+		if s.probed {
+			// Behind a proxy listener of its own: stopping it waits for
+			// Quiesced.
+			cfg.Listeners = append(cfg.Listeners, &hclconfig.Listener{Name: s.name, Network: "tcp", Address: "127.0.0.1:0",
+				Mode: hclconfig.Proxy, Balance: hclconfig.BalanceLeastConn})
+			a.Listeners = []string{s.name}
+		}
+		cfg.Apps = append(cfg.Apps, a)
 	}
 	return cfg
 }
@@ -379,6 +401,10 @@ func (w *world) benignStep() bool {
 	}
 	if len(w.loads) > 0 {
 		w.deliverLoad()
+		return true
+	}
+	if len(w.quiescing) > 0 {
+		w.quiesce(0)
 		return true
 	}
 	for _, p := range w.sortedProcs() {

@@ -55,7 +55,7 @@ type Machine struct {
 	loading []*request
 	loadSeq int
 
-	subs     []func(Lifecycle)
+	subs     []func(status.Lifecycle)
 	counters status.Counters
 }
 
@@ -244,7 +244,7 @@ func (m *Machine) newRelease(a *hclconfig.App, cfg *hclconfig.Config, cred *sysc
 
 // Subscribe calls fn, on the machine's goroutine, with every lifecycle
 // change from now on. fn must not block or call into the machine.
-func (m *Machine) Subscribe(fn func(Lifecycle)) { m.subs = append(m.subs, fn) }
+func (m *Machine) Subscribe(fn func(status.Lifecycle)) { m.subs = append(m.subs, fn) }
 
 // Start starts every app whose dependencies are met.
 func (m *Machine) Start() {
@@ -271,6 +271,8 @@ func (m *Machine) Handle(ev Event) {
 		m.onExited(ev)
 	case Notified:
 		m.onNotified(ev)
+	case Quiesced:
+		m.onQuiesced(ev)
 	case ProbeResult:
 		m.onProbe(ev)
 	case timerFired:
@@ -312,10 +314,10 @@ func (m *Machine) answerLate(ev Event) {
 	switch ev := ev.(type) {
 	case ReloadRequested:
 		if ev.Reply != nil {
-			ev.Reply <- ReloadResult{Err: errStopped}
+			ev.Reply <- status.ReloadResult{Err: errStopped}
 		}
 	case RestartRequested:
-		ev.Reply <- ReloadResult{Err: errStopped}
+		ev.Reply <- status.ReloadResult{Err: errStopped}
 	case ScaleRequested:
 		ev.Reply <- ScaleResult{Err: errStopped}
 	case StopRequested:
@@ -350,7 +352,7 @@ func (m *Machine) onSpawned(ev Spawned) {
 	in.pid, in.addrs, in.probeAddr = ev.PID, ev.Addrs, ev.ProbeAddr
 	in.started = m.clock.Now()
 	m.setState(in, stStarting)
-	m.publish(in, Started, "")
+	m.publish(in, status.Started, "")
 	if in.cancelled {
 		// Started after it stopped being wanted (a drain, a scale down):
 		// stop it straight away, where it is.
@@ -398,9 +400,9 @@ func (m *Machine) gone(in *instance, st proc.Status, spawnErr error) {
 			s.lastExit.Signal = signals.Name(st.Signal)
 		}
 		if !in.expected {
-			m.publish(in, Crashed, st.String())
+			m.publish(in, status.Crashed, st.String())
 		}
-		m.publish(in, Gone, st.String())
+		m.publish(in, status.Gone, st.String())
 	}
 	if in.pid == 0 && in.cancelled {
 		// Never started, and no longer wanted: nothing to report.
@@ -704,6 +706,7 @@ func (m *Machine) becameReady(in *instance, how string) {
 	after := in.readyAt.Sub(in.started)
 	m.counters.Ready++
 	m.counters.ReadySeconds += after.Seconds()
+	m.publish(in, status.Ready, "")
 	m.setState(in, stReady)
 	m.arm(&in.timers[tStable], in.rel.App.Restart.MinUptime, timerFired{kind: tStable, in: in})
 	m.armHealth(in)
@@ -763,7 +766,7 @@ func (m *Machine) dying(in *instance) {
 	m.stopProbes(in)
 	m.setState(in, stDying)
 	in.announced = true
-	m.publish(in, Draining, "STOPPING=1")
+	m.publish(in, status.Draining, "STOPPING=1")
 	// It should exit by itself; if it lingers past the time its
 	// replacement may take to become ready and then to stop, it is killed.
 	m.arm(&in.timers[tStop], in.rel.App.Ready.Timeout+in.rel.App.Stop.Timeout, timerFired{kind: tStop, in: in})
@@ -875,6 +878,16 @@ func (m *Machine) onTimer(ev timerFired) {
 		if ev.in.loc == locCur {
 			ev.in.slot.consecutive = 0
 		}
+	case tQuiesce:
+		in := ev.in
+		if in.state != stQuiescing {
+			m.bug("%s: quiesce timeout in state %s", in.label(), in.state)
+			return
+		}
+		m.log.Printf("%s: connections forwarded to it are still open after %s; sending %s anyway", in.labelPID(),
+			human(in.rel.App.Stop.Timeout), signals.Name(in.rel.App.Stop.Signal))
+		m.setState(in, stStopping)
+		m.signalStop(in, " (connections still open)")
 	case tStop:
 		in := ev.in
 		if in.state != stStopping && in.state != stDying {
@@ -979,8 +992,10 @@ func (m *Machine) freePrivate(s *slot) int {
 	return n
 }
 
-// stop sends in its app's stop signal and arms the SIGKILL that follows
-// after stop.timeout. expected says whether its exit is normal.
+// stop begins stopping in: it becomes unroutable at once, waits for the
+// connections forwarded to it if it ever served through a proxy
+// (quiescing), then gets its app's stop signal, and SIGKILL after
+// stop.timeout. expected says whether its exit is normal.
 func (m *Machine) stop(in *instance, expected bool) {
 	if m.phase == forcing {
 		in.expected = true
@@ -993,19 +1008,55 @@ func (m *Machine) stop(in *instance, expected bool) {
 		in.expected = expected
 		m.procs.Cancel(in.id)
 		return
-	case stStopping, stKilling, stExited:
+	case stQuiescing, stStopping, stKilling, stExited:
 		return // already on its way out
 	}
 	in.expected = expected
 	m.disarm(&in.timers[tReadyDelay])
 	m.disarm(&in.timers[tReadyTimeout])
 	m.stopProbes(in)
+	if !in.readyAt.IsZero() && proxied(in.rel) {
+		m.setState(in, stQuiescing) // unroutable before anything else
+		m.publish(in, status.Draining, "")
+		m.arm(&in.timers[tQuiesce], in.rel.App.Stop.Timeout, timerFired{kind: tQuiesce, in: in})
+		m.socks.Quiesce(in.id)
+		return
+	}
 	m.setState(in, stStopping) // unroutable before it gets the signal
-	m.publish(in, Draining, "")
+	m.publish(in, status.Draining, "")
+	m.signalStop(in, "")
+}
+
+// proxied: rel's instances take connections through a proxy listener, so
+// they may have connections under way when they are stopped.
+func proxied(rel *Release) bool {
+	for _, l := range rel.Listeners {
+		if l.Mode == hclconfig.Proxy {
+			return true
+		}
+	}
+	return false
+}
+
+// onQuiesced: the connections forwarded to a quiescing instance are over.
+func (m *Machine) onQuiesced(ev Quiesced) {
+	in := m.live[ev.ID]
+	if in == nil || in.state != stQuiescing {
+		return // it exited (or was killed) meanwhile
+	}
+	m.disarm(&in.timers[tQuiesce])
+	m.setState(in, stStopping)
+	m.signalStop(in, "")
+}
+
+// signalStop sends in its stop signal and only then arms the SIGKILL that
+// follows after stop.timeout: the whole timeout is the instance's.
+func (m *Machine) signalStop(in *instance, note string) {
 	st := in.rel.App.Stop
-	if err := m.procs.SignalStop(in.id, in.pid, st.Signal); err != nil {
+	if err := m.procs.Signal(in.id, in.pid, st.Signal); err != nil {
 		m.log.Printf("cannot signal %s: %v", in.labelPID(), err)
 	}
+	m.publish(in, status.Signalled, signals.Name(st.Signal)+note)
 	m.arm(&in.timers[tStop], st.Timeout, timerFired{kind: tStop, in: in})
 }
 
@@ -1022,8 +1073,8 @@ func (m *Machine) kill(in *instance) {
 	}
 	m.disarmAll(in)
 	m.stopProbes(in)
-	if in.state != stStopping {
-		m.publish(in, Draining, "")
+	if !in.state.leaving() {
+		m.publish(in, status.Draining, "")
 	}
 	m.setState(in, stKilling)
 	if err := m.procs.Signal(in.id, in.pid, syscall.SIGKILL); err != nil {
@@ -1096,21 +1147,26 @@ func (m *Machine) touch(in *instance) {
 	}
 	in.routable = r
 	if r {
-		m.publish(in, Routable, "")
+		m.publish(in, status.Routable, "")
 	} else {
-		m.publish(in, Unroutable, "")
+		m.publish(in, status.Unroutable, "")
 	}
 }
 
-func (m *Machine) publish(in *instance, k LifecycleKind, reason string) {
+func (m *Machine) publish(in *instance, k status.LifecycleKind, reason string) {
 	if len(m.subs) == 0 {
 		return
 	}
-	ev := Lifecycle{Kind: k, ID: in.id, App: in.slot.app.name, Instance: in.slot.index, PID: in.pid,
-		Release: in.rel.Gen, Addrs: in.addrs, Listeners: in.rel.Listeners, Reason: reason}
-	if k == Routable && !in.readyAt.IsZero() {
+	ev := status.Lifecycle{Kind: k, Time: m.clock.Now(), ID: in.id, App: in.slot.app.name, Instance: in.slot.index, PID: in.pid,
+		Release: in.rel.Gen, Addrs: in.addrs, Reason: reason}
+	if (k == status.Routable || k == status.Ready) && !in.readyAt.IsZero() {
 		ev.ReadyAfter = in.readyAt.Sub(in.started)
 	}
+	m.emit(ev)
+}
+
+// emit hands ev to every subscriber.
+func (m *Machine) emit(ev status.Lifecycle) {
 	for _, fn := range m.subs {
 		fn(ev)
 	}
@@ -1382,7 +1438,7 @@ func (m *Machine) drain(code int) {
 	m.phase = draining
 	m.exitCode = code
 	for _, req := range append(m.queue, m.loading...) {
-		m.answer(req, ReloadResult{Err: errStopped})
+		m.answer(req, status.ReloadResult{Err: errStopped})
 	}
 	m.queue, m.loading = nil, nil
 	for _, a := range m.apps {

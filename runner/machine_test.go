@@ -23,10 +23,10 @@ func web(kind string, n int) appSpec {
 func (w *world) settleGood() { w.runUntilQuiet(10000) }
 
 // reload asks for a reload of cfg and returns its answer once quiet.
-func (w *world) reloadTo(t *testing.T, cfg *hclconfig.Config, app string) ReloadResult {
+func (w *world) reloadTo(t *testing.T, cfg *hclconfig.Config, app string) status.ReloadResult {
 	t.Helper()
 	w.file = cfg
-	reply := make(chan ReloadResult, 1)
+	reply := make(chan status.ReloadResult, 1)
 	w.handle(ReloadRequested{App: app, Reply: reply})
 	w.settleGood()
 	select {
@@ -35,7 +35,7 @@ func (w *world) reloadTo(t *testing.T, cfg *hclconfig.Config, app string) Reload
 	default:
 		t.Fatalf("reload not answered; log:\n%s", strings.Join(w.logs, "\n"))
 	}
-	return ReloadResult{}
+	return status.ReloadResult{}
 }
 
 func (w *world) snapshotApp(name string) status.App {
@@ -59,12 +59,12 @@ func TestRestartDuringSlowRolloutEndsOnNewRelease(t *testing.T) {
 	w.start(testConfig(1, web("good", 4)))
 	w.settleGood()
 	w.file = testConfig(2, web("slow", 4))
-	reply := make(chan ReloadResult, 1)
+	reply := make(chan status.ReloadResult, 1)
 	w.handle(ReloadRequested{Reply: reply})
 	w.deliverLoad()
 	// The rollout is under way (slot 0's slow replacement starting);
 	// restart instance 0 now.
-	restart := make(chan ReloadResult, 1)
+	restart := make(chan status.ReloadResult, 1)
 	w.handle(RestartRequested{App: "web", Instance: 0, Reply: restart})
 	w.settleGood()
 	res := <-reply
@@ -91,7 +91,7 @@ func TestStopDuringReloadAnswersCancelled(t *testing.T) {
 	w.start(testConfig(1, web("good", 2)))
 	w.settleGood()
 	w.file = testConfig(2, web("slow", 2))
-	reply := make(chan ReloadResult, 1)
+	reply := make(chan status.ReloadResult, 1)
 	w.handle(ReloadRequested{Reply: reply})
 	w.deliverLoad()
 	stop := make(chan error, 1)
@@ -358,7 +358,7 @@ func TestLateRequestsAreAnswered(t *testing.T) {
 	w.settleGood()
 	w.handle(DrainRequested{Signal: syscall.SIGTERM})
 	w.settleGood()
-	r := make(chan ReloadResult, 1)
+	r := make(chan status.ReloadResult, 1)
 	w.handle(ReloadRequested{Reply: r})
 	if res := <-r; res.Err != errStopped {
 		t.Errorf("reload after the end: %v", res.Err)

@@ -68,8 +68,8 @@ type rcall struct {
 	kind   string // release kind delivered: good, slow, crash, broken; "" for restarts
 	gen    int
 	epochs map[string]int
-	reply  chan ReloadResult
-	res    *ReloadResult
+	reply  chan status.ReloadResult
+	res    *status.ReloadResult
 	step   int
 	// racing: asked while a reload was being read, which may supersede it.
 	racing bool
@@ -215,6 +215,16 @@ func (md *model) step(i int) {
 			w.tracef("%s.%d pid %d health check ok=%v", p.app(), p.req.Index, p.pid, ok)
 			w.handle(ProbeResult{ID: p.id, Health: true, OK: ok, Detail: "status 503"})
 		}
+	case r < 49 && len(w.quiescing) > 0:
+		// The proxy reports an instance quiesced, in any order; some
+		// never are (a connection that stays busy), and the machine's
+		// quiesce timeout must signal them anyway.
+		if i := w.rng.IntN(len(w.quiescing)); w.rng.IntN(4) > 0 {
+			w.quiesce(i)
+		} else {
+			w.tracef("quiesce of %d never comes", w.quiescing[i])
+			w.quiescing = slices.Delete(w.quiescing, i, i+1)
+		}
 	case r < 50 && len(live) > 0:
 		// Feed the watchdog of a worker, or let time pass without it.
 		p := live[w.rng.IntN(len(live))]
@@ -226,7 +236,7 @@ func (md *model) step(i int) {
 	case r < 74 && len(w.loads) > 0:
 		w.deliverLoad()
 	case r < 78:
-		app := []string{"web", "worker", "db"}[w.rng.IntN(3)]
+		app := []string{"web", "worker", "db", "api"}[w.rng.IntN(4)]
 		inst := -1
 		if w.rng.IntN(2) == 0 {
 			inst = w.rng.IntN(3)
@@ -241,14 +251,14 @@ func (md *model) step(i int) {
 		res := <-reply
 		w.tracef("  -> %d %v", res.N, res.Err)
 	case r < 85:
-		app := []string{"web", "worker"}[w.rng.IntN(2)]
+		app := []string{"web", "worker", "api"}[w.rng.IntN(3)]
 		md.disturb(app)
 		reply := make(chan error, 1)
 		w.tracef("stop %s", app)
 		w.handle(StopRequested{App: app, Reply: reply})
 		w.tracef("  -> %v", <-reply)
 	case r < 89:
-		app := []string{"web", "worker"}[w.rng.IntN(2)]
+		app := []string{"web", "worker", "api"}[w.rng.IntN(3)]
 		md.disturb(app)
 		reply := make(chan error, 1)
 		w.tracef("start %s", app)
@@ -340,7 +350,7 @@ func (md *model) reload(i int, withReply bool) {
 			return
 		}
 	}
-	c.reply = make(chan ReloadResult, 1)
+	c.reply = make(chan status.ReloadResult, 1)
 	md.calls = append(md.calls, c)
 	w.tracef("clusterrun %s", c.what)
 	w.handle(ReloadRequested{App: c.app, Reply: c.reply})
@@ -351,7 +361,7 @@ func (md *model) restart(i int, app string, inst int) {
 	// A restart asked while a reload is read, or that joins a rollout
 	// under way, shares what happens to that reload.
 	a := md.m.app(app)
-	c := &rcall{what: "restart " + app, app: app, epochs: map[string]int{}, reply: make(chan ReloadResult, 1), step: i,
+	c := &rcall{what: "restart " + app, app: app, epochs: map[string]int{}, reply: make(chan status.ReloadResult, 1), step: i,
 		racing: len(w.loads) > 0 || md.m.loading != nil || len(md.m.queue) > 0 || a != nil && a.rollout != nil ||
 			a != nil && a.rel.App.Command[0] == "crash"}
 	if inst >= 0 {

@@ -87,10 +87,10 @@ func (ro *rollout) covers(index int) bool {
 type request struct {
 	kind    rolloutKind
 	app     string // "" = every app
-	reply   chan<- ReloadResult
+	reply   chan<- status.ReloadResult
 	pending map[*app]bool
 	notes   []string
-	apps    []AppResult
+	apps    []status.AppResult
 	failed  bool
 	done    bool
 }
@@ -100,7 +100,7 @@ func (m *Machine) onReloadRequested(ev ReloadRequested) {
 		if ev.Reply == nil {
 			m.log.Printf("received SIGHUP while stopping: ignored")
 		} else {
-			ev.Reply <- ReloadResult{Err: errStopped}
+			ev.Reply <- status.ReloadResult{Err: errStopped}
 		}
 		return
 	}
@@ -166,7 +166,7 @@ func (m *Machine) onLoaded(ev Loaded) {
 			m.log.Printf("  %s", line)
 		}
 		for _, r := range batch {
-			m.answer(r, ReloadResult{Err: fmt.Errorf("reload rejected; everything keeps running as it was:\n%w", ev.Err)})
+			m.answer(r, status.ReloadResult{Err: fmt.Errorf("reload rejected; everything keeps running as it was:\n%w", ev.Err)})
 		}
 		return
 	}
@@ -174,7 +174,7 @@ func (m *Machine) onLoaded(ev Loaded) {
 		m.counters.Reloads[status.ReloadRejected]++
 		m.log.Printf("reload rejected; everything keeps running as it was: %v", err)
 		for _, r := range batch {
-			m.answer(r, ReloadResult{Err: err})
+			m.answer(r, status.ReloadResult{Err: err})
 		}
 		return
 	}
@@ -225,7 +225,7 @@ func (m *Machine) apply(cfg *hclconfig.Config, creds map[string]*syscall.Credent
 		if a == nil {
 			a = &app{name: ca.Name, rel: rel, want: ca.Instances}
 			m.apps = append(m.apps, a)
-			m.note(forApp(batch, a.name), nil, AppResult{App: a.name, Outcome: "started", Release: rel.Gen},
+			m.note(forApp(batch, a.name), nil, status.AppResult{App: a.name, Outcome: "started", Release: rel.Gen},
 				fmt.Sprintf("%s: new app, starting %d instances of release %d", a.name, a.want, rel.Gen))
 			m.log.Printf("%s: new app", a.name)
 			continue
@@ -253,7 +253,7 @@ func (m *Machine) removeApp(a *app, path string, batch []*request) {
 	for _, s := range a.slots {
 		m.retireSlot(s)
 	}
-	m.note(batch, nil, AppResult{App: a.name, Outcome: "removed"}, a.name+": removed from the file, stopping it")
+	m.note(batch, nil, status.AppResult{App: a.name, Outcome: "removed"}, a.name+": removed from the file, stopping it")
 }
 
 // beginRollout starts replacing a's instances with rel for the waiters in
@@ -263,7 +263,7 @@ func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int
 		// Not running: it takes rel, and the file's count, when it starts.
 		a.rel = rel
 		a.want = rel.App.Instances
-		m.note(reqs, nil, AppResult{App: a.name, Outcome: "deferred", Release: rel.Gen},
+		m.note(reqs, nil, status.AppResult{App: a.name, Outcome: "deferred", Release: rel.Gen},
 			fmt.Sprintf("%s: %s; it will start with release %d", a.name, m.appStatus(a), rel.Gen))
 		return
 	}
@@ -324,15 +324,15 @@ func (m *Machine) wait(a *app, reqs []*request) {
 func (m *Machine) onRestartRequested(ev RestartRequested) {
 	a, err := m.lookup(ev.App)
 	if err != nil {
-		ev.Reply <- ReloadResult{Err: err}
+		ev.Reply <- status.ReloadResult{Err: err}
 		return
 	}
 	switch {
 	case a.state != appRunning:
-		ev.Reply <- ReloadResult{Err: fmt.Errorf("%s is not running (state %s); use start", ev.App, m.appStatus(a))}
+		ev.Reply <- status.ReloadResult{Err: fmt.Errorf("%s is not running (state %s); use start", ev.App, m.appStatus(a))}
 		return
 	case ev.Instance >= len(a.slots):
-		ev.Reply <- ReloadResult{Err: fmt.Errorf("%s has instances 0 to %d", ev.App, len(a.slots)-1)}
+		ev.Reply <- status.ReloadResult{Err: fmt.Errorf("%s has instances 0 to %d", ev.App, len(a.slots)-1)}
 		return
 	}
 	var idx []int
@@ -377,7 +377,7 @@ func (m *Machine) advanceRollouts() {
 				continue // scaled away
 			}
 			s := a.slots[st.index]
-			if !st.force && s.next == nil && s.cur != nil && s.cur.rel == ro.target && s.cur.state != stStopping && s.cur.state != stKilling {
+			if !st.force && s.next == nil && s.cur != nil && s.cur.rel == ro.target && !s.cur.state.leaving() {
 				continue // started with the new release already (a scale up)
 			}
 			m.replaceSlot(a, s, st)
@@ -447,7 +447,7 @@ func (m *Machine) depsRolledOut(a *app) bool {
 func (m *Machine) replaceSlot(a *app, s *slot, st step) {
 	ro := a.rollout
 	switch {
-	case s.next != nil || (s.cur != nil && (s.cur.state == stStopping || s.cur.state == stKilling)):
+	case s.next != nil || (s.cur != nil && s.cur.state.leaving()):
 		// A replacement of another kind is under way, or the serving
 		// process is on its way out: replace the slot once that is over.
 		ro.deferred = append(ro.deferred, st)
@@ -489,7 +489,7 @@ func (m *Machine) finishRollout(a *app) {
 	if ro.kind == kindReload {
 		m.counters.Reloads[status.ReloadCompleted]++
 	}
-	m.note(ro.waiters, a, AppResult{App: a.name, Outcome: status.ReloadCompleted, Release: ro.target.Gen}, msg)
+	m.note(ro.waiters, a, status.AppResult{App: a.name, Outcome: status.ReloadCompleted, Release: ro.target.Gen}, msg)
 	m.retainListeners()
 }
 
@@ -579,13 +579,13 @@ func (m *Machine) endRollout(a *app, outcome, why string, revert *Release) {
 		msg += ", the others keep serving"
 	}
 	m.log.Printf("%s", msg)
-	m.note(ro.waiters, a, AppResult{App: a.name, Outcome: outcome, Release: ro.target.Gen}, msg)
+	m.note(ro.waiters, a, status.AppResult{App: a.name, Outcome: outcome, Release: ro.target.Gen}, msg)
 }
 
 // note records one app's outcome in every request of reqs, and answers a
 // request once no app of it is pending (a is nil for notes that settle
 // nothing).
-func (m *Machine) note(reqs []*request, a *app, res AppResult, msg string) {
+func (m *Machine) note(reqs []*request, a *app, res status.AppResult, msg string) {
 	ok := res.Outcome != status.ReloadAborted && res.Outcome != status.ReloadSuperseded && res.Outcome != status.ReloadCancelled
 	for _, r := range reqs {
 		if r.done {
@@ -608,7 +608,7 @@ func (m *Machine) answerIfDone(r *request) {
 	if r.done || len(r.pending) > 0 {
 		return
 	}
-	res := ReloadResult{Summary: strings.Join(r.notes, "\n"), Apps: r.apps}
+	res := status.ReloadResult{Summary: strings.Join(r.notes, "\n"), Apps: r.apps}
 	if res.Summary == "" {
 		res.Summary = "nothing to replace"
 	}
@@ -618,7 +618,7 @@ func (m *Machine) answerIfDone(r *request) {
 	m.answer(r, res)
 }
 
-func (m *Machine) answer(r *request, res ReloadResult) {
+func (m *Machine) answer(r *request, res status.ReloadResult) {
 	if r.done {
 		return
 	}

@@ -158,7 +158,7 @@ func (r *Runner) writePreload(creds map[string]*syscall.Credential) error {
 
 // Subscribe calls fn with every lifecycle change, on the runner's
 // goroutine; fn must not block. Call it before Run.
-func (r *Runner) Subscribe(fn func(Lifecycle)) { r.m.Subscribe(fn) }
+func (r *Runner) Subscribe(fn func(status.Lifecycle)) { r.m.Subscribe(fn) }
 
 // Addrs describes where each listener listens, for the start-up banner.
 func (r *Runner) Addrs() []string {
@@ -409,14 +409,14 @@ func fillUsage(ctx context.Context, st *status.Runner) {
 // Reload reads the file again and rolls it out, like SIGHUP; app, when not
 // empty, limits it to one app. It waits until this reload has finished,
 // aborted, or been superseded, and says which.
-func (r *Runner) Reload(ctx context.Context, app string) (ReloadResult, error) {
-	return call(ctx, r, func(c chan<- ReloadResult) Event { return ReloadRequested{App: app, Reply: c} })
+func (r *Runner) Reload(ctx context.Context, app string) (status.ReloadResult, error) {
+	return call(ctx, r, func(c chan<- status.ReloadResult) Event { return ReloadRequested{App: app, Reply: c} })
 }
 
 // Restart replaces an app's instances (instance < 0) or one, new one ready
 // first, and waits for the outcome.
-func (r *Runner) Restart(ctx context.Context, app string, instance int) (ReloadResult, error) {
-	return call(ctx, r, func(c chan<- ReloadResult) Event {
+func (r *Runner) Restart(ctx context.Context, app string, instance int) (status.ReloadResult, error) {
+	return call(ctx, r, func(c chan<- status.ReloadResult) Event {
 		return RestartRequested{App: app, Instance: instance, Reply: c}
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/signals"
+	"github.com/clusterrun/clusterrun/status"
 )
 
 // The test binary also plays the exec shim and the instance programs, as
@@ -112,7 +113,7 @@ type harness struct {
 	sigs   chan signals.Event
 	exited chan struct{}
 	code   int
-	events chan Lifecycle
+	events chan status.Lifecycle
 }
 
 type syncBuf struct {
@@ -176,7 +177,7 @@ func startHarness(t *testing.T, text string) *harness {
 		hclconfig.WriteDiagnostics(&b, files, diags, 0, false)
 		t.Fatalf("config: %s", b.String())
 	}
-	h := &harness{t: t, out: &syncBuf{}, sigs: make(chan signals.Event, 4), exited: make(chan struct{}), events: make(chan Lifecycle, 1024)}
+	h := &harness{t: t, out: &syncBuf{}, sigs: make(chan signals.Event, 4), exited: make(chan struct{}), events: make(chan status.Lifecycle, 1024)}
 	mux := logmux.New(logmux.Options{Out: h.out})
 	h.r, err = New(Options{
 		Config: cfg, Log: mux, Signals: h.sigs, Exe: exe, RuntimeDir: t.TempDir(), Reaper: reaper,
@@ -191,7 +192,7 @@ func startHarness(t *testing.T, text string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.r.Subscribe(func(ev Lifecycle) {
+	h.r.Subscribe(func(ev status.Lifecycle) {
 		select {
 		case h.events <- ev:
 		default:
@@ -220,17 +221,17 @@ func startHarness(t *testing.T, text string) *harness {
 }
 
 // waitRoutable waits until n instances have become routable.
-func (h *harness) waitRoutable(n int) map[InstanceID]Lifecycle {
+func (h *harness) waitRoutable(n int) map[InstanceID]status.Lifecycle {
 	h.t.Helper()
-	got := map[InstanceID]Lifecycle{}
+	got := map[InstanceID]status.Lifecycle{}
 	deadline := time.After(20 * time.Second)
 	for len(got) < n {
 		select {
 		case ev := <-h.events:
 			switch ev.Kind {
-			case Routable:
+			case status.Routable:
 				got[ev.ID] = ev
-			case Unroutable, Gone:
+			case status.Unroutable, status.Gone:
 				delete(got, ev.ID)
 			}
 		case <-deadline:

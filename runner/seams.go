@@ -24,11 +24,6 @@ type Procs interface {
 	Cancel(id InstanceID)
 	// Signal sends sig to the process group of a started process.
 	Signal(id InstanceID, pid int, sig syscall.Signal) error
-	// SignalStop sends the stop signal sig like Signal, but in proxy mode only
-	// once the connections already forwarded to the instance are answered
-	// (a second at the most): they may wait in its accept queue, which it
-	// would reset on closing its socket.
-	SignalStop(id InstanceID, pid int, sig syscall.Signal) error
 	// SetTag marks an instance's log prefix: "+" for a replacement still
 	// starting, "-" for a replaced process draining, "" when serving.
 	SetTag(id InstanceID, tag string)
@@ -91,6 +86,15 @@ type Sockets interface {
 	ReleaseSlot(app string, defs []*hclconfig.Listener, index int)
 	// Addr says where a listener listens ("127.0.0.1:8080"), "" if unbound.
 	Addr(def *hclconfig.Listener) string
+	// Quiesce asks for a Quiesced event once the connections the proxies
+	// forwarded to instance id are over: closed, or idle after their last
+	// byte (an answer is complete, not just begun). The instance is already
+	// unroutable, and gets its stop signal only then: until it is signalled
+	// it keeps answering what was forwarded to it, even what still waits in
+	// its accept queue, which it would reset on closing its socket. It must
+	// not block; the event may come late or never (the machine bounds the
+	// wait by stop.timeout).
+	Quiesce(id InstanceID)
 }
 
 // Log is where the supervisor writes its lines.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/clusterrun/clusterrun/hclconfig"
+
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -128,6 +130,15 @@ func (m *Machine) Pids() []int {
 		}
 	}
 	return out
+}
+
+// listenersOf returns the listener blocks of the live instance id's
+// release.
+func (m *Machine) listenersOf(id InstanceID) []*hclconfig.Listener {
+	if in := m.live[id]; in != nil {
+		return in.rel.Listeners
+	}
+	return nil
 }
 
 // pidOf returns the pid of the live instance id, or 0.

@@ -20,6 +20,9 @@ import (
 type sockets struct {
 	r       *Runner
 	proxies map[net.Listener]*routed
+	// quiescing holds, per instance waiting to be quiesced, what ends the
+	// wait early: the instance is gone.
+	quiescing map[InstanceID]chan struct{}
 }
 
 // routed is one proxy and the instances it may forward to.
@@ -30,7 +33,7 @@ type routed struct {
 }
 
 func newSockets(r *Runner) *sockets {
-	return &sockets{r: r, proxies: map[net.Listener]*routed{}}
+	return &sockets{r: r, proxies: map[net.Listener]*routed{}, quiescing: map[InstanceID]chan struct{}{}}
 }
 
 func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
@@ -92,10 +95,10 @@ func (s *sockets) Addr(def *hclconfig.Listener) string { return s.r.lset.Addr(de
 // routable is added to the proxies of its proxy listeners, and one that
 // stopped being routable is removed before it is sent its stop signal
 // (the supervisor publishes Unroutable first).
-func (s *sockets) route(ev Lifecycle) {
+func (s *sockets) route(ev status.Lifecycle) {
 	switch ev.Kind {
-	case Routable:
-		for _, d := range ev.Listeners {
+	case status.Routable:
+		for _, d := range s.r.m.listenersOf(ev.ID) {
 			if d.Mode != hclconfig.Proxy || ev.Addrs[d.Name] == "" {
 				continue
 			}
@@ -104,11 +107,17 @@ func (s *sockets) route(ev Lifecycle) {
 				rt.publish()
 			}
 		}
-	case Unroutable, Gone:
+	case status.Unroutable, status.Gone:
 		for _, rt := range s.proxies {
 			if _, ok := rt.backends[ev.ID]; ok {
 				delete(rt.backends, ev.ID)
 				rt.publish()
+			}
+		}
+		if ev.Kind == status.Gone {
+			if gone := s.quiescing[ev.ID]; gone != nil {
+				close(gone)
+				delete(s.quiescing, ev.ID)
 			}
 		}
 	}
@@ -124,24 +133,50 @@ func (rt *routed) publish() {
 	rt.px.SetBackends(bs)
 }
 
-// unanswered returns a function counting the connections forwarded to
-// instance id that have had no answer yet, or nil when no proxy routes to
-// it. The function is safe to call from any goroutine.
-func (s *sockets) unanswered(id InstanceID) func() int {
+// quiescePoll is how often the wait for a stopped instance's connections
+// looks again.
+const quiescePoll = 5 * time.Millisecond
+
+// Quiesce posts Quiesced once no connection forwarded to instance id is
+// waiting for its answer, or never if the instance is gone first. It runs
+// on the runner's goroutine, which owns the proxies; the wait runs on its
+// own.
+//
+// For now "answered" is the proxy's Unanswered: a first byte came back.
+// Proxy.Quiesce, which also waits for answers to complete (a connection
+// closed, or idle after its last byte), replaces the poll once it exists.
+func (s *sockets) Quiesce(id InstanceID) {
 	var pxs []*proxy.Proxy
 	for _, rt := range s.proxies {
 		pxs = append(pxs, rt.px)
 	}
-	if len(pxs) == 0 {
-		return nil
+	gone := make(chan struct{})
+	if old := s.quiescing[id]; old != nil {
+		close(old)
 	}
-	return func() int {
+	s.quiescing[id] = gone
+	unanswered := func() int {
 		n := 0
 		for _, px := range pxs {
 			n += px.Unanswered(uint64(id))
 		}
 		return n
 	}
+	done := s.r.done
+	go func() {
+		tick := time.NewTicker(quiescePoll)
+		defer tick.Stop()
+		for unanswered() > 0 {
+			select {
+			case <-gone:
+				return
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+		s.r.post(Quiesced{ID: id})
+	}()
 }
 
 // addConns fills in the open proxied connections of each instance.

@@ -8,10 +8,14 @@ package runner
 // instState is where one process is in its life.
 //
 //	spawning ──spawned──▶ starting ──ready──▶ ready ──STOPPING=1──▶ dying
-//	    │                    │                 │                     │
-//	    │ spawn failed       └──── stop ───────┴──▶ stopping ◀───────┘ replacement ready
-//	    ▼                                               │  stop.timeout, force
-//	  exited ◀────────────── exit (any state) ──── killing
+//	    │                    │                 │ stop                  │ stop, or its
+//	    │                    │                 ▼ (proxied)             │ replacement
+//	    │                    │             quiescing                   │ is ready
+//	    │ spawn              │ stop            │ Quiesced, or          │
+//	    │ failed             │                 │ stop.timeout          │
+//	    │                    └──────────────▶ stopping ◀───────────────┘
+//	    ▼                                      │ stop.timeout, force
+//	  exited ◀───────── exit (any state) ──── killing
 type instState int
 
 const (
@@ -25,6 +29,10 @@ const (
 	// stDying: it announced STOPPING=1; its replacement is starting and
 	// it gets no signal, only SIGKILL if it outlives stop.timeout.
 	stDying
+	// stQuiescing: it is to stop, takes no new connections, and waits
+	// for the connections forwarded to it to be over (Quiesced) before it
+	// is sent its stop signal; stop.timeout bounds the wait.
+	stQuiescing
 	// stStopping: it was sent its stop signal (or, coming from dying,
 	// only had the stop timer armed); the runner waits for its exit.
 	stStopping
@@ -36,20 +44,27 @@ const (
 	stExited
 )
 
-var instStateNames = [...]string{"spawning", "starting", "ready", "dying", "stopping", "killing", "exited"}
+var instStateNames = [...]string{"spawning", "starting", "ready", "dying", "quiescing", "stopping", "killing", "exited"}
 
 func (s instState) String() string { return instStateNames[s] }
 
 // transitions lists, for each state, the states an instance may move to.
 // Anything else is a bug in a handler, never a silent half-update.
 var transitions = [...][]instState{
-	stSpawning: {stStarting, stExited},
-	stStarting: {stReady, stDying, stStopping, stKilling, stExited},
-	stReady:    {stDying, stStopping, stKilling, stExited},
-	stDying:    {stStopping, stKilling, stExited},
-	stStopping: {stKilling, stExited},
-	stKilling:  {stExited},
-	stExited:   {},
+	stSpawning:  {stStarting, stExited},
+	stStarting:  {stReady, stDying, stStopping, stKilling, stExited},
+	stReady:     {stDying, stQuiescing, stStopping, stKilling, stExited},
+	stDying:     {stQuiescing, stStopping, stKilling, stExited},
+	stQuiescing: {stStopping, stKilling, stExited},
+	stStopping:  {stKilling, stExited},
+	stKilling:   {stExited},
+	stExited:    {},
+}
+
+// leaving: it was told to stop (or killed) and the runner waits for its
+// exit.
+func (s instState) leaving() bool {
+	return s == stQuiescing || s == stStopping || s == stKilling
 }
 
 func allowed(from, to instState) bool {
@@ -68,7 +83,7 @@ func allowed(from, to instState) bool {
 //	locNext     the slot's replacement, not ready yet: spawning or starting
 //	locDraining detached from its slot (replaced, scaled away, stopped, part
 //	            of an aborted rollout): spawning (cancelled: it is stopped as
-//	            soon as it has a pid), stopping or killing
+//	            soon as it has a pid), quiescing, stopping or killing
 //
 // A serving process or a replacement that was stopped (a failed ready
 // check, a stop-first replacement, clusterrun stop) stays in its place
@@ -89,11 +104,11 @@ func (l location) String() string { return locNames[l] }
 func (l location) fits(s instState) bool {
 	switch l {
 	case locCur:
-		return s == stSpawning || s == stStarting || s == stReady || s == stDying || s == stStopping || s == stKilling
+		return s != stExited
 	case locNext:
 		return s == stSpawning || s == stStarting || s == stStopping || s == stKilling
 	}
-	return s == stSpawning || s == stStopping || s == stKilling
+	return s == stSpawning || s == stQuiescing || s == stStopping || s == stKilling
 }
 
 // slotState is the state of one instance number of an app.
@@ -172,11 +187,12 @@ const (
 	tReadyDelay   timerKind = iota // delay readiness elapsed
 	tReadyTimeout                  // not ready within ready.timeout
 	tStable                        // ready for min_uptime: the crash loop is over
+	tQuiesce                       // stop.timeout without Quiesced: signal anyway
 	tStop                          // stop.timeout after the stop signal
 	tWatchdog                      // no WATCHDOG=1 within the interval
 	tBackoff                       // restart after a crash
 )
 
-var timerNames = [...]string{"ready delay", "ready timeout", "stable", "stop timeout", "watchdog", "backoff"}
+var timerNames = [...]string{"ready delay", "ready timeout", "stable", "quiesce timeout", "stop timeout", "watchdog", "backoff"}
 
 func (k timerKind) String() string { return timerNames[k] }
