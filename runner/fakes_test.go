@@ -276,7 +276,7 @@ func (w *world) Printf(format string, args ...any) {
 	w.trace = append(w.trace, "            | "+line)
 }
 func (w *world) Declare([]logmux.App) {}
-func (w *world) Quiesce(id InstanceID) {
+func (w *world) Quiesce(id InstanceID, _ time.Duration) {
 	if w.routable[id] {
 		w.t.Fatalf("instance %d is quiesced while still routable", id)
 	}

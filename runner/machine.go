@@ -1019,7 +1019,7 @@ func (m *Machine) stop(in *instance, expected bool) {
 		m.setState(in, stQuiescing) // unroutable before anything else
 		m.publish(in, status.Draining, "")
 		m.arm(&in.timers[tQuiesce], in.rel.App.Stop.Timeout, timerFired{kind: tQuiesce, in: in})
-		m.socks.Quiesce(in.id)
+		m.socks.Quiesce(in.id, quiesceIdle(in.rel.App.Stop.Timeout))
 		return
 	}
 	m.setState(in, stStopping) // unroutable before it gets the signal
@@ -1036,6 +1036,14 @@ func proxied(rel *Release) bool {
 		}
 	}
 	return false
+}
+
+// quiesceIdle is how long a connection to a stopping instance must have
+// carried no byte to count as answered: long enough for a response that
+// pauses between its headers and its body, short enough that an idle
+// keep-alive client does not use up the stop timeout.
+func quiesceIdle(stopTimeout time.Duration) time.Duration {
+	return min(time.Second, stopTimeout/2)
 }
 
 // onQuiesced: the connections forwarded to a quiescing instance are over.

@@ -87,14 +87,14 @@ type Sockets interface {
 	// Addr says where a listener listens ("127.0.0.1:8080"), "" if unbound.
 	Addr(def *hclconfig.Listener) string
 	// Quiesce asks for a Quiesced event once the connections the proxies
-	// forwarded to instance id are over: closed, or idle after their last
-	// byte (an answer is complete, not just begun). The instance is already
-	// unroutable, and gets its stop signal only then: until it is signalled
-	// it keeps answering what was forwarded to it, even what still waits in
-	// its accept queue, which it would reset on closing its socket. It must
-	// not block; the event may come late or never (the machine bounds the
-	// wait by stop.timeout).
-	Quiesce(id InstanceID)
+	// forwarded to instance id are over: closed, or idle for idle after
+	// their last byte, so that an answer is complete, not just begun. The
+	// instance is already unroutable, and gets its stop signal only then:
+	// until it is signalled it keeps answering what was forwarded to it,
+	// even what still waits in its accept queue, which it would reset on
+	// closing its socket. It must not block; the event may come late or
+	// never (the machine bounds the wait by stop.timeout).
+	Quiesce(id InstanceID, idle time.Duration)
 }
 
 // Log is where the supervisor writes its lines.

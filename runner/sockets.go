@@ -133,46 +133,29 @@ func (rt *routed) publish() {
 	rt.px.SetBackends(bs)
 }
 
-// quiescePoll is how often the wait for a stopped instance's connections
-// looks again.
-const quiescePoll = 5 * time.Millisecond
-
-// Quiesce posts Quiesced once no connection forwarded to instance id is
-// waiting for its answer, or never if the instance is gone first. It runs
-// on the runner's goroutine, which owns the proxies; the wait runs on its
-// own.
-//
-// For now "answered" is the proxy's Unanswered: a first byte came back.
-// Proxy.Quiesce, which also waits for answers to complete (a connection
-// closed, or idle after its last byte), replaces the poll once it exists.
-func (s *sockets) Quiesce(id InstanceID) {
-	var pxs []*proxy.Proxy
+// Quiesce posts Quiesced once every connection the proxies forwarded to
+// instance id has closed or gone idle for idle after its last byte
+// (Proxy.Quiesce), or never if the instance is gone first. It runs on the
+// runner's goroutine, which owns the proxies; the wait runs on its own.
+func (s *sockets) Quiesce(id InstanceID, idle time.Duration) {
+	var quiet []<-chan struct{}
 	for _, rt := range s.proxies {
-		pxs = append(pxs, rt.px)
+		quiet = append(quiet, rt.px.Quiesce(uint64(id), idle))
 	}
-	gone := make(chan struct{})
 	if old := s.quiescing[id]; old != nil {
 		close(old)
 	}
+	gone := make(chan struct{})
 	s.quiescing[id] = gone
-	unanswered := func() int {
-		n := 0
-		for _, px := range pxs {
-			n += px.Unanswered(uint64(id))
-		}
-		return n
-	}
 	done := s.r.done
 	go func() {
-		tick := time.NewTicker(quiescePoll)
-		defer tick.Stop()
-		for unanswered() > 0 {
+		for _, q := range quiet {
 			select {
+			case <-q:
 			case <-gone:
 				return
 			case <-done:
 				return
-			case <-tick.C:
 			}
 		}
 		s.r.post(Quiesced{ID: id})
