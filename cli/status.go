@@ -24,7 +24,12 @@ func newStatusCmd(*cobra.Command) *cobra.Command {
 		Short:   "Show the apps, instances and listeners of the running cluster",
 		Long: `Show the running cluster of the config file: its listeners with their
 addresses and modes, and for every app each instance's pid, release, state,
-role, restarts, last exit, uptime, CPU and RSS (of its whole process group).
+role, restarts, last exit, uptime, CPU, and memory as PSS and USS summed
+over its whole process group: PSS counts each page split among the
+processes that map it (so shared code counts once across instances), USS
+only the pages no other process maps (what stopping it would free). The
+first line gives the same two figures for clusterrun itself: the runner and
+its guard process together.
 
 --json prints the same as one JSON object, for scripts.
 
@@ -65,6 +70,9 @@ func printStatus(w io.Writer, st *status.Runner) {
 	if !st.Started.IsZero() {
 		fmt.Fprintf(w, ", up %s", roundAge(now.Sub(st.Started)))
 	}
+	if st.PSSBytes >= 0 {
+		fmt.Fprintf(w, "; runner + guard PSS %s, USS %s", mib(st.PSSBytes), mib(st.USSBytes))
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Listeners) > 0 {
@@ -77,13 +85,13 @@ func printStatus(w io.Writer, st *status.Runner) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Address, mode)
 		}
 	}
-	fmt.Fprintln(tw, "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tRSS")
+	fmt.Fprintln(tw, "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tPSS\tUSS")
 	for _, a := range st.Apps {
 		if len(a.Procs) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t%d\t%s\t-\t-\t-\t-\t-\t-\n", a.Name, a.Release, a.State)
+			fmt.Fprintf(tw, "%s\t-\t-\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\n", a.Name, a.Release, a.State)
 		}
 		for _, p := range a.Procs {
-			pid, up, cpu, rss, role, last := "-", "-", "-", "-", p.Role, "-"
+			pid, up, cpu, pss, uss, role, last := "-", "-", "-", "-", "-", p.Role, "-"
 			state := p.State
 			if p.CrashLoop {
 				state += " (crash loop)"
@@ -98,8 +106,8 @@ func printStatus(w io.Writer, st *status.Runner) {
 			if p.CPUPercent >= 0 {
 				cpu = fmt.Sprintf("%.1f%%", p.CPUPercent)
 			}
-			if p.RSSBytes >= 0 {
-				rss = fmt.Sprintf("%.1f MiB", float64(p.RSSBytes)/(1<<20))
+			if p.PSSBytes >= 0 {
+				pss, uss = mib(p.PSSBytes), mib(p.USSBytes)
 			}
 			if e := p.LastExit; e != nil {
 				how := fmt.Sprintf("status %d", e.Code)
@@ -108,11 +116,14 @@ func printStatus(w io.Writer, st *status.Runner) {
 				}
 				last = fmt.Sprintf("%s, %s ago", how, roundAge(now.Sub(e.At)))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, rss)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, pss, uss)
 		}
 	}
 	tw.Flush()
 }
+
+// mib prints a byte count in MiB, as status shows memory.
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // roundAge prints a duration to the second, as people read ages.
 func roundAge(d time.Duration) string {

@@ -83,7 +83,7 @@ app "web" {
 		`clusterrun_restarts_total{app="web",reason="crash"} 0`,
 		`clusterrun_reloads_total{outcome="completed"} 0`,
 		`clusterrun_time_to_ready_seconds_count{app="web"} 2`,
-		`clusterrun_instance_rss_bytes{app="web",instance="0"`,
+		`clusterrun_instance_pss_bytes{app="web",instance="0"`,
 		`clusterrun_runner_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {

@@ -253,12 +253,12 @@ func TestStatusJSONSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	schema := map[string]string{"pid": "number", "config": "string", "apps": "array", "listeners": "array", "phase": "string",
-		"goroutines": "number", "rss_bytes": "number", "fds": "number", "counters": "object"}
+		"goroutines": "number", "pss_bytes": "number", "uss_bytes": "number", "fds": "number", "counters": "object"}
 	appSchema := map[string]string{"name": "string", "state": "string", "instances": "number", "listeners": "array", "procs": "array"}
 	procSchema := map[string]string{
 		"app": "string", "instance": "number", "pid": "number", "state": "string", "role": "string",
 		"release": "number", "restarts": "number", "started": "string", "uptime_seconds": "number",
-		"cpu_percent": "number", "rss_bytes": "number",
+		"cpu_percent": "number", "pss_bytes": "number", "uss_bytes": "number",
 	}
 	checkSchema(t, "status", doc, schema)
 	apps := doc["apps"].([]any)
@@ -274,7 +274,7 @@ func TestStatusJSONSchema(t *testing.T) {
 	for _, p := range procs {
 		pm := p.(map[string]any)
 		checkSchema(t, "proc", pm, procSchema)
-		if pm["state"] != "ready" || pm["role"] != "serving" || pm["rss_bytes"].(float64) <= 0 {
+		if pm["state"] != "ready" || pm["role"] != "serving" || pm["pss_bytes"].(float64) <= 0 || pm["uss_bytes"].(float64) <= 0 || pm["uss_bytes"].(float64) > pm["pss_bytes"].(float64) {
 			t.Errorf("proc %v", pm)
 		}
 	}
@@ -291,7 +291,7 @@ func TestStatusJSONSchema(t *testing.T) {
 	}
 	// The table names its columns.
 	table, _, _ := r.cli("status")
-	for _, col := range []string{"APP", "INST", "PID", "REL", "STATE", "RESTARTS", "LAST EXIT", "UPTIME", "CPU", "RSS", "LISTENER", "ADDRESS"} {
+	for _, col := range []string{"APP", "INST", "PID", "REL", "STATE", "RESTARTS", "LAST EXIT", "UPTIME", "CPU", "PSS", "USS", "runner + guard PSS", "LISTENER", "ADDRESS"} {
 		if !strings.Contains(table, col) {
 			t.Errorf("status table lacks %s:\n%s", col, table)
 		}

@@ -35,10 +35,10 @@ type collector struct {
 	src     Source
 	timeout time.Duration
 
-	up, started, rss, goroutines, fds *prometheus.Desc
-	desired, instances                *prometheus.Desc
-	restarts, reloads                 *prometheus.Desc
-	procRSS, procCPU, procConns       *prometheus.Desc
+	up, started, pss, uss, goroutines, fds *prometheus.Desc
+	desired, instances                     *prometheus.Desc
+	restarts, reloads                      *prometheus.Desc
+	procPSS, procUSS, procCPU, procConns   *prometheus.Desc
 }
 
 func newCollector(src Source, timeout time.Duration) *collector {
@@ -50,8 +50,10 @@ func newCollector(src Source, timeout time.Duration) *collector {
 			"Whether the runner answered the scrape's status request (1) or not (0: stopping, or busy past the scrape timeout).", nil, nil),
 		started: d("clusterrun_runner_start_time_seconds",
 			"When the runner started, in seconds since the Unix epoch.", nil, nil),
-		rss: d("clusterrun_runner_rss_bytes",
-			"Resident memory of the runner process itself, in bytes.", nil, nil),
+		pss: d("clusterrun_runner_pss_bytes",
+			"Proportional set size (PSS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: each page counted once, split among the processes that map it.", nil, nil),
+		uss: d("clusterrun_runner_uss_bytes",
+			"Unique set size (USS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: the pages no other process maps.", nil, nil),
 		goroutines: d("clusterrun_runner_goroutines",
 			"Goroutines in the runner process, to spot leaks.", nil, nil),
 		fds: d("clusterrun_runner_fds",
@@ -67,8 +69,11 @@ func newCollector(src Source, timeout time.Duration) *collector {
 		reloads: d("clusterrun_reloads_total",
 			"Rolling reloads by outcome (completed, aborted, rejected, superseded, cancelled); a reload of several apps counts once per app.",
 			[]string{"outcome"}, nil),
-		procRSS: d("clusterrun_instance_rss_bytes",
-			"Resident memory of an instance's process group, in bytes.",
+		procPSS: d("clusterrun_instance_pss_bytes",
+			"Proportional set size (PSS, from smaps_rollup) summed over an instance's process group, in bytes: pages shared with other processes count their share only.",
+			[]string{"app", "instance", "pid"}, nil),
+		procUSS: d("clusterrun_instance_uss_bytes",
+			"Unique set size (USS, from smaps_rollup) summed over an instance's process group, in bytes: the pages only its processes map.",
 			[]string{"app", "instance", "pid"}, nil),
 		procCPU: d("clusterrun_instance_cpu_ratio",
 			"CPU use of an instance's process group over the last sample, in cores (1 = one core busy).",
@@ -81,8 +86,8 @@ func newCollector(src Source, timeout time.Duration) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.up, c.started, c.rss, c.goroutines, c.fds, c.desired, c.instances,
-		c.restarts, c.reloads, c.procRSS, c.procCPU, c.procConns,
+		c.up, c.started, c.pss, c.uss, c.goroutines, c.fds, c.desired, c.instances,
+		c.restarts, c.reloads, c.procPSS, c.procUSS, c.procCPU, c.procConns,
 	} {
 		ch <- d
 	}
@@ -107,7 +112,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if !st.Started.IsZero() {
 		gauge(c.started, float64(st.Started.UnixNano())/1e9)
 	}
-	gauge(c.rss, float64(st.RSSBytes))
+	if st.PSSBytes >= 0 {
+		gauge(c.pss, float64(st.PSSBytes))
+		gauge(c.uss, float64(st.USSBytes))
+	}
 	gauge(c.goroutines, float64(st.Goroutines))
 	gauge(c.fds, float64(st.FDs))
 
@@ -126,8 +134,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				continue // no process: nothing to measure
 			}
 			inst, pid := strconv.Itoa(p.Instance), strconv.Itoa(p.PID)
-			if p.RSSBytes >= 0 {
-				gauge(c.procRSS, float64(p.RSSBytes), a.Name, inst, pid)
+			if p.PSSBytes >= 0 {
+				gauge(c.procPSS, float64(p.PSSBytes), a.Name, inst, pid)
+				gauge(c.procUSS, float64(p.USSBytes), a.Name, inst, pid)
 			}
 			if p.CPUPercent >= 0 {
 				gauge(c.procCPU, p.CPUPercent/100, a.Name, inst, pid)

@@ -54,15 +54,15 @@ func (f *fakeSource) set(st status.Runner, err error) {
 func snapshot(n int) status.Runner {
 	return status.Runner{
 		PID: 1, Started: time.Unix(1700000000, 0), Phase: "running",
-		Goroutines: 42, RSSBytes: 30 << 20, FDs: 17,
+		Goroutines: 42, PSSBytes: 30 << 20, USSBytes: 20 << 20, FDs: 17,
 		Apps: []status.App{
 			{Name: "web", State: "reloading", Instances: 2, Procs: []status.Instance{
-				{App: "web", Instance: 0, PID: 101, State: "ready", Role: "draining", Addr: "127.0.0.1:5001", Conns: 3, CPUPercent: 50, RSSBytes: 1000},
-				{App: "web", Instance: 0, PID: 103, State: "starting", Role: "replacement", Addr: "127.0.0.1:5003", Conns: 1, CPUPercent: -1, RSSBytes: -1},
-				{App: "web", Instance: 1, State: "backoff", CPUPercent: -1, RSSBytes: -1},
+				{App: "web", Instance: 0, PID: 101, State: "ready", Role: "draining", Addr: "127.0.0.1:5001", Conns: 3, CPUPercent: 50, PSSBytes: 1000, USSBytes: 600},
+				{App: "web", Instance: 0, PID: 103, State: "starting", Role: "replacement", Addr: "127.0.0.1:5003", Conns: 1, CPUPercent: -1, PSSBytes: -1, USSBytes: -1},
+				{App: "web", Instance: 1, State: "backoff", CPUPercent: -1, PSSBytes: -1, USSBytes: -1},
 			}},
 			{Name: "worker", State: "ready", Instances: 1, Procs: []status.Instance{
-				{App: "worker", Instance: 0, PID: 201, State: "ready", Role: "serving", CPUPercent: 12.5, RSSBytes: 2000},
+				{App: "worker", Instance: 0, PID: 201, State: "ready", Role: "serving", CPUPercent: 12.5, PSSBytes: 2000, USSBytes: 1500},
 			}},
 		},
 		Counters: status.Counters{
@@ -135,14 +135,16 @@ func TestScrape(t *testing.T) {
 	families := map[string]dto.MetricType{
 		"clusterrun_up":                        dto.MetricType_GAUGE,
 		"clusterrun_runner_start_time_seconds": dto.MetricType_GAUGE,
-		"clusterrun_runner_rss_bytes":          dto.MetricType_GAUGE,
+		"clusterrun_runner_pss_bytes":          dto.MetricType_GAUGE,
+		"clusterrun_runner_uss_bytes":          dto.MetricType_GAUGE,
 		"clusterrun_runner_goroutines":         dto.MetricType_GAUGE,
 		"clusterrun_runner_fds":                dto.MetricType_GAUGE,
 		"clusterrun_app_desired_instances":     dto.MetricType_GAUGE,
 		"clusterrun_instances":                 dto.MetricType_GAUGE,
 		"clusterrun_restarts_total":            dto.MetricType_COUNTER,
 		"clusterrun_reloads_total":             dto.MetricType_COUNTER,
-		"clusterrun_instance_rss_bytes":        dto.MetricType_GAUGE,
+		"clusterrun_instance_pss_bytes":        dto.MetricType_GAUGE,
+		"clusterrun_instance_uss_bytes":        dto.MetricType_GAUGE,
 		"clusterrun_instance_cpu_ratio":        dto.MetricType_GAUGE,
 		"clusterrun_instance_connections":      dto.MetricType_GAUGE,
 		"clusterrun_time_to_ready_seconds":     dto.MetricType_HISTOGRAM,
@@ -174,7 +176,8 @@ func TestScrape(t *testing.T) {
 	}{
 		{"clusterrun_up", nil, 1},
 		{"clusterrun_runner_start_time_seconds", nil, 1700000000},
-		{"clusterrun_runner_rss_bytes", nil, 30 << 20},
+		{"clusterrun_runner_pss_bytes", nil, 30 << 20},
+		{"clusterrun_runner_uss_bytes", nil, 20 << 20},
 		{"clusterrun_runner_goroutines", nil, 42},
 		{"clusterrun_runner_fds", nil, 17},
 		{"clusterrun_app_desired_instances", []string{"app=web"}, 2},
@@ -191,8 +194,10 @@ func TestScrape(t *testing.T) {
 		{"clusterrun_reloads_total", []string{"outcome=completed"}, 3},
 		{"clusterrun_reloads_total", []string{"outcome=aborted"}, 1},
 		{"clusterrun_reloads_total", []string{"outcome=cancelled"}, 0},
-		{"clusterrun_instance_rss_bytes", []string{"app=web", "instance=0", "pid=101"}, 1000},
-		{"clusterrun_instance_rss_bytes", []string{"app=worker", "instance=0", "pid=201"}, 2000},
+		{"clusterrun_instance_pss_bytes", []string{"app=web", "instance=0", "pid=101"}, 1000},
+		{"clusterrun_instance_uss_bytes", []string{"app=web", "instance=0", "pid=101"}, 600},
+		{"clusterrun_instance_pss_bytes", []string{"app=worker", "instance=0", "pid=201"}, 2000},
+		{"clusterrun_instance_uss_bytes", []string{"app=worker", "instance=0", "pid=201"}, 1500},
 		{"clusterrun_instance_cpu_ratio", []string{"app=web", "instance=0", "pid=101"}, 0.5},
 		{"clusterrun_instance_cpu_ratio", []string{"app=worker", "instance=0", "pid=201"}, 0.125},
 		{"clusterrun_instance_connections", []string{"app=web", "instance=0"}, 4},
@@ -211,9 +216,10 @@ func TestScrape(t *testing.T) {
 		name   string
 		labels []string
 	}{
-		{"clusterrun_instance_rss_bytes", []string{"app=web", "instance=0", "pid=103"}},
+		{"clusterrun_instance_pss_bytes", []string{"app=web", "instance=0", "pid=103"}},
+		{"clusterrun_instance_uss_bytes", []string{"app=web", "instance=0", "pid=103"}},
 		{"clusterrun_instance_cpu_ratio", []string{"app=web", "instance=0", "pid=103"}},
-		{"clusterrun_instance_rss_bytes", []string{"app=web", "instance=1", "pid=0"}},
+		{"clusterrun_instance_pss_bytes", []string{"app=web", "instance=1", "pid=0"}},
 		{"clusterrun_instance_connections", []string{"app=worker", "instance=0"}},
 		{"clusterrun_instance_connections", []string{"app=web", "instance=1"}},
 	} {

@@ -12,7 +12,7 @@ import (
 // architecture Go supports.
 const clockTicks = 100
 
-func groupUsage(pgids []int) (map[int]Usage, error) {
+func groupUsage(pgids []int, memory bool) (map[int]Usage, error) {
 	want := make(map[int]bool, len(pgids))
 	for _, g := range pgids {
 		want[g] = true
@@ -27,8 +27,7 @@ func groupUsage(pgids []int) (map[int]Usage, error) {
 	if err != nil {
 		return nil, err
 	}
-	page := int64(os.Getpagesize())
-	buf := make([]byte, 1024)
+	buf := make([]byte, 4096)
 	path := make([]byte, 0, 32)
 	for _, n := range names {
 		if n[0] < '0' || n[0] > '9' {
@@ -41,67 +40,152 @@ func groupUsage(pgids []int) (map[int]Usage, error) {
 		if !ok {
 			continue // the process ended while we looked
 		}
-		pgrp, cpu, rss, ok := parseStat(b)
+		pgrp, cpu, ok := parseStat(b)
 		if !ok || !want[pgrp] {
 			continue
 		}
 		u := out[pgrp]
 		u.CPU += cpu
-		u.RSS += rss * page
 		u.Procs++
+		if memory {
+			path = append(append(append(path[:0], "/proc/"...), n...), "/smaps_rollup"...)
+			if b, ok := readRaw(path, buf); ok {
+				u.Memory = u.Memory.Add(parseRollup(b))
+			}
+		}
 		out[pgrp] = u
 	}
 	return out, nil
 }
 
-// readRaw reads the start of a small file (path without a NUL) into buf.
+func processMemory(pids []int) (Memory, error) {
+	var m Memory
+	buf := make([]byte, 4096)
+	for _, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		b, ok := readRaw([]byte("/proc/"+strconv.Itoa(pid)+"/smaps_rollup"), buf)
+		if !ok {
+			if pid == os.Getpid() {
+				// Not even our own: the kernel has no smaps_rollup
+				// (before 4.14), or /proc is not mounted.
+				return Memory{}, ErrUnsupported
+			}
+			continue
+		}
+		m = m.Add(parseRollup(b))
+	}
+	return m, nil
+}
+
+// readRaw reads a small file (path without a NUL) into buf, as much as
+// fits.
 func readRaw(path, buf []byte) ([]byte, bool) {
 	fd, err := syscall.Open(string(path), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, false
 	}
 	defer syscall.Close(fd)
-	n, err := syscall.Read(fd, buf)
-	if err != nil || n <= 0 {
-		return nil, false
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			break
+		}
+		n += m
 	}
-	return buf[:n], true
+	return buf[:n], n > 0
 }
 
-// parseStat reads pgrp (field 5), utime+stime (14, 15) and rss in pages
-// (24) from /proc/PID/stat. The command name (field 2) may hold spaces and
+// parseStat reads pgrp (field 5) and utime+stime (14, 15) from
+// /proc/PID/stat. The command name (field 2) may hold spaces and
 // parentheses, so fields are counted from the last ')'.
-func parseStat(b []byte) (pgrp int, cpu time.Duration, rssPages int64, ok bool) {
+func parseStat(b []byte) (pgrp int, cpu time.Duration, ok bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, 0, false
+		return 0, 0, false
 	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state), so field k is f[k-3].
-	if len(f) < 22 {
-		return 0, 0, 0, false
+	// After ')': state ppid pgrp session tty tpgid flags minflt cminflt
+	// majflt cmajflt utime stime: field k is number k-3 from here.
+	var f [13][]byte
+	n := 0
+	rest := b[i+1:]
+	for n < len(f) {
+		rest = bytes.TrimLeft(rest, " ")
+		if len(rest) == 0 {
+			return 0, 0, false
+		}
+		end := bytes.IndexByte(rest, ' ')
+		if end < 0 {
+			end = len(rest)
+		}
+		f[n], rest = rest[:end], rest[end:]
+		n++
 	}
-	pg, err1 := strconv.Atoi(string(f[2]))
-	ut, err2 := strconv.ParseInt(string(f[11]), 10, 64)
-	st, err3 := strconv.ParseInt(string(f[12]), 10, 64)
-	rss, err4 := strconv.ParseInt(string(f[21]), 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
-		return 0, 0, 0, false
+	pg, ok1 := atoi(f[2])
+	ut, ok2 := atoi(f[11])
+	st, ok3 := atoi(f[12])
+	if !ok1 || !ok2 || !ok3 {
+		return 0, 0, false
 	}
-	return pg, time.Duration(ut+st) * time.Second / clockTicks, rss, true
+	return int(pg), time.Duration(ut+st) * time.Second / clockTicks, true
 }
 
-func self() (int64, int) {
-	rss, fds := int64(-1), -1
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := bytes.Fields(b); len(f) > 1 {
-			if pages, err := strconv.ParseInt(string(f[1]), 10, 64); err == nil {
-				rss = pages * int64(os.Getpagesize())
-			}
+// parseRollup reads PSS and USS from /proc/PID/smaps_rollup, whose
+// figures are in kB: "Pss:  364 kB".
+func parseRollup(b []byte) Memory {
+	var m Memory
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		name, rest, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch string(name) {
+		case "Pss":
+			dst = &m.PSS
+		case "Private_Clean", "Private_Dirty", "Private_Hugetlb":
+			dst = &m.USS
+		default:
+			continue
+		}
+		rest = bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte("kB")))
+		if kb, ok := atoi(rest); ok {
+			*dst += kb << 10
 		}
 	}
-	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
-		fds = len(ents) - 1 // the directory itself was open while it was read
+	return m
+}
+
+// atoi parses a non-negative decimal without allocating.
+func atoi(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
 	}
-	return rss, fds
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents) - 1 // the directory itself was open while it was read
 }

@@ -2,6 +2,8 @@
 
 package proc
 
-func groupUsage(pgids []int) (map[int]Usage, error) { return nil, ErrUnsupported }
+func groupUsage([]int, bool) (map[int]Usage, error) { return nil, ErrUnsupported }
 
-func self() (int64, int) { return -1, -1 }
+func processMemory([]int) (Memory, error) { return Memory{}, ErrUnsupported }
+
+func openFDs() int { return -1 }

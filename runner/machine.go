@@ -104,7 +104,7 @@ type instance struct {
 	timers   [tBackoff]armed
 	// Usage from the last sample.
 	cpuPercent float64
-	rss        int64
+	mem        proc.Memory
 	lastCPU    time.Duration
 	sampled    bool
 	sampledAt  time.Time
@@ -934,19 +934,21 @@ func (m *Machine) onUsage(ev UsageSampled) {
 		if in.sampled && ev.Interval > 0 {
 			in.cpuPercent = 100 * (u.CPU - in.lastCPU).Seconds() / ev.Interval.Seconds()
 		}
-		in.lastCPU, in.rss, in.sampled, in.sampledAt = u.CPU, u.RSS, true, m.clock.Now()
+		in.lastCPU, in.mem, in.sampled, in.sampledAt = u.CPU, u.Memory, true, m.clock.Now()
 		limit := in.rel.App.Restart.MaxMemory
 		if limit <= 0 || in.state != stReady || in.loc != locCur {
 			continue
 		}
-		if u.RSS <= limit {
+		// PSS: the group's fair share of the pages it maps, so that code
+		// shared with other processes is not counted once per process.
+		if u.Memory.PSS <= limit {
 			in.memOver = 0
 			continue
 		}
 		in.memOver++
 		if in.memOver == overLimit {
 			m.repair(in, whyMemory, status.RestartMemory,
-				fmt.Sprintf("used %s, above max_memory = %s, for %d samples in a row", bytesHuman(u.RSS), bytesHuman(limit), overLimit))
+				fmt.Sprintf("used %s (PSS), above max_memory = %s, for %d samples in a row", bytesHuman(u.Memory.PSS), bytesHuman(limit), overLimit))
 		}
 	}
 }

@@ -296,9 +296,9 @@ func TestMaxMemoryReplacesGracefully(t *testing.T) {
 	w.settleGood()
 	old := w.live("web")[0]
 	for i := 0; i < 3; i++ {
-		w.handle(UsageSampled{Usage: map[int]proc.Usage{old.pid: {RSS: 200 << 20}}, Interval: 2 * time.Second})
+		w.handle(UsageSampled{Usage: map[int]proc.Usage{old.pid: {Memory: proc.Memory{PSS: 200 << 20, USS: 150 << 20}}}, Interval: 2 * time.Second})
 	}
-	if !logHas(w, "above max_memory = 100.0MiB") {
+	if !logHas(w, "used 200.0MiB (PSS), above max_memory = 100.0MiB") {
 		t.Fatalf("no memory replacement:\n%s", strings.Join(w.logs, "\n"))
 	}
 	if old.signalled != 0 {

@@ -222,7 +222,7 @@ func (r *Runner) Run() int {
 			pids, interval := r.m.Pids(), now.Sub(last)
 			last = now
 			go func() {
-				u, err := proc.GroupUsage(pids)
+				u, err := proc.GroupUsage(pids, true)
 				if err != nil {
 					u = nil
 				}
@@ -350,7 +350,11 @@ func (r *Runner) Snapshot(ctx context.Context) (status.Runner, error) {
 		return st, err
 	}
 	st.Goroutines = runtime.NumGoroutine()
-	st.RSSBytes, st.FDs = proc.Self()
+	st.FDs = proc.OpenFDs()
+	st.PSSBytes, st.USSBytes = -1, -1
+	if m, err := proc.ProcessMemory(os.Getpid(), r.guard.PID()); err == nil {
+		st.PSSBytes, st.USSBytes = m.PSS, m.USS
+	}
 	fillUsage(ctx, &st)
 	return st, nil
 }
@@ -366,7 +370,7 @@ func fillUsage(ctx context.Context, st *status.Runner) {
 	var pids []int
 	for _, a := range st.Apps {
 		for _, p := range a.Procs {
-			if p.PID != 0 && (p.RSSBytes < 0 || p.CPUPercent < 0) {
+			if p.PID != 0 && (p.PSSBytes < 0 || p.CPUPercent < 0) {
 				pids = append(pids, p.PID)
 			}
 		}
@@ -374,7 +378,7 @@ func fillUsage(ctx context.Context, st *status.Runner) {
 	if len(pids) == 0 {
 		return
 	}
-	u0, err := proc.GroupUsage(pids)
+	u0, err := proc.GroupUsage(pids, false)
 	if err != nil {
 		return
 	}
@@ -384,7 +388,7 @@ func fillUsage(ctx context.Context, st *status.Runner) {
 	case <-ctx.Done():
 		return
 	}
-	u1, err := proc.GroupUsage(pids)
+	u1, err := proc.GroupUsage(pids, true)
 	if err != nil {
 		return
 	}
@@ -396,8 +400,8 @@ func fillUsage(ctx context.Context, st *status.Runner) {
 			if !ok {
 				continue
 			}
-			if p.RSSBytes < 0 {
-				p.RSSBytes = b.RSS
+			if p.PSSBytes < 0 {
+				p.PSSBytes, p.USSBytes = b.Memory.PSS, b.Memory.USS
 			}
 			if a, ok := u0[p.PID]; ok && p.CPUPercent < 0 {
 				p.CPUPercent = 100 * (b.CPU - a.CPU).Seconds() / elapsed

@@ -297,7 +297,7 @@ app "web" {
 			t.Fatal(err)
 		}
 		for _, p := range st.Apps[0].Procs {
-			if p.Addr == "" || p.State != "ready" || p.RSSBytes <= 0 {
+			if p.Addr == "" || p.State != "ready" || p.PSSBytes <= 0 || p.USSBytes <= 0 || p.USSBytes > p.PSSBytes {
 				t.Errorf("status of %d: %+v", p.Instance, p)
 			}
 		}

@@ -33,7 +33,7 @@ func (m *Machine) Snapshot() status.Runner {
 			if s.cur == nil {
 				as.Procs = append(as.Procs, status.Instance{App: a.name, Instance: s.index, State: s.state.String(),
 					Release: s.rel.Gen, Restarts: s.restarts, CrashLoop: s.consecutive > 0 && s.state == slotBackoff,
-					CPUPercent: -1, RSSBytes: -1, LastExit: s.lastExit})
+					CPUPercent: -1, PSSBytes: -1, USSBytes: -1, LastExit: s.lastExit})
 			} else {
 				as.Procs = append(as.Procs, m.instanceStatus(s.cur, "serving"))
 			}
@@ -52,7 +52,7 @@ func (m *Machine) Snapshot() status.Runner {
 func (m *Machine) instanceStatus(in *instance, role string) status.Instance {
 	s := in.slot
 	is := status.Instance{App: s.app.name, Instance: s.index, PID: in.pid, State: in.state.String(), Role: role,
-		Release: in.rel.Gen, Restarts: s.restarts, Started: in.started, Message: in.msg, CPUPercent: -1, RSSBytes: -1,
+		Release: in.rel.Gen, Restarts: s.restarts, Started: in.started, Message: in.msg, CPUPercent: -1, PSSBytes: -1, USSBytes: -1,
 		LastExit: s.lastExit}
 	if in.loc == locCur {
 		// A ready process of a slot that crashed recently is not trusted
@@ -74,7 +74,7 @@ func (m *Machine) instanceStatus(in *instance, role string) status.Instance {
 	// A periodic sample is used while fresh; otherwise the runner measures
 	// on demand (see fillUsage).
 	if in.sampled && m.clock.Now().Sub(in.sampledAt) < 5*time.Second {
-		is.CPUPercent, is.RSSBytes = in.cpuPercent, in.rss
+		is.CPUPercent, is.PSSBytes, is.USSBytes = in.cpuPercent, in.mem.PSS, in.mem.USS
 	}
 	return is
 }

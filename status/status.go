@@ -13,13 +13,18 @@ type Runner struct {
 	Started time.Time `json:"started"`
 	// Phase is running, draining or forcing.
 	Phase string `json:"phase"`
-	// Goroutines, RSSBytes and FDs are the runner's own, to spot leaks.
-	Goroutines int        `json:"goroutines"`
-	RSSBytes   int64      `json:"rss_bytes"`
-	FDs        int        `json:"fds"`
-	Listeners  []Listener `json:"listeners"`
-	Apps       []App      `json:"apps"`
-	Counters   Counters   `json:"counters"`
+	// Goroutines and FDs are the runner's own, to spot leaks.
+	Goroutines int `json:"goroutines"`
+	FDs        int `json:"fds"`
+	// PSSBytes and USSBytes are clusterrun's own memory: the runner and
+	// its guard process together, from /proc/PID/smaps_rollup. PSS counts
+	// each page split among the processes that map it, USS the pages only
+	// one of them maps; -1 where unknown.
+	PSSBytes  int64      `json:"pss_bytes"`
+	USSBytes  int64      `json:"uss_bytes"`
+	Listeners []Listener `json:"listeners"`
+	Apps      []App      `json:"apps"`
+	Counters  Counters   `json:"counters"`
 }
 
 // Listener is one bound listener.
@@ -89,8 +94,11 @@ type Instance struct {
 	// CPUPercent is the process group's CPU use over the last sample (100
 	// = one core); -1 where unknown.
 	CPUPercent float64 `json:"cpu_percent"`
-	// RSSBytes is the group's summed resident memory; -1 where unknown.
-	RSSBytes int64 `json:"rss_bytes"`
+	// PSSBytes and USSBytes sum the PSS and USS of every process of the
+	// instance's process group (resident sizes would count the pages the
+	// processes share once per process); -1 where unknown.
+	PSSBytes int64 `json:"pss_bytes"`
+	USSBytes int64 `json:"uss_bytes"`
 	// LastExit is how the previous process of this instance number ended.
 	LastExit *Exit `json:"last_exit,omitempty"`
 }

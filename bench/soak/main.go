@@ -89,7 +89,7 @@ type event struct {
 
 // sample is one reading of `status --json`.
 type sample struct {
-	rss        int64
+	pss        int64
 	fds        int
 	goroutines int
 	restarts   map[string]int // by reason, over every app
@@ -179,16 +179,16 @@ func run() (bool, error) {
 			*conns, addr, *timeout),
 		fmt.Sprintf("faults:  SIGHUP (rolling reload) every %s; SIGKILL of a random serving instance every %s, started half a period (%s) after the reloads so that kills fall between them (closest kill to a reload: %s)",
 			*reloadEvery, *killEvery, *killEvery/2, closestToReload(*reloadEvery, *killEvery, *duration)),
-		fmt.Sprintf("run:     %s; a row every %s; runner figures from `clusterrun status --json` (rss_bytes, fds, goroutines, counters)", *duration, *sampleEvery),
+		fmt.Sprintf("run:     %s; a row every %s; runner figures from `clusterrun status --json` (pss_bytes of the runner and its guard, fds, goroutines, counters)", *duration, *sampleEvery),
 		"targets: 0 failed requests (one in flight on an instance at its kill -9 is counted apart); runner RSS, fds and goroutines flat",
 		"")
 
 	first := sampleOf(st)
 	samples := []sample{first}
-	fmt.Println("| t | requests | failed | at a kill -9 | failed by kind | reloads sent | kills sent | runner restarts (total) | runner reloads (total) | RSS MiB | fds | goroutines |")
+	fmt.Println("| t | requests | failed | at a kill -9 | failed by kind | reloads sent | kills sent | runner restarts (total) | runner reloads (total) | PSS MiB (runner + guard) | fds | goroutines |")
 	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	fmt.Printf("| start | - | - | - | - | - | - | %s | %s | %.1f | %d | %d |\n",
-		counts(first.restarts), counts(first.reloads), mib(first.rss), first.fds, first.goroutines)
+		counts(first.restarts), counts(first.reloads), mib(first.pss), first.fds, first.goroutines)
 
 	// Faults run beside the load until it ends.
 	faultCtx, endFaults := context.WithCancel(ctx)
@@ -304,7 +304,7 @@ func run() (bool, error) {
 		samples = append(samples, smp)
 		fmt.Printf("| %s | %d | %d | %d | %s | %d | %d | %s | %s | %.1f | %d | %d |\n",
 			elapsed(start), len(res.Samples), len(segFailures), atKill, kinds(c[:]), sent[0]-sentBefore[0], sent[1]-sentBefore[1],
-			counts(smp.restarts), counts(smp.reloads), mib(smp.rss), smp.fds, smp.goroutines)
+			counts(smp.restarts), counts(smp.reloads), mib(smp.pss), smp.fds, smp.goroutines)
 		sentBefore = sent
 	}
 	endFaults()
@@ -339,8 +339,8 @@ func run() (bool, error) {
 	}
 	fmt.Println()
 	fmt.Printf("- the runner counted: restarts %s, reloads %s\n", counts(sub(last.restarts, first.restarts)), counts(sub(last.reloads, first.reloads)))
-	fmt.Printf("- runner RSS %.1f -> %.1f MiB (max %.1f), fds %d -> %d (max %d), goroutines %d -> %d (max %d)\n",
-		mib(first.rss), mib(last.rss), mib(maxOf(samples, func(s sample) int64 { return s.rss })),
+	fmt.Printf("- runner + guard PSS %.1f -> %.1f MiB (max %.1f), fds %d -> %d (max %d), goroutines %d -> %d (max %d)\n",
+		mib(first.pss), mib(last.pss), mib(maxOf(samples, func(s sample) int64 { return s.pss })),
 		first.fds, last.fds, maxOf(samples, func(s sample) int { return s.fds }),
 		first.goroutines, last.goroutines, maxOf(samples, func(s sample) int { return s.goroutines }))
 	fmt.Printf("- SIGTERM at the end: exit code %d after %s", code, took.Round(time.Millisecond))
@@ -356,7 +356,7 @@ func run() (bool, error) {
 	// is taken at any moment, so a reload or a restart in progress adds a
 	// few goroutines and descriptors; growth per fault would show as far
 	// more over a long run.
-	rssFlat := last.rss <= first.rss+first.rss/10+(2<<20)
+	pssFlat := last.pss <= first.pss+first.pss/10+(2<<20)
 	fdsFlat := last.fds <= first.fds+5
 	goFlat := last.goroutines <= first.goroutines+10
 	verdict := func(ok bool) string {
@@ -369,11 +369,11 @@ func run() (bool, error) {
 	fmt.Println("## Targets")
 	fmt.Println()
 	fmt.Printf("- 0 failed Connection: close requests other than those in flight at a kill -9: %d — %s\n", other, verdict(other == 0))
-	fmt.Printf("- runner RSS flat (end <= start + 10%% + 2 MiB): %.1f -> %.1f MiB — %s\n", mib(first.rss), mib(last.rss), verdict(rssFlat))
+	fmt.Printf("- runner + guard PSS flat (end <= start + 10%% + 2 MiB): %.1f -> %.1f MiB — %s\n", mib(first.pss), mib(last.pss), verdict(pssFlat))
 	fmt.Printf("- runner fds flat (end <= start + 5): %d -> %d — %s\n", first.fds, last.fds, verdict(fdsFlat))
 	fmt.Printf("- runner goroutines flat (end <= start + 10): %d -> %d — %s\n", first.goroutines, last.goroutines, verdict(goFlat))
 	fmt.Printf("- clean exit on SIGTERM, nothing left running: exit %d, %d survivors — %s\n", code, left, verdict(code == 0 && left == 0 && stopErr == nil))
-	ok := other == 0 && rssFlat && fdsFlat && goFlat && code == 0 && left == 0 && stopErr == nil && !interrupted
+	ok := other == 0 && pssFlat && fdsFlat && goFlat && code == 0 && left == 0 && stopErr == nil && !interrupted
 	return ok, nil
 }
 
@@ -492,7 +492,7 @@ func containsVar(env, v []byte) bool {
 }
 
 func sampleOf(st status.Runner) sample {
-	s := sample{rss: st.RSSBytes, fds: st.FDs, goroutines: st.Goroutines,
+	s := sample{pss: st.PSSBytes, fds: st.FDs, goroutines: st.Goroutines,
 		restarts: map[string]int{}, reloads: map[string]int{}}
 	for _, byReason := range st.Counters.Restarts {
 		for r, n := range byReason {
