@@ -3,69 +3,131 @@ package proc
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every
 // architecture Go supports.
 const clockTicks = 100
 
+// scratch holds the buffers of the /proc walks, reused so that a status
+// or a memory sample every few seconds makes no garbage: the runner's heap
+// is small, and garbage would grow it to the collector's 4 MiB minimum
+// before the first collection.
+var scratch struct {
+	sync.Mutex
+	dirents []byte // getdents64 records of /proc
+	file    []byte // one stat or smaps_rollup
+	path    []byte // "/proc/PID/FILE\x00"
+	groups  []int  // the process groups asked for, sorted
+}
+
 func groupUsage(pgids []int, memory bool) (map[int]Usage, error) {
-	want := make(map[int]bool, len(pgids))
-	for _, g := range pgids {
-		want[g] = true
-	}
+	lockScratch()
+	defer scratch.Unlock()
 	out := make(map[int]Usage, len(pgids))
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, 4096)
-	path := make([]byte, 0, 32)
-	for _, n := range names {
-		if n[0] < '0' || n[0] > '9' {
-			continue
+	scratch.groups = append(scratch.groups[:0], pgids...)
+	slices.Sort(scratch.groups)
+	err := readDir([]byte("/proc\x00"), func(name []byte) {
+		if name[0] < '0' || name[0] > '9' {
+			return
 		}
-		// Raw open and read into one buffer: this walks every process on
-		// the machine, and an os.File per process is garbage per process.
-		path = append(append(append(path[:0], "/proc/"...), n...), "/stat"...)
-		b, ok := readRaw(path, buf)
+		st, ok := readProc(name, "stat")
 		if !ok {
-			continue // the process ended while we looked
+			return // the process ended while we looked
 		}
-		pgrp, cpu, ok := parseStat(b)
-		if !ok || !want[pgrp] {
-			continue
+		pgrp, cpu, ok := parseStat(st)
+		if _, want := slices.BinarySearch(scratch.groups, pgrp); !ok || !want {
+			return
 		}
 		u := out[pgrp]
 		u.CPU += cpu
 		u.Procs++
 		if memory {
-			path = append(append(append(path[:0], "/proc/"...), n...), "/smaps_rollup"...)
-			if b, ok := readRaw(path, buf); ok {
+			if b, ok := readProc(name, "smaps_rollup"); ok {
 				u.Memory = u.Memory.Add(parseRollup(b))
 			}
 		}
 		out[pgrp] = u
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
+func lockScratch() {
+	scratch.Lock()
+	if scratch.dirents == nil {
+		scratch.dirents = make([]byte, 8192)
+		scratch.file = make([]byte, 4096)
+		scratch.path = make([]byte, 0, 64)
+	}
+}
+
+// readDir calls fn with the name of every entry of the directory path
+// (NUL-terminated) but "." and "..", reading them into the scratch buffer.
+func readDir(path []byte, fn func(name []byte)) error {
+	d, err := openat(path, syscall.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(d)
+	for {
+		n, err := syscall.ReadDirent(d, scratch.dirents)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return nil
+		}
+		for b := scratch.dirents[:n]; len(b) >= 19; {
+			// struct linux_dirent64: ino u64, off u64, reclen u16, type
+			// u8, then the name, NUL-terminated.
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				break
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if len(name) > 0 && string(name) != "." && string(name) != ".." {
+				fn(name)
+			}
+		}
+	}
+}
+
+// readProc reads /proc/PID/file into the scratch buffer; pid is the
+// directory's name.
+func readProc(pid []byte, file string) ([]byte, bool) {
+	p := append(scratch.path[:0], "/proc/"...)
+	p = append(p, pid...)
+	p = append(append(append(p, '/'), file...), 0)
+	scratch.path = p
+	return readRaw(p, scratch.file)
+}
+
 func processMemory(pids []int) (Memory, error) {
+	lockScratch()
+	defer scratch.Unlock()
 	var m Memory
-	buf := make([]byte, 4096)
+	var num [20]byte
 	for _, pid := range pids {
 		if pid <= 0 {
 			continue
 		}
-		b, ok := readRaw([]byte("/proc/"+strconv.Itoa(pid)+"/smaps_rollup"), buf)
+		b, ok := readProc(strconv.AppendInt(num[:0], int64(pid), 10), "smaps_rollup")
 		if !ok {
 			if pid == os.Getpid() {
 				// Not even our own: the kernel has no smaps_rollup
@@ -79,10 +141,31 @@ func processMemory(pids []int) (Memory, error) {
 	return m, nil
 }
 
-// readRaw reads a small file (path without a NUL) into buf, as much as
+// openat opens the NUL-terminated path without the garbage of turning a
+// string into one.
+func openat(path []byte, flags int) (int, error) {
+	dirfd := atFDCWD
+	for {
+		fd, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
+			uintptr(flags|syscall.O_RDONLY|syscall.O_CLOEXEC), 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return -1, errno
+		}
+		return int(fd), nil
+	}
+}
+
+// atFDCWD is AT_FDCWD, which syscall does not export on every
+// architecture.
+const atFDCWD = -100
+
+// readRaw reads a small file (path NUL-terminated) into buf, as much as
 // fits.
 func readRaw(path, buf []byte) ([]byte, bool) {
-	fd, err := syscall.Open(string(path), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	fd, err := openat(path, 0)
 	if err != nil {
 		return nil, false
 	}
@@ -183,9 +266,11 @@ func atoi(b []byte) (int64, bool) {
 }
 
 func openFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
+	lockScratch()
+	defer scratch.Unlock()
+	count := 0
+	if readDir([]byte("/proc/self/fd\x00"), func([]byte) { count++ }) != nil {
 		return -1
 	}
-	return len(ents) - 1 // the directory itself was open while it was read
+	return count - 1 // the directory itself was open while it was read
 }

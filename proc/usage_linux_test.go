@@ -85,3 +85,42 @@ func TestProcessMemory(t *testing.T) {
 		t.Fatalf("ProcessMemory(child, 0, gone) = %+v, %v; want about the child's %+v", got, err, child)
 	}
 }
+
+// The walks of /proc make no garbage per process on the machine: a status
+// every half second must not grow the runner's heap.
+func TestUsageAllocations(t *testing.T) {
+	s := start(t, "sleep")
+	if _, err := s.out.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{s.pid, os.Getpid()}
+	GroupUsage(pids, true) // the scratch buffers, once
+	if n := testing.AllocsPerRun(20, func() { GroupUsage(pids, true) }); n > 2 {
+		t.Errorf("GroupUsage allocates %.0f times a call, want at most 2 (the result map)", n)
+	}
+	if n := testing.AllocsPerRun(20, func() { ProcessMemory(pids...) }); n > 0 {
+		t.Errorf("ProcessMemory allocates %.0f times a call, want 0", n)
+	}
+	if n := testing.AllocsPerRun(20, func() { OpenFDs() }); n > 0 {
+		t.Errorf("OpenFDs allocates %.0f times a call, want 0", n)
+	}
+}
+
+func TestOpenFDs(t *testing.T) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := OpenFDs()
+	if want := len(ents) - 1; before != want {
+		t.Errorf("OpenFDs = %d, want %d (ReadDir's count less its own descriptor)", before, want)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := OpenFDs(); got != before+1 {
+		t.Errorf("OpenFDs with one more file open = %d, want %d", got, before+1)
+	}
+}
