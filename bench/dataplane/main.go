@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterrun/clusterrun/bench/report"
 	"github.com/clusterrun/clusterrun/bench/throughput/harness"
 )
 
@@ -180,7 +181,7 @@ func pairsRun(ctx context.Context, w io.Writer, app harness.App, load harness.Lo
 		}
 	}
 	t.Write(w)
-	ratio, cpu := harness.Median(ratios), harness.Median(cpus)
+	ratio, cpu := report.Median(ratios), report.Median(cpus)
 	fmt.Fprintf(w, "\nmedian of %d pairs: clusterrun/limit %.3f (min %.3f, max %.3f); runner CPU %.2f%% of a core (max %.2f%%)\n",
 		*pairs, ratio, minOf(ratios), maxOf(ratios), cpu, maxOf(cpus))
 	fmt.Fprintf(w, "target runner CPU < %g%% of a core: %s\n", *maxCPU, verdict(cpu < *maxCPU))

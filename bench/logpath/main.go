@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -196,8 +195,8 @@ func run() error {
 	fmt.Printf("\n%d runs each; min / median / max\n\n", *reps)
 	fmt.Printf("| measure | min | median | max |\n|---|---|---|---|\n")
 	row := func(name string, v []float64, format string) {
-		sort.Float64s(v)
-		fmt.Printf("| %s | "+format+" | "+format+" | "+format+" |\n", name, v[0], v[len(v)/2], v[len(v)-1])
+		lo, med, hi, _ := report.Summary(v)
+		fmt.Printf("| %s | "+format+" | "+format+" | "+format+" |\n", name, lo, med, hi)
 	}
 	get := report.Values[sample]
 	row("app → file: wall (s)", get(files, func(s sample) float64 { return secs(s.wall) }), "%.3f")

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -173,7 +172,7 @@ func scenario(t runners.Runner, mode, cas string) (run, error) {
 	time.Sleep(time.Second) // warm-up: the pool of connections fills
 	type window struct{ from, to time.Duration }
 	var windows []window
-	var durs []time.Duration
+	var durs []float64 // seconds
 	for i := 0; i < n; i++ {
 		t0 := time.Now()
 		if err := t.Reload(); err != nil {
@@ -183,7 +182,7 @@ func scenario(t runners.Runner, mode, cas string) (run, error) {
 		}
 		t1 := time.Now()
 		windows = append(windows, window{t0.Sub(start), t1.Sub(start)})
-		durs = append(durs, t1.Sub(t0))
+		durs = append(durs, t1.Sub(t0).Seconds())
 	}
 	// Keep the load on after the last reload: a broken release shows there.
 	time.Sleep(3 * time.Second)
@@ -195,8 +194,8 @@ func scenario(t runners.Runner, mode, cas string) (run, error) {
 	for _, w := range windows {
 		during = append(during, loadgen.Between(res.Samples, w.from-shift, w.to-shift)...)
 	}
-	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
-	r := run{total: len(res.Samples), kinds: loadgen.Counts(res.Samples), p99: loadgen.Quantile(during, 0.99), took: durs[len(durs)/2], errs: res.Errors}
+	took := time.Duration(report.Median(durs) * float64(time.Second))
+	r := run{total: len(res.Samples), kinds: loadgen.Counts(res.Samples), p99: loadgen.Quantile(during, 0.99), took: took, errs: res.Errors}
 	if len(res.Samples) > 0 {
 		r.rate = float64(r.kinds[loadgen.OK]) / res.Samples[len(res.Samples)-1].At.Seconds()
 	}

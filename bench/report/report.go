@@ -6,6 +6,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/clusterrun/clusterrun/proc"
 )
 
 // Header prints the title, the exact command, the date, the machine and the
@@ -32,18 +35,40 @@ func Header(title, pm2Bin string, notes ...string) {
 	}
 }
 
-// Stat formats min / median / max of values (one value if all are equal).
+// Summary returns the minimum, median and maximum of the finite values
+// (NaN and infinities are failed measurements, left out); the median of an
+// even count is the mean of the middle two. n is how many values counted;
+// with none, all three are NaN. Every benchmark's medians come from here.
+func Summary(values []float64) (lo, median, hi float64, n int) {
+	v := make([]float64, 0, len(values))
+	for _, x := range values {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return math.NaN(), math.NaN(), math.NaN(), 0
+	}
+	sort.Float64s(v)
+	median = v[len(v)/2]
+	if len(v)%2 == 0 {
+		median = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return v[0], median, v[len(v)-1], len(v)
+}
+
+// Stat formats min / median / max of the finite values (one value if they
+// are all equal), or "-" if there is none.
 func Stat(values []float64, format string) string {
-	if len(values) == 0 {
+	lo, med, hi, n := Summary(values)
+	if n == 0 {
 		return "-"
 	}
-	v := append([]float64(nil), values...)
-	sort.Float64s(v)
 	one := func(x float64) string { return fmt.Sprintf(format, x) }
-	if v[0] == v[len(v)-1] {
-		return one(v[0])
+	if lo == hi {
+		return one(lo)
 	}
-	return one(v[0]) + " / " + one(v[len(v)/2]) + " / " + one(v[len(v)-1])
+	return one(lo) + " / " + one(med) + " / " + one(hi)
 }
 
 // Values applies f to every x, for Stat and Median.
@@ -55,19 +80,16 @@ func Values[T any](xs []T, f func(T) float64) []float64 {
 	return v
 }
 
-// Median returns the median of values, 0 for none.
+// Median returns the median of the finite values (see Summary), NaN for
+// none.
 func Median(values []float64) float64 {
-	if len(values) == 0 {
-		return 0
-	}
-	v := append([]float64(nil), values...)
-	sort.Float64s(v)
-	return v[len(v)/2]
+	_, med, _, _ := Summary(values)
+	return med
 }
 
-// Ratio formats a/b, or "n/a" when b is 0.
+// Ratio formats a/b, or "n/a" when either is unknown (NaN) or b is 0.
 func Ratio(a, b float64) string {
-	if b == 0 {
+	if b == 0 || math.IsNaN(a) || math.IsNaN(b) {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", a/b)
@@ -81,6 +103,13 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Memory returns the summed PSS and USS of the processes pids, from
+// /proc/PID/smaps_rollup (Linux); one that is gone counts nothing.
+func Memory(pids ...int) proc.Memory {
+	m, _ := proc.ProcessMemory(pids...)
+	return m
 }
 
 // RSS returns a process's resident set size in bytes (Linux), 0 if gone.

@@ -33,6 +33,12 @@ type Runner interface {
 	Reload() error
 	// PID is the supervising process: the runner, or pm2's daemon.
 	PID() int
+	// Supervisor lists the processes whose memory is the supervisor's:
+	// clusterrun's runner and its guard, or pm2's daemon.
+	Supervisor() []int
+	// Status asks the runner for its status once, as a user polling it
+	// would: clusterrun status, pm2 jlist.
+	Status() error
 	Stop()
 }
 
@@ -138,6 +144,48 @@ func (c *Clusterrun) Reload() error {
 
 func (c *Clusterrun) PID() int { return c.cmd.Process.Pid }
 
+func (c *Clusterrun) Supervisor() []int {
+	pids := []int{c.PID()}
+	if g := guardOf(c.PID()); g != 0 {
+		pids = append(pids, g)
+	}
+	return pids
+}
+
+func (c *Clusterrun) Status() error {
+	cmd := exec.Command(c.Bin, "status", "-f", c.cfg)
+	cmd.Env = c.cmd.Env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("clusterrun status: %v: %s", err, out)
+	}
+	return nil
+}
+
+// guardOf finds the guard process that the runner pid started, or 0.
+func guardOf(pid int) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(cmdline), "\x00__clusterrun_guard\x00") {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				return child
+			}
+		}
+	}
+	return 0
+}
+
 func (c *Clusterrun) Stop() {
 	if c.cmd == nil || c.cmd.Process == nil {
 		return
@@ -227,6 +275,15 @@ func (p *PM2) PID() int {
 	b, _ := os.ReadFile(filepath.Join(p.home(), "pm2.pid"))
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return n
+}
+
+func (p *PM2) Supervisor() []int { return []int{p.PID()} }
+
+func (p *PM2) Status() error {
+	if out, err := p.run(nil, "jlist"); err != nil {
+		return fmt.Errorf("pm2 jlist: %v: %s", err, out)
+	}
+	return nil
 }
 
 func (p *PM2) Stop() {

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Start-up and crash-recovery benchmark, 8 instances: the runner's own RSS,
+# Start-up and crash-recovery benchmark, 8 instances: the supervisor's memory
+# (PSS and USS of clusterrun's runner + guard, and of pm2's daemon; idle, while
+# status is polled every 0.5 s, and under load),
 # the time from the start command to all 8 instances answering, and the time
 # from kill -9 of one instance to its replacement answering. The same
 # unmodified Node app under clusterrun and under pm2 (cluster mode), plus the

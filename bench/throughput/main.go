@@ -265,7 +265,7 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 			shape = fmt.Sprintf("%d connections, a new one per request (Connection: close)", *conns)
 		}
 		fmt.Fprintf(w, "\n### %s app, %d instances, %s\n\n", tb.app, tb.n, shape)
-		limit := harness.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
+		limit := report.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
 		t := harness.NewTable("target", "req/s", "x limit", "p99 ms", "busiest", "failed",
 			"runner CPU idle", "runner CPU load", "runner RSS idle MiB", "runner RSS load MiB")
 		for _, c := range order {
@@ -274,20 +274,20 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 			}
 			rs := results[c]
 			ratio := "n/a"
-			if med := harness.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); limit > 0 && !math.IsNaN(med) {
+			if med := report.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); limit > 0 && !math.IsNaN(med) {
 				ratio = fmt.Sprintf("%.2f", med/limit)
 			}
 			sup := func(s sample) bool { return !math.IsNaN(s.CPU) }
 			t.Row(c.target,
-				harness.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
 				ratio,
-				harness.Stat(report.Values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.RSS))) }), "%.1f"),
-				harness.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.RSS))) }), "%.1f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.RSS))) }), "%.1f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.RSS))) }), "%.1f"),
 			)
 		}
 		t.Write(w)

@@ -55,25 +55,6 @@ func TestShare(t *testing.T) {
 	}
 }
 
-func TestStat(t *testing.T) {
-	nan := math.NaN()
-	for _, tc := range []struct {
-		v    []float64
-		want string
-	}{
-		{nil, "-"},
-		{[]float64{nan}, "-"},
-		{[]float64{3}, "3"},
-		{[]float64{2, 2}, "2"},
-		{[]float64{3, 1, nan, 2}, "1 / 2 / 3"},
-		{[]float64{4, 1, 2, 3}, "1 / 2.5 / 4"},
-	} {
-		if got := Stat(tc.v, "%g"); got != tc.want {
-			t.Errorf("Stat(%v) = %q, want %q", tc.v, got, tc.want)
-		}
-	}
-}
-
 func TestPidOf(t *testing.T) {
 	if got := loadgen.PidOf([]byte(`{"lang":"go","app":"hello","instance":1,"pid":4321}` + "\n")); got != 4321 {
 		t.Errorf("got %d", got)

@@ -3,12 +3,10 @@ package harness
 import (
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -101,50 +99,6 @@ func lastLine(env []string, name string, args ...string) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1]
-}
-
-// Stat formats min / median / max of the finite values (one value if they
-// are all equal), or "-" if there is none.
-func Stat(values []float64, format string) string {
-	v := finite(values)
-	if len(v) == 0 {
-		return "-"
-	}
-	one := func(x float64) string { return fmt.Sprintf(format, x) }
-	if v[0] == v[len(v)-1] {
-		return one(v[0])
-	}
-	return one(v[0]) + " / " + one(median(v)) + " / " + one(v[len(v)-1])
-}
-
-// Median is the median of the finite values (the mean of the middle two for
-// an even count), NaN if there is none.
-func Median(values []float64) float64 {
-	v := finite(values)
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	return median(v)
-}
-
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}
-
-// finite returns the finite values, sorted.
-func finite(values []float64) []float64 {
-	var v []float64
-	for _, x := range values {
-		if !math.IsNaN(x) && !math.IsInf(x, 0) {
-			v = append(v, x)
-		}
-	}
-	sort.Float64s(v)
-	return v
 }
 
 // Table is a Markdown table with aligned columns, readable as text too.
