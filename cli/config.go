@@ -78,9 +78,11 @@ func loadWith(path string, stderr io.Writer, color bool, o hclconfig.Options) *h
 	return cfg
 }
 
-// loader returns the reload function: it reads the file again, applies the
-// formation of -m as at start, and returns the diagnostics as the error
-// text when the file is invalid.
+// loader returns the reload function: it reads the file again, checks that
+// the formation of -m still applies to it, and returns the diagnostics as
+// the error text when the file is invalid. It returns the file as written:
+// the runner applies the formation's counts itself, so that it knows the
+// apps -m leaves out (and where each count comes from).
 func loader(path string, formation *formationValue) func() (*hclconfig.Config, error) {
 	return func() (*hclconfig.Config, error) {
 		cfg, files, diags := hclconfig.Load(path)
@@ -89,7 +91,10 @@ func loader(path string, formation *formationValue) func() (*hclconfig.Config, e
 			hclconfig.WriteDiagnostics(&b, files, onlyErrors(diags), 0, false)
 			return nil, errors.New(strings.TrimRight(b.String(), "\n"))
 		}
-		return formation.apply(cfg)
+		if _, err := formation.apply(cfg); err != nil {
+			return nil, err
+		}
+		return cfg, nil
 	}
 }
 

@@ -101,17 +101,21 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 			return ExitUsage
 		}
 	}
-	cfg, err := formation.apply(written)
+	formed, err := formation.apply(written)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
 	}
 	for _, n := range only {
-		if cfg.App(n) == nil {
+		if formed.App(n) == nil {
 			fmt.Fprintf(stderr, "clusterrun: cannot run %s: -m %s gives it no instance\n", n, formation)
 			return ExitUsage
 		}
 	}
+	// The runner gets the file as written and the formation's counts: it
+	// knows the apps -m gives no instance, so that "start APP" can start
+	// them.
+	cfg := written
 
 	ctl, err := control.Listen(path)
 	if err != nil {
@@ -157,6 +161,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	}
 	r, err := runner.New(runner.Options{
 		Config:     cfg,
+		Formation:  formation.counts,
 		Load:       loader(path, formation),
 		Log:        mux,
 		Signals:    sigs.Events(),

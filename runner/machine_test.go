@@ -149,7 +149,7 @@ func TestCrashLoopUnderDelayReadiness(t *testing.T) {
 		w.runUntilQuiet(100)
 		p := w.live("web")[0]
 		// Ready (1s delay), then dies before min_uptime (1s) after that.
-		w.now = w.now.Add(1500 * time.Millisecond)
+		w.now = w.now.Add(500 * time.Millisecond)
 		if st := w.snapshotApp("web"); round > 0 && (st.State != "crashloop" || !st.Procs[0].CrashLoop) {
 			t.Errorf("round %d: a crash-looping app shows as %s, crash_loop %v", round, st.State, st.Procs[0].CrashLoop)
 		}

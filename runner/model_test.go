@@ -469,7 +469,7 @@ func (md *model) check(when string) bool {
 	}
 	// What subscribers were told is what is routable.
 	for id, in := range m.live {
-		want := in.state == stReady && in.loc == locCur && !in.unhealthy
+		want := in.state == stReady && in.loc == locCur && in.healthy() && in.intent == undecided
 		if w.routable[id] != want {
 			return md.fail("%s: %s (id %d) routable per events %v, per state %v", when, in.label(), id, w.routable[id], want)
 		}

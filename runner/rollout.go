@@ -44,7 +44,8 @@ type rollout struct {
 	waiting   bool
 	stopFirst bool
 	started   time.Time
-	replaced  int
+	// done are the slots whose step completed.
+	done map[*slot]bool
 	// waiters are the reload and restart requests whose answer depends on
 	// how this rollout ends.
 	waiters []*request
@@ -69,24 +70,50 @@ func (ro *rollout) completes(s *slot, in *instance) bool {
 }
 
 func (ro *rollout) covers(index int) bool {
+	return ro.queued(index) || ro.inflightAt(index) != nil
+}
+
+// queued: a step for index waits in the queue (or deferred): it starts a
+// process later.
+func (ro *rollout) queued(index int) bool {
 	has := func(st step) bool { return st.index == index }
-	if slices.ContainsFunc(ro.queue, has) || slices.ContainsFunc(ro.deferred, has) {
-		return true
-	}
+	return slices.ContainsFunc(ro.queue, has) || slices.ContainsFunc(ro.deferred, has)
+}
+
+// inflightAt returns the slot numbered index if its step is under way.
+func (ro *rollout) inflightAt(index int) *slot {
 	for s := range ro.inflight {
 		if s.index == index {
-			return true
+			return s
 		}
 	}
-	return false
+	return nil
+}
+
+// progress counts the slots of a that the rollout replaced, and the slots
+// it covers (replaced, under way or queued): each slot once, however many
+// steps it took, and only slots a still has.
+func (ro *rollout) progress(a *app) (replaced, total int) {
+	for _, s := range a.slots {
+		switch {
+		case ro.done[s]:
+			replaced++
+			total++
+		case ro.covers(s.index):
+			total++
+		}
+	}
+	return replaced, total
 }
 
 // request is one reload or restart that someone waits for (Reply set), or
 // a SIGHUP (Reply nil). Its answer is given once every app it touched has
 // finished, aborted or given up its rollout.
 type request struct {
-	kind    rolloutKind
-	app     string // "" = every app
+	kind rolloutKind
+	app  string // "" = every app
+	// idx, for a restart, are the instance numbers it replaces (nil: all).
+	idx     []int
 	reply   chan<- status.ReloadResult
 	pending map[*app]bool
 	notes   []string
@@ -161,6 +188,7 @@ func (m *Machine) onLoaded(ev Loaded) {
 	defer m.startLoad()
 	if ev.Err != nil {
 		m.counters.Reloads[status.ReloadRejected]++
+		m.emit(status.Lifecycle{Kind: status.Rejected, Time: m.clock.Now(), Instance: -1, Detail: ev.Err.Error()})
 		m.log.Printf("reload rejected; everything keeps running as it was:")
 		for _, line := range strings.Split(ev.Err.Error(), "\n") {
 			m.log.Printf("  %s", line)
@@ -172,6 +200,7 @@ func (m *Machine) onLoaded(ev Loaded) {
 	}
 	if err := m.apply(ev.Config, ev.Creds, batch); err != nil {
 		m.counters.Reloads[status.ReloadRejected]++
+		m.emit(status.Lifecycle{Kind: status.Rejected, Time: m.clock.Now(), Instance: -1, Detail: err.Error()})
 		m.log.Printf("reload rejected; everything keeps running as it was: %v", err)
 		for _, r := range batch {
 			m.answer(r, status.ReloadResult{Err: err})
@@ -220,16 +249,20 @@ func (m *Machine) apply(cfg *hclconfig.Config, creds map[string]*syscall.Credent
 		m.cfg = cfg
 	}
 	for _, ca := range apps {
-		rel := m.newRelease(ca, cfg, creds[ca.Name])
 		a := m.app(ca.Name)
 		if a == nil {
-			a = &app{name: ca.Name, rel: rel, want: ca.Instances}
+			a = m.newApp(ca, cfg, creds[ca.Name])
 			m.apps = append(m.apps, a)
-			m.note(forApp(batch, a.name), nil, status.AppResult{App: a.name, Outcome: "started", Release: rel.Gen},
-				fmt.Sprintf("%s: new app, starting %d instances of release %d", a.name, a.want, rel.Gen))
+			msg := fmt.Sprintf("%s: new app, starting %d instances of release %d", a.name, a.want, a.rel.Gen)
+			if a.want == 0 {
+				a.state = appStopped
+				msg = fmt.Sprintf("%s: new app, not started (up -m gives it no instance)", a.name)
+			}
+			m.note(forApp(batch, a.name), nil, status.AppResult{App: a.name, Outcome: "started", Release: a.rel.Gen}, msg)
 			m.log.Printf("%s: new app", a.name)
 			continue
 		}
+		rel := m.newRelease(a, ca, cfg, creds[ca.Name])
 		m.beginRollout(a, rel, kindReload, nil, forApp(batch, a.name))
 	}
 	if only == "" {
@@ -244,12 +277,34 @@ func (m *Machine) apply(cfg *hclconfig.Config, creds map[string]*syscall.Credent
 	return nil
 }
 
+// applyCount applies the three-way rule to a reload's release of a: the
+// count changes only when the count the file (or -m) declares for it has
+// changed since the last accepted load; otherwise a live scale stays.
+func (m *Machine) applyCount(a *app, rel *Release) {
+	n, from := m.declaredCount(rel.App)
+	if n != a.declared {
+		m.setWant(a, n, from)
+	}
+	a.declared = n
+}
+
+// countWhy says where a's count comes from, for the scaling line.
+func countWhy(a *app) string {
+	switch a.wantFrom {
+	case status.CountFormation:
+		return fmt.Sprintf("up -m %s=%d", a.name, a.want)
+	case status.CountScale:
+		return "clusterrun scale, kept: the file's count did not change"
+	}
+	return fmt.Sprintf("instances = %d in the file", a.want)
+}
+
 // removeApp drains an app a reload removed; it is forgotten once drained.
 func (m *Machine) removeApp(a *app, path string, batch []*request) {
 	why := fmt.Sprintf("%s was removed from %s", a.name, path)
 	m.log.Printf("%s: removed from %s; stopping it", a.name, path)
-	m.stopApp(a, why)
-	a.state = appRemoved
+	m.stopApp(a, retired, why)
+	m.setApp(a, appRemoved)
 	for _, s := range a.slots {
 		m.retireSlot(s)
 	}
@@ -259,14 +314,17 @@ func (m *Machine) removeApp(a *app, path string, batch []*request) {
 // beginRollout starts replacing a's instances with rel for the waiters in
 // reqs; idx, for a restart, limits it to these instance numbers.
 func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int, reqs []*request) {
+	if kind == kindReload {
+		m.applyCount(a, rel)
+	}
 	if kind == kindReload && a.state != appRunning {
-		// Not running: it takes rel, and the file's count, when it starts.
+		// Not running: it takes rel, and its count, when it starts.
 		a.rel = rel
-		a.want = rel.App.Instances
 		m.note(reqs, nil, status.AppResult{App: a.name, Outcome: "deferred", Release: rel.Gen},
 			fmt.Sprintf("%s: %s; it will start with release %d", a.name, m.appStatus(a), rel.Gen))
 		return
 	}
+	var carried []*request
 	if old := a.rollout; old != nil {
 		if kind == kindRestart {
 			// Join the rollout under way: it replaces instances with the
@@ -275,6 +333,15 @@ func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int
 			m.joinRollout(a, idx, reqs)
 			return
 		}
+		// A restart that waits on the rollout a newer reload supersedes
+		// goes on with the new one, which starts new processes too.
+		old.waiters = slices.DeleteFunc(old.waiters, func(r *request) bool {
+			if r.kind == kindRestart && !r.done {
+				carried = append(carried, r)
+				return true
+			}
+			return false
+		})
 		m.endRollout(a, status.ReloadSuperseded, "a newer reload replaces it", nil)
 	}
 	if kind == kindReload {
@@ -282,9 +349,9 @@ func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int
 			a.prev = a.rel
 		}
 		a.rel = rel
-		m.resize(a, rel.App.Instances, fmt.Sprintf("instances = %d in the file", rel.App.Instances))
+		m.resize(a, countWhy(a))
 	}
-	ro := &rollout{kind: kind, target: rel, inflight: map[*slot]InstanceID{}, waiting: kind == kindReload,
+	ro := &rollout{kind: kind, target: rel, inflight: map[*slot]InstanceID{}, done: map[*slot]bool{}, waiting: kind == kindReload,
 		started: m.clock.Now(), stopFirst: stopFirst(rel)}
 	if idx == nil {
 		for i := range a.slots {
@@ -294,11 +361,20 @@ func (m *Machine) beginRollout(a *app, rel *Release, kind rolloutKind, idx []int
 	for _, i := range idx {
 		ro.queue = append(ro.queue, step{index: i, force: kind == kindRestart})
 	}
-	a.rollout = ro
+	m.rolloutBegan(a, ro)
 	m.wait(a, reqs)
+	for _, r := range carried {
+		m.joinRollout(a, r.idx, []*request{r})
+	}
 }
 
-// joinRollout adds a restart's instances to the rollout under way.
+// joinRollout adds a restart's instances to the rollout under way. A
+// restart asks for processes started after it was asked: a slot whose step
+// is still queued gets one (forced, so that the rollout does not skip a
+// slot that already runs its release), and so does a slot whose new process
+// was started before the restart (its step is taken again once done). A
+// slot that waits for its old process to exit before it starts the new one
+// (stop-first) needs nothing more.
 func (m *Machine) joinRollout(a *app, idx []int, reqs []*request) {
 	ro := a.rollout
 	if idx == nil {
@@ -307,11 +383,30 @@ func (m *Machine) joinRollout(a *app, idx []int, reqs []*request) {
 		}
 	}
 	for _, i := range idx {
-		if !ro.covers(i) {
+		switch s := ro.inflightAt(i); {
+		case ro.queued(i):
+			for j := range ro.queue {
+				if ro.queue[j].index == i {
+					ro.queue[j].force = true
+				}
+			}
+			for j := range ro.deferred {
+				if ro.deferred[j].index == i {
+					ro.deferred[j].force = true
+				}
+			}
+		case s != nil && !ro.startedFor(s):
+		default:
 			ro.queue = append(ro.queue, step{index: i, force: true})
 		}
 	}
 	m.wait(a, reqs)
+}
+
+// startedFor: slot s's step under way has started its new process.
+func (ro *rollout) startedFor(s *slot) bool {
+	since := ro.inflight[s]
+	return s.next != nil && s.next.id > since || s.cur != nil && s.cur.id > since
 }
 
 func (m *Machine) wait(a *app, reqs []*request) {
@@ -343,13 +438,13 @@ func (m *Machine) onRestartRequested(ev RestartRequested) {
 	}
 	m.log.Printf("%s: replacing %s (clusterrun restart; new ones ready first)", a.name, what)
 	if ev.Instance >= 0 {
-		m.count(a, status.RestartManual)
+		m.count(a, ev.Instance, status.RestartManual, "clusterrun restart")
 	} else {
-		for range a.slots {
-			m.count(a, status.RestartManual)
+		for _, s := range a.slots {
+			m.count(a, s.index, status.RestartManual, "clusterrun restart")
 		}
 	}
-	req := &request{kind: kindRestart, app: a.name, reply: ev.Reply, pending: map[*app]bool{}}
+	req := &request{kind: kindRestart, app: a.name, reply: ev.Reply, pending: map[*app]bool{}, idx: idx}
 	m.beginRollout(a, a.rel, kindRestart, idx, []*request{req})
 }
 
@@ -446,10 +541,12 @@ func (m *Machine) depsRolledOut(a *app) bool {
 // replaceSlot starts the replacement of one slot by the rollout's release.
 func (m *Machine) replaceSlot(a *app, s *slot, st step) {
 	ro := a.rollout
+	_, busy := ro.inflight[s]
 	switch {
-	case s.next != nil || (s.cur != nil && s.cur.state.leaving()):
-		// A replacement of another kind is under way, or the serving
-		// process is on its way out: replace the slot once that is over.
+	case busy || s.next != nil || (s.cur != nil && s.cur.state.leaving()):
+		// A step of this rollout or a replacement of another kind is under
+		// way, or the serving process is on its way out: replace the slot
+		// once that is over.
 		ro.deferred = append(ro.deferred, st)
 	case s.cur == nil:
 		// Nothing serves here (backoff, failed, done, stopped): start the
@@ -460,8 +557,7 @@ func (m *Machine) replaceSlot(a *app, s *slot, st step) {
 		m.spawn(s, ro.target, locCur, whyRollout)
 	case ro.stopFirst:
 		ro.inflight[s] = m.nextID
-		s.cur.thenStart = ro.target
-		m.stop(s.cur, true)
+		m.stop(s.cur, restart, ro.target)
 	default:
 		ro.inflight[s] = m.nextID
 		m.spawn(s, ro.target, locNext, whyRollout)
@@ -475,7 +571,7 @@ func (m *Machine) stepDone(a *app, s *slot) {
 		return
 	}
 	delete(ro.inflight, s)
-	ro.replaced++
+	ro.done[s] = true
 }
 
 func (m *Machine) finishRollout(a *app) {
@@ -483,12 +579,14 @@ func (m *Machine) finishRollout(a *app) {
 	a.rollout = nil
 	a.prev = nil
 	a.mixed = false
+	replaced, _ := ro.progress(a)
 	msg := fmt.Sprintf("%s: %s complete: %d of %d instances replaced in %s (release %d)",
-		a.name, ro.kind, ro.replaced, len(a.slots), human(m.clock.Now().Sub(ro.started)), ro.target.Gen)
+		a.name, ro.kind, replaced, len(a.slots), human(m.clock.Now().Sub(ro.started)), ro.target.Gen)
 	m.log.Printf("%s", msg)
 	if ro.kind == kindReload {
 		m.counters.Reloads[status.ReloadCompleted]++
 	}
+	m.rolloutEnded(a, ro, status.ReloadCompleted, "", msg)
 	m.note(ro.waiters, a, status.AppResult{App: a.name, Outcome: status.ReloadCompleted, Release: ro.target.Gen}, msg)
 	m.retainListeners()
 }
@@ -522,8 +620,8 @@ func (m *Machine) abortRollout(a *app, why string) {
 		// A slot restarts (after a crash, a failed ready check) with prev;
 		// one that serves another release is replaced.
 		s.rel = prev
-		if s.cur != nil && s.cur.thenStart != nil {
-			s.cur.thenStart = prev // a stop-first step of this or a superseded rollout
+		if s.cur != nil && s.cur.intent == restart {
+			m.decide(s.cur, restart, prev) // a stop-first step of this or a superseded rollout
 		}
 		if s.cur != nil && s.cur.rel != prev {
 			back = append(back, step{index: s.index})
@@ -533,8 +631,8 @@ func (m *Machine) abortRollout(a *app, why string) {
 		return
 	}
 	m.log.Printf("%s: rolling %d instances back to release %d", a.name, len(back), prev.Gen)
-	a.rollout = &rollout{kind: kindRollback, target: prev, queue: back, inflight: map[*slot]InstanceID{}, started: m.clock.Now(),
-		stopFirst: stopFirst(prev)}
+	m.rolloutBegan(a, &rollout{kind: kindRollback, target: prev, queue: back, inflight: map[*slot]InstanceID{}, done: map[*slot]bool{},
+		started: m.clock.Now(), stopFirst: stopFirst(prev)})
 }
 
 // cancelRollout ends a's rollout because the app is stopping, removed, or
@@ -557,29 +655,43 @@ func (m *Machine) endRollout(a *app, outcome, why string, revert *Release) {
 		case s.next != nil && s.next.why == whyRollout:
 			// Disowned: however it ends now, nobody waits for it (it may
 			// already be stopping after a failed ready check).
-			s.next.expected = true
-			m.stop(s.next, true)
+			m.stop(s.next, abandoned, nil)
 		case revert == nil:
 			// Superseded, cancelled, or aborted with nothing to go back to:
 			// a process started in place, or one stopping for a stop-first
 			// replacement, goes on as it was. A newer rollout replaces what
 			// the slot then runs; a cancel stops it with its app.
-		case s.cur != nil && s.cur.thenStart != nil:
-			s.cur.thenStart = revert
+		case s.cur != nil && s.cur.intent == restart:
+			m.decide(s.cur, restart, revert)
 		case s.cur != nil && s.cur.rel == ro.target && (s.cur.state == stSpawning || s.cur.state == stStarting):
-			s.cur.thenStart = revert
-			m.stop(s.cur, true)
+			m.stop(s.cur, restart, revert)
 		}
 	}
 	if ro.kind == kindReload {
 		m.counters.Reloads[outcome]++
 	}
-	msg := fmt.Sprintf("%s: %s %s: %s; %d of %d instances were replaced", a.name, ro.kind, outcome, why, ro.replaced, len(a.slots))
+	replaced, _ := ro.progress(a)
+	msg := fmt.Sprintf("%s: %s %s: %s; %d of %d instances were replaced", a.name, ro.kind, outcome, why, replaced, len(a.slots))
 	if outcome == status.ReloadAborted {
 		msg += ", the others keep serving"
 	}
 	m.log.Printf("%s", msg)
+	m.rolloutEnded(a, ro, outcome, why, msg)
 	m.note(ro.waiters, a, status.AppResult{App: a.name, Outcome: outcome, Release: ro.target.Gen}, msg)
+}
+
+// rolloutBegan makes ro a's rollout and tells subscribers.
+func (m *Machine) rolloutBegan(a *app, ro *rollout) {
+	a.rollout = ro
+	m.publishApp(a, -1, status.Lifecycle{Kind: status.RolloutBegan, Outcome: ro.kind.String(), Release: ro.target.Gen})
+}
+
+// rolloutEnded records how ro ended, for status, and tells subscribers.
+func (m *Machine) rolloutEnded(a *app, ro *rollout, outcome, why, msg string) {
+	replaced, total := ro.progress(a)
+	a.lastRollout = &status.LastRollout{Kind: ro.kind.String(), Outcome: outcome, Release: ro.target.Gen, Why: why,
+		Replaced: replaced, Total: total, At: m.clock.Now()}
+	m.publishApp(a, -1, status.Lifecycle{Kind: status.RolloutEnded, Outcome: outcome, Release: ro.target.Gen, Reason: ro.kind.String(), Detail: msg})
 }
 
 // note records one app's outcome in every request of reqs, and answers a

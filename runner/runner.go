@@ -34,6 +34,12 @@ type Options struct {
 	// Only, when not empty, names the apps to start (their dependencies are
 	// started too); the others stay stopped until started by a command.
 	Only []string
+	// Formation is up's -m: instance counts by app name ("all" for every
+	// app) that replace the file's at start and at every reload. An app
+	// given 0 stays stopped until started by a command. Config and Load
+	// give the file as written; the caller checks that the formation
+	// applies to it (hclconfig.Config.WithFormation).
+	Formation map[string]int
 	// Exe is the clusterrun binary, used as the LISTEN_PID exec shim.
 	Exe string
 	// RuntimeDir is a private directory for the instances' notify sockets.
@@ -119,7 +125,7 @@ func New(opts Options) (*Runner, error) {
 	}
 	m, err := NewMachine(opts.Config, Deps{
 		Procs: r.procs, Clock: realClock{post: r.post}, Prober: r.prober, Loader: loader{r},
-		Sockets: r.socks, Log: opts.Log, Creds: creds, Only: opts.Only,
+		Sockets: r.socks, Log: opts.Log, Creds: creds, Only: opts.Only, Formation: opts.Formation,
 	})
 	if err != nil {
 		r.guard.Close()

@@ -338,8 +338,8 @@ app "web" {
 	if err != nil || res.Err != nil {
 		t.Fatalf("reload: %v %v %q", err, res.Err, res.Summary)
 	}
-	// The reload applies the file's count (2) over the live scale (3), and
-	// every serving process runs the new release.
+	// The file's count (2) did not change since it was loaded, so the live
+	// scale (3) stays, and every serving process runs the new release.
 	st, _ := h.r.Snapshot(ctx)
 	serving := 0
 	for _, p := range st.Apps[0].Procs {
@@ -350,8 +350,8 @@ app "web" {
 			}
 		}
 	}
-	if serving != 2 {
-		t.Errorf("%d serving after the reload, want 2: %+v", serving, st.Apps[0].Procs)
+	if serving != 3 || st.Apps[0].InstancesFrom != status.CountScale {
+		t.Errorf("%d serving after the reload (count from %q), want 3 from scale: %+v", serving, st.Apps[0].InstancesFrom, st.Apps[0].Procs)
 	}
 	if err := h.r.StopApp(ctx, "web"); err != nil {
 		t.Fatal(err)
@@ -359,7 +359,7 @@ app "web" {
 	if err := h.r.StartApp(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
-	h.waitRoutable(2)
+	h.waitRoutable(3)
 	if code := h.stop(); code != 0 {
 		t.Errorf("exit %d", code)
 	}

@@ -23,11 +23,11 @@ func (m *Machine) Snapshot() status.Runner {
 		st.Listeners = append(st.Listeners, sl)
 	}
 	for _, a := range m.apps {
-		as := status.App{Name: a.name, State: m.appStatus(a), Instances: a.want, Release: a.rel.Gen,
-			Listeners: append([]string{}, a.rel.App.Listeners...), Procs: []status.Instance{}}
+		as := status.App{Name: a.name, State: m.appStatus(a), Instances: a.want, InstancesFrom: a.wantFrom, Release: a.rel.Gen,
+			Listeners: append([]string{}, a.rel.App.Listeners...), LastRollout: a.lastRollout, Procs: []status.Instance{}}
 		if ro := a.rollout; ro != nil {
-			total := ro.replaced + len(ro.inflight) + len(ro.queue) + len(ro.deferred)
-			as.Rollout = &status.Rollout{Kind: ro.kind.String(), Release: ro.target.Gen, Replaced: ro.replaced, Total: total}
+			replaced, total := ro.progress(a)
+			as.Rollout = &status.Rollout{Kind: ro.kind.String(), Release: ro.target.Gen, Replaced: replaced, Total: total}
 		}
 		for _, s := range a.slots {
 			if s.cur == nil {
@@ -57,7 +57,7 @@ func (m *Machine) instanceStatus(in *instance, role string) status.Instance {
 	if in.loc == locCur {
 		// A ready process of a slot that crashed recently is not trusted
 		// yet: it shows as a crash loop until it stays up min_uptime.
-		is.CrashLoop = s.consecutive > 0 && !in.stable
+		is.CrashLoop = s.consecutive > 0 && !m.stable(in)
 	}
 	if !in.readyAt.IsZero() {
 		is.ReadyAfter = in.readyAt.Sub(in.started)
@@ -102,7 +102,7 @@ func (m *Machine) appStatus(a *app) string {
 		return "failed"
 	}
 	for _, s := range a.slots {
-		if s.consecutive > 0 && (s.cur == nil || !s.cur.stable) {
+		if s.consecutive > 0 && (s.cur == nil || !m.stable(s.cur)) {
 			return "crashloop"
 		}
 	}

@@ -1,9 +1,10 @@
 package runner
 
 // This file is the supervisor's map: every state an instance, a slot and
-// an app can be in, and every transition an instance may make. The
-// handlers in machine.go and rollout.go move things between these states;
-// setState refuses any instance transition not listed here.
+// an app can be in, the transitions each may make, and the intents with
+// which the runner stops an instance. The handlers in instance.go, slot.go,
+// app.go, rollout.go and shutdown.go move things between these states;
+// setState, setSlot and setApp refuse any transition not listed here.
 
 // instState is where one process is in its life.
 //
@@ -50,7 +51,7 @@ func (s instState) String() string { return instStateNames[s] }
 
 // transitions lists, for each state, the states an instance may move to.
 // Anything else is a bug in a handler, never a silent half-update.
-var transitions = [...][]instState{
+var transitions = [][]instState{
 	stSpawning:  {stStarting, stExited},
 	stStarting:  {stReady, stDying, stStopping, stKilling, stExited},
 	stReady:     {stDying, stQuiescing, stStopping, stKilling, stExited},
@@ -67,13 +68,78 @@ func (s instState) leaving() bool {
 	return s == stQuiescing || s == stStopping || s == stKilling
 }
 
-func allowed(from, to instState) bool {
-	for _, s := range transitions[from] {
+func allowed[S comparable](table [][]S, from int, to S) bool {
+	for _, s := range table[from] {
 		if s == to {
 			return true
 		}
 	}
 	return false
+}
+
+// intent is what the runner decided when it decided that an instance
+// stops, set once at that moment (stop, kill and the rollout set it;
+// STOPPING=1 sets announced). The exit handler (slot.go, gone) reads it
+// with the instance's state and location instead of flags.
+//
+// The first decision stands, with these exceptions (see decide): forced
+// replaces any; a stop of the app or the runner (retired, userStop,
+// shutdown) replaces a decision whose exit would start something or be
+// judged (restart, announced, failedStart, unhealthy); a rollout that ends
+// abandons its replacement that failed its ready check; a stop-first
+// rollout restarts in place one that announced STOPPING=1 (rather than
+// wait for it to exit); and a restart's release may be changed (a rollout
+// that rolls back).
+type intent int
+
+const (
+	// undecided: nobody decided it stops; an exit is a crash, judged by
+	// the restart policy.
+	undecided intent = iota
+	// announced: it sent STOPPING=1 and stops by itself. A replacement
+	// takes over from it; with none, its exit is judged like a crash.
+	announced
+	// failedStart: it was not ready within ready.timeout; its exit is a
+	// failed start, judged by the restart policy (or the rollout).
+	failedStart
+	// unhealthy: it failed its health check under restart policy
+	// "never"; its exit is judged by the policy.
+	unhealthy
+	// replaced: a ready replacement took its place (a rollout, or a
+	// repair after a failed health check, STOPPING=1, max_memory).
+	replaced
+	// restart: stopped so that its slot starts the intent's release once
+	// it has exited (a stop-first replacement).
+	restart
+	// abandoned: a rollout's replacement that nobody waits for any more
+	// (the rollout ended).
+	abandoned
+	// retired: its slot was taken out of service (a scale-down, a restart
+	// of the app, the app removed).
+	retired
+	// userStop: clusterrun stop.
+	userStop
+	// shutdown: the runner drains.
+	shutdown
+	// forced: a second SIGTERM; it is killed at once.
+	forced
+)
+
+var intentNames = [...]string{"undecided", "announced STOPPING=1", "not ready in time", "unhealthy", "replaced", "restarted in place",
+	"abandoned", "retired", "stopped", "shutdown", "forced"}
+
+func (i intent) String() string { return intentNames[i] }
+
+// normal: its exit is what the runner asked for, never a crash.
+func (i intent) normal() bool { return i >= replaced }
+
+// final: nothing starts in its place (the app or the runner stops).
+func (i intent) final() bool { return i >= retired }
+
+// open: its exit still leads somewhere (a start, or a judgement) that a
+// stop of the app or the runner must cancel.
+func (i intent) open() bool {
+	return i == announced || i == failedStart || i == unhealthy || i == restart
 }
 
 // location is where an instance hangs in its app. A live instance is in
@@ -132,6 +198,16 @@ const (
 
 var slotStateNames = [...]string{"up", "backoff", "failed", "done", "stopped"}
 
+// slotTransitions lists, for each slot state, the states a slot may move
+// to. A new slot is stopped until its first process is asked for.
+var slotTransitions = [][]slotState{
+	slotUp:      {slotBackoff, slotFailed, slotDone, slotStopped},
+	slotBackoff: {slotUp, slotStopped},
+	slotFailed:  {slotUp},
+	slotDone:    {slotUp},
+	slotStopped: {slotUp},
+}
+
 func (s slotState) String() string { return slotStateNames[s] }
 
 // appState is what the runner means to do with an app.
@@ -151,6 +227,15 @@ const (
 )
 
 var appStateNames = [...]string{"waiting", "running", "stopped", "removed"}
+
+// appTransitions lists, for each app state, the states an app may move
+// to. Removed is the end: the app is forgotten once it has drained.
+var appTransitions = [][]appState{
+	appWaiting: {appRunning, appStopped, appRemoved},
+	appRunning: {appStopped, appRemoved},
+	appStopped: {appWaiting, appRemoved},
+	appRemoved: {},
+}
 
 func (s appState) String() string { return appStateNames[s] }
 

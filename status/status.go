@@ -43,13 +43,19 @@ type App struct {
 	// State is waiting, starting, ready, reloading, crashloop, failed,
 	// done, stopping, stopped or removing.
 	State string `json:"state"`
-	// Instances is the desired number of instances.
-	Instances int `json:"instances"`
-	// Release numbers the newest release of the app the runner accepted.
-	Release   int        `json:"release"`
-	Listeners []string   `json:"listeners"`
-	Rollout   *Rollout   `json:"rollout,omitempty"`
-	Procs     []Instance `json:"procs"`
+	// Instances is the desired number of instances, and InstancesFrom
+	// where that count came from: CountFile, CountFormation or CountScale.
+	Instances     int    `json:"instances"`
+	InstancesFrom string `json:"instances_from"`
+	// Release numbers the newest release of the app the runner accepted,
+	// counting from 1 per app.
+	Release   int      `json:"release"`
+	Listeners []string `json:"listeners"`
+	Rollout   *Rollout `json:"rollout,omitempty"`
+	// LastRollout is how the app's last reload, restart or rollback
+	// ended, if one did.
+	LastRollout *LastRollout `json:"last_rollout,omitempty"`
+	Procs       []Instance   `json:"procs"`
 }
 
 // Rollout is an app's rolling replacement in progress.
@@ -59,6 +65,21 @@ type Rollout struct {
 	Release  int    `json:"release"`
 	Replaced int    `json:"replaced"`
 	Total    int    `json:"total"`
+}
+
+// LastRollout is how a rollout ended.
+type LastRollout struct {
+	// Kind is reload, restart or rollback; Outcome one of the Reload*
+	// outcomes.
+	Kind    string `json:"kind"`
+	Outcome string `json:"outcome"`
+	Release int    `json:"release"`
+	// Why says what ended it, for an outcome other than completed:
+	// "web.0 (pid 4121) exited with status 1 before it was ready".
+	Why      string    `json:"why,omitempty"`
+	Replaced int       `json:"replaced"`
+	Total    int       `json:"total"`
+	At       time.Time `json:"at"`
 }
 
 // Instance is one process of an app, or one instance number that has none
