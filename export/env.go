@@ -156,25 +156,42 @@ func shortSource(s string) string {
 	return s
 }
 
+// at is where the env file was written: (app, path) for places.find.
+func (f envFile) at(a *hclconfig.App) (*hclconfig.App, []any) {
+	if f.global {
+		return nil, []any{"env_file", f.index}
+	}
+	return a, []any{"env_file", f.index}
+}
+
+// at is where the variable was written: (app, path) for places.find.
+func (v envVar) at(a *hclconfig.App) (*hclconfig.App, []any) {
+	if v.global {
+		return nil, []any{"env", key(v.Name)}
+	}
+	return a, []any{"env", key(v.Name)}
+}
+
 // envFile is one env_file entry as written.
 type envFile struct {
 	written  string // as written, "-" kept
 	path     string // absolute, here
 	optional bool
 	global   bool
+	index    int // in its env_file list, for its position
 }
 
 // appEnvFiles are the app's env files, the top-level ones first.
 func (r *renderer) appEnvFiles(a *hclconfig.App) []envFile {
 	var out []envFile
 	add := func(items []string, global bool) {
-		for _, w := range items {
+		for i, w := range items {
 			name, optional := strings.CutPrefix(w, "-")
 			p := name
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(r.cfg.Dir, p)
 			}
-			out = append(out, envFile{written: w, path: filepath.Clean(p), optional: optional, global: global})
+			out = append(out, envFile{written: w, path: filepath.Clean(p), optional: optional, global: global, index: i})
 		}
 	}
 	add(r.cfg.WrittenEnvFiles, true)

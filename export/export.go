@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/signals"
+	"github.com/hashicorp/hcl/v2"
 )
 
 // Formats are the targets Render knows, in the order the help lists them.
@@ -31,6 +33,55 @@ type Options struct {
 	// CPUs is the count "max" instances become where the target needs a
 	// number. Default: this machine's CPU count, as "up" would run here.
 	CPUs int
+	// LookPath finds a program named without a "/" (systemd looks for
+	// those in a fixed list of directories, not on PATH). Default:
+	// exec.LookPath, on this machine's PATH.
+	LookPath func(string) (string, error)
+
+	// Runner renders one unit, Deployment or job that runs "clusterrun
+	// up" on the config, instead of one per app (systemd, kubernetes,
+	// nomad).
+	Runner bool
+	// Clusterrun is the path of the clusterrun binary on the target, for
+	// Runner. Default: /usr/local/bin/clusterrun.
+	Clusterrun string
+	// NotifyFallback renders Type=notify and ExecReload= for systemd
+	// older than 253, which has no Type=notify-reload (Runner).
+	NotifyFallback bool
+	// Watchdog is WatchdogSec= of the runner's unit (Runner). Default 30s;
+	// negative: none.
+	Watchdog time.Duration
+	// PreStop is how a Kubernetes pod waits before SIGTERM: "sleep" (the
+	// sleep action, Kubernetes 1.30 and later) or "exec" (sleep in the
+	// image's shell). Default "sleep".
+	PreStop string
+	// PreStopDelay is how long it waits, so that the Service stops sending
+	// it connections first. Default 5s.
+	PreStopDelay time.Duration
+	// Replicas is the Deployment's replica count (kubernetes, Runner).
+	// Default 1.
+	Replicas int
+}
+
+// RefusedError is returned by Render when a value of the config cannot be
+// written into the target's syntax so that the target reads it back as
+// the same value: each is a diagnostic at the attribute it comes from.
+type RefusedError struct {
+	Format string
+	Diags  hcl.Diagnostics
+}
+
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot export for %s:", e.Format)
+	for _, d := range e.Diags {
+		b.WriteString("\n  ")
+		if d.Subject != nil && d.Subject.Filename != "" {
+			fmt.Fprintf(&b, "%s:%d,%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		b.WriteString(d.Detail)
+	}
+	return b.String()
 }
 
 // File is one rendered unit, manifest or job.
@@ -67,36 +118,64 @@ func (w Warning) String() string {
 	return b.String()
 }
 
-// Render renders cfg for format, one of Formats. The error is for an
-// unknown format only; what the target cannot express is in the warnings.
+// Render renders cfg for format, one of Formats. What the target cannot
+// express is in the warnings; the error is a *RefusedError when a value
+// cannot be written so that the target reads it as the config means it
+// (no file is returned then), or an unknown format or option.
 func Render(format string, cfg *hclconfig.Config, opts Options) ([]File, []Warning, error) {
-	r := newRenderer(cfg, opts)
+	r := newRenderer(cfg, opts, format)
 	var files []File
+	switch {
+	case opts.Runner && format == "procfile":
+		return nil, nil, fmt.Errorf("--runner is for systemd, kubernetes and nomad: a Procfile runs the apps themselves")
+	case opts.PreStop != "sleep" && opts.PreStop != "exec" && opts.PreStop != "":
+		return nil, nil, fmt.Errorf("unknown preStop action %q: use sleep or exec", opts.PreStop)
+	}
 	switch format {
 	case "systemd":
-		files = r.systemd()
+		if opts.Runner {
+			files = r.systemdRunner()
+		} else {
+			files = r.systemd()
+		}
 	case "kubernetes":
-		files = r.kubernetes()
+		if opts.Runner {
+			files = r.kubernetesRunner()
+		} else {
+			files = r.kubernetes()
+		}
 	case "nomad":
-		files = r.nomad()
+		if opts.Runner {
+			files = r.nomadRunner()
+		} else {
+			files = r.nomad()
+		}
 	case "procfile":
 		files = r.procfile()
 	default:
 		return nil, nil, fmt.Errorf("unknown export format %q: use %s", format, strings.Join(Formats, ", "))
+	}
+	if len(r.refusals) > 0 {
+		return nil, merged(r.warns), &RefusedError{Format: format, Diags: r.refusals}
 	}
 	return files, merged(r.warns), nil
 }
 
 // renderer holds one rendering's inputs and the warnings it collects.
 type renderer struct {
-	cfg   *hclconfig.Config
-	opts  Options
-	warns []Warning
+	cfg    *hclconfig.Config
+	opts   Options
+	format string
+	warns  []Warning
+	// refusals are the values that cannot be written: when there is one,
+	// Render returns them and no file.
+	refusals hcl.Diagnostics
+	places   *places
 	// defaultImage is true when Options.Image was not given.
 	defaultImage bool
 }
 
-func newRenderer(cfg *hclconfig.Config, opts Options) *renderer {
+func newRenderer(cfg *hclconfig.Config, opts Options, format string) *renderer {
 	if opts.Name == "" {
 		opts.Name = filepath.Base(cfg.Dir)
 	}
@@ -110,7 +189,101 @@ func newRenderer(cfg *hclconfig.Config, opts Options) *renderer {
 	if opts.CPUs <= 0 {
 		opts.CPUs = runtime.NumCPU()
 	}
-	return &renderer{cfg: cfg, opts: opts, defaultImage: defaultImage}
+	if opts.LookPath == nil {
+		opts.LookPath = exec.LookPath
+	}
+	if opts.Clusterrun == "" {
+		opts.Clusterrun = "/usr/local/bin/clusterrun"
+	}
+	if opts.Watchdog == 0 {
+		opts.Watchdog = 30 * time.Second
+	}
+	if opts.PreStop == "" {
+		opts.PreStop = "sleep"
+	}
+	if opts.PreStopDelay <= 0 {
+		opts.PreStopDelay = 5 * time.Second
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	return &renderer{cfg: cfg, opts: opts, format: format, defaultImage: defaultImage, places: &places{cfg: cfg}}
+}
+
+// hclRangeNone is the position of a value that is not in the file (an
+// option, a default).
+var hclRangeNone hcl.Range
+
+// targetName is the format as a message names it.
+func (r *renderer) targetName() string {
+	switch r.format {
+	case "systemd":
+		return "a systemd unit"
+	case "kubernetes":
+		return "a Kubernetes manifest"
+	case "nomad":
+		return "a Nomad job"
+	}
+	return "a Procfile"
+}
+
+// refuse records a value that cannot be written, at rng.
+func (r *renderer) refuse(rng hcl.Range, format string, args ...any) {
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Cannot export for " + r.format,
+		Detail:   fmt.Sprintf(format, args...),
+	}
+	if rng.Filename != "" {
+		d.Subject = &rng
+	}
+	r.refusals = append(r.refusals, d)
+}
+
+// escaped runs esc on a value of app a (nil: the top level of the file)
+// written at path, such as ("env_file", 1), and refuses it at its position
+// when esc cannot write it. what names the value in the message:
+// `the dir of app "web"`.
+func (r *renderer) escaped(a *hclconfig.App, path []any, what, setting, s string, esc func(string) (string, string)) string {
+	out, bad := esc(s)
+	if bad == "" {
+		return out
+	}
+	rng, _ := r.places.find(a, path...)
+	r.refuseValue(rng, what, setting, s, bad)
+	return ""
+}
+
+// text checks a value that an encoder escapes itself (YAML, JSON) with
+// check, and refuses it at its position when the format cannot hold it.
+// It returns s.
+func (r *renderer) text(a *hclconfig.App, path []any, what, s string, check func(string) string) string {
+	if bad := check(s); bad != "" {
+		rng, _ := r.places.find(a, path...)
+		r.refuseValue(rng, what, "", s, bad)
+	}
+	return s
+}
+
+// commandPath is where word i of the app's command was written.
+func commandPath(a *hclconfig.App, i int) []any {
+	if isShell(a) {
+		return []any{"command"}
+	}
+	return []any{"command", i}
+}
+
+// refuseValue refuses the value s, with what cannot hold it and why.
+func (r *renderer) refuseValue(rng hcl.Range, what, setting, s, bad string) {
+	shown := s
+	if len(shown) > 80 {
+		shown = shown[:77] + "..."
+	}
+	where := r.targetName()
+	if setting != "" {
+		where += "'s " + setting
+	}
+	r.refuse(rng, "%s, %q, cannot be written into %s: %s. Nothing was written; change the value, or run the app under clusterrun up.", what, shown, where, bad)
 }
 
 func (r *renderer) warnApp(a *hclconfig.App, attr, format string, args ...any) {
@@ -186,7 +359,7 @@ func merged(warns []Warning) []Warning {
 }
 
 // source is the config file's name, for the headers of rendered files.
-func (r *renderer) source() string { return filepath.Base(r.cfg.Path) }
+func (r *renderer) source() string { return comment(filepath.Base(r.cfg.Path)) }
 
 // rebase moves an absolute path under the config file's directory onto
 // Options.Dir; any other path is returned as it is.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,7 +79,20 @@ func load(t *testing.T, c config) *hclconfig.Config {
 // the repository is or how many CPUs the machine has.
 func testOptions(c config, cfg *hclconfig.Config) Options {
 	name := strings.TrimPrefix(c.name, "example-")
-	return Options{Name: name, Dir: "/srv/" + name, CPUs: 4}
+	return Options{Name: name, Dir: "/srv/" + name, CPUs: 4, LookPath: testLookPath}
+}
+
+// testLookPath is a machine where node and python3 are where Debian puts
+// them, in systemd's search path, and go is where its tarball goes, which
+// is not.
+func testLookPath(prog string) (string, error) {
+	switch prog {
+	case "node", "python3", "sh", "sleep":
+		return "/usr/bin/" + prog, nil
+	case "go":
+		return "/usr/local/go/bin/go", nil
+	}
+	return "", exec.ErrNotFound
 }
 
 // TestGolden renders every config for every target and compares stdout

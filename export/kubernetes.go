@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,12 +25,22 @@ func (r *renderer) kubernetes() []File {
 			r.warnApp(a, "", "Kubernetes names must be lowercase letters, digits and \"-\": the app's objects are named %q", name)
 		}
 		dep, ports := r.deployment(a, name)
-		files = append(files, File{Name: name + "-deployment.yaml", Data: []byte(r.k8sHeader(a, "Deployment") + yamlDoc(dep))})
+		files = append(files, r.yamlFile(name+"-deployment.yaml", r.k8sHeader(a, "Deployment"), dep))
 		if len(ports) > 0 {
-			files = append(files, File{Name: name + "-service.yaml", Data: []byte(r.k8sHeader(a, "Service") + yamlDoc(r.service(a, name, ports)))})
+			files = append(files, r.yamlFile(name+"-service.yaml", r.k8sHeader(a, "Service"), r.service(a, name, ports)))
 		}
 	}
 	return files
+}
+
+// yamlFile writes a manifest, refusing what YAML cannot hold that the
+// renderer did not already refuse at its position.
+func (r *renderer) yamlFile(name, header string, o obj) File {
+	doc, bad := yamlDoc(o)
+	if len(bad) > 0 && len(r.refusals) == 0 {
+		r.refuse(hclRangeNone, "A value of %s cannot be written into a Kubernetes manifest: %s. Nothing was written.", name, bad[0])
+	}
+	return File{Name: name, Data: []byte(header + doc)}
 }
 
 func (r *renderer) k8sHeader(a *hclconfig.App, kind string) string {
@@ -120,12 +131,15 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 
 	c := obj{}
 	c.set("name", name)
-	c.set("image", r.opts.Image)
-	args := a.Command
-	c.set("command", k8sList(args[:1]))
-	c.set("args", k8sList(args[1:]))
+	c.set("image", r.image())
+	var words list
+	for i, w := range a.Command {
+		words = append(words, k8sEscape(r.text(a, commandPath(a, i), fmt.Sprintf("word %d of the command of app %q", i+1, a.Name), w, jsonText)))
+	}
+	c.set("command", words[:1])
+	c.set("args", words[1:])
 	if dir, written := r.workDir(a); written {
-		c.set("workingDir", dir)
+		c.set("workingDir", r.text(a, []any{"dir"}, fmt.Sprintf("the dir of app %q", a.Name), dir, jsonText))
 	}
 	c.set("env", r.k8sEnv(a, ports))
 	c.set("envFrom", r.k8sEnvFrom(a))
@@ -136,8 +150,17 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	c.set("ports", cports)
 
 	// Readiness and liveness probe the instance's own port: the first
-	// listener's, or a PORT the app's env sets.
+	// listener's, or a PORT the app's env sets. The kubelet probes the
+	// pod's address, which an app bound to a loopback address never
+	// answers on.
+	loopback := r.loopbackListener(a)
+	if loopback != "" && len(ports) > 0 {
+		r.warnApp(a, "listeners", "%s is a loopback address, which neither the Service nor the kubelet's probes can reach (they connect to the pod's address): no probe is rendered; bind 0.0.0.0 for Kubernetes", loopback)
+	}
 	probePort := func(block string) any {
+		if loopback != "" {
+			return nil
+		}
 		if len(ports) > 0 {
 			return ports[0].name
 		}
@@ -147,10 +170,11 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 		r.warnApp(a, block+".check", "the app has no port Kubernetes can probe (no tcp listener, no PORT in its env): no probe")
 		return nil
 	}
-	probe := func(check, path string, port any) obj {
+	probe := func(block, check, path string, port any) obj {
 		var p obj
 		switch check {
 		case "http":
+			path = r.text(a, []any{block, "path"}, fmt.Sprintf("the %s path of app %q", block, a.Name), path, jsonText)
 			p.set("httpGet", obj{{"path", path}, {"port", port}})
 		case "tcp":
 			p.set("tcpSocket", obj{{"port", port}})
@@ -158,15 +182,20 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 		return p
 	}
 	minReady := 0
+	healthProbe := a.Health.Check == hclconfig.HealthHTTP || a.Health.Check == hclconfig.HealthTCP
 	switch a.Ready.Check {
 	case hclconfig.ReadyHTTP, hclconfig.ReadyTCP:
 		if port := probePort("ready"); port != nil {
-			p := probe(string(a.Ready.Check), a.Ready.Path, port)
+			p := probe("ready", string(a.Ready.Check), a.Ready.Path, port)
 			p.set("periodSeconds", 2)
 			c.set("readinessProbe", p)
 		}
 	case hclconfig.ReadyNotify:
-		r.warnApp(a, "ready.check", `"notify" has no Kubernetes probe: a pod is ready once its container runs; add a readinessProbe the app answers`)
+		if !healthProbe {
+			r.warnApp(a, "ready.check", `"notify" has no Kubernetes probe: a pod is ready once its container runs; add a readinessProbe the app answers`)
+		}
+	case hclconfig.ReadyExit:
+		r.warnApp(a, "ready.check", `a one-shot step ("exit") is a Job or an init container of the pods that depend on it on Kubernetes; a Deployment restarts it after it exits`)
 	case hclconfig.ReadyDelay:
 		// Ready once it has stayed up this long: minReadySeconds, which
 		// holds a rollout that long for every new pod.
@@ -177,14 +206,27 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	switch a.Health.Check {
 	case hclconfig.HealthHTTP, hclconfig.HealthTCP:
 		if port := probePort("health"); port != nil {
-			p := probe(string(a.Health.Check), a.Health.Path, port)
+			p := probe("health", string(a.Health.Check), a.Health.Path, port)
 			p.set("periodSeconds", seconds(a.Health.Interval, 1))
 			p.set("timeoutSeconds", seconds(a.Health.Timeout, 1))
 			p.set("failureThreshold", a.Health.Failures)
 			c.set("livenessProbe", p)
+			if a.Ready.Check != hclconfig.ReadyHTTP && a.Ready.Check != hclconfig.ReadyTCP {
+				// No ready probe of its own: a pod that fails its health
+				// check gets no traffic either.
+				rp := probe("health", string(a.Health.Check), a.Health.Path, port)
+				rp.set("periodSeconds", 2)
+				c.set("readinessProbe", rp)
+			}
 		}
 	case hclconfig.HealthWatchdog:
 		r.warnApp(a, "health.check", `"watchdog" has no Kubernetes probe: add a livenessProbe the app answers`)
+	}
+	if len(ports) > 0 {
+		// The Service keeps sending a terminating pod connections until the
+		// endpoint update reaches every node: wait that long before the
+		// SIGTERM that starts the drain.
+		c.set("lifecycle", obj{{"preStop", r.preStop()}})
 	}
 	if m := a.Restart.MaxMemory; m > 0 {
 		// The kernel's OOM killer at the limit, where clusterrun replaces
@@ -193,7 +235,11 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	}
 
 	pod := obj{}
-	pod.set("terminationGracePeriodSeconds", seconds(a.Stop.Timeout, 1))
+	grace := seconds(a.Stop.Timeout, 1)
+	if len(ports) > 0 {
+		grace += seconds(r.opts.PreStopDelay, 0)
+	}
+	pod.set("terminationGracePeriodSeconds", grace)
 	pod.set("securityContext", r.k8sSecurity(a))
 	pod.set("containers", list{c})
 
@@ -228,11 +274,47 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	return dep, ports
 }
 
+// preStop is the container's preStop handler: a delay before SIGTERM.
+func (r *renderer) preStop() obj {
+	secs := seconds(r.opts.PreStopDelay, 1)
+	if r.opts.PreStop == "exec" {
+		return obj{{"exec", obj{{"command", list{"/bin/sh", "-c", "sleep " + strconv.Itoa(secs)}}}}}
+	}
+	return obj{{"sleep", obj{{"seconds", secs}}}}
+}
+
+// loopbackListener is the address of the app's first listener when it is
+// a loopback address, else "".
+func (r *renderer) loopbackListener(a *hclconfig.App) string {
+	ls := r.listenersOf(a)
+	if len(ls) == 0 || ls[0].Network != "tcp" {
+		return ""
+	}
+	host := tcpHost(ls[0])
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return ls[0].Address
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return ls[0].Address
+	}
+	return ""
+}
+
+// image is the containers' image, checked for YAML.
+func (r *renderer) image() string {
+	if bad := jsonText(r.opts.Image); bad != "" {
+		r.refuseValue(hclRangeNone, "the image (--image)", "", r.opts.Image, bad)
+	}
+	return r.opts.Image
+}
+
 func (r *renderer) k8sWarnings(a *hclconfig.App) {
-	switch a.Restart.Policy {
-	case hclconfig.RestartOnFailure:
+	switch policy := a.Restart.Policy; {
+	case !r.written(a, "restart", "policy") && policy == hclconfig.RestartOnFailure:
+		// The default: not warned about, as defaults are not.
+	case policy == hclconfig.RestartOnFailure:
 		r.warnApp(a, "restart.policy", `a Deployment restarts a container whatever its exit status ("always"); a run-once app is a Job or an init container`)
-	case hclconfig.RestartNever:
+	case policy == hclconfig.RestartNever:
 		r.warnApp(a, "restart.policy", `a Deployment always restarts its containers: a run-once app is a Job or an init container`)
 	}
 	if restartTuned(a.Restart) {
@@ -274,6 +356,14 @@ func (r *renderer) k8sEnv(a *hclconfig.App, ports []k8sPort) list {
 		env = append(env, obj{{"name", name}, {"value", value}})
 		defined[name] = true
 	}
+	check := func(v envVar, value string) {
+		at, path := v.at(a)
+		if !k8sEnvName.MatchString(v.Name) {
+			rng, _ := r.places.find(at, path...)
+			r.refuse(rng, "The variable name %q cannot be written into a Kubernetes manifest: the API takes names of letters, digits, \"_\", \"-\" and \".\", not starting with a digit. Nothing was written.", v.Name)
+		}
+		r.text(at, path, "the variable "+v.Name, value, jsonText)
+	}
 	add("CLUSTERRUN_APP", a.Name)
 	if len(ports) > 0 {
 		add("PORT", strconv.Itoa(ports[0].port))
@@ -298,7 +388,9 @@ func (r *renderer) k8sEnv(a *hclconfig.App, ports []k8sPort) list {
 				r.warnEnv(a, v.global, "env."+v.Name, "%s: rendered as %s, which Kubernetes expands from the container's env (the entries before it, envFrom); define %s there", shortSource(v.Source), strings.Join(parens(v.refNames()), ", "), strings.Join(missing, ", "))
 			}
 		}
-		add(v.Name, v.render(func(x string) string { return "$(" + x + ")" }, k8sEscape))
+		value := v.render(func(x string) string { return "$(" + x + ")" }, k8sEscape)
+		check(v, value)
+		add(v.Name, value)
 	}
 	return env
 }
@@ -351,20 +443,6 @@ func k8sList(words []string) list {
 		out = append(out, k8sEscape(w))
 	}
 	return out
-}
-
-// k8sEscape protects text from Kubernetes' expansion of $(VAR) in env
-// values, command and args: "$$" reads as "$", and "$(" would start a
-// reference.
-func k8sEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		b.WriteByte(s[i])
-		if s[i] == '$' && i+1 < len(s) && (s[i+1] == '$' || s[i+1] == '(') {
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
 }
 
 // portName turns a listener name into an IANA service name, as container

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ func (r *renderer) nomad() []File {
 		groups = append(groups, r.nomadGroup(a))
 	}
 	job := obj{}
-	job.set("ID", r.opts.Name)
+	job.set("ID", r.jobID())
 	job.set("Name", r.opts.Name)
 	job.set("Type", "service")
 	job.set("Datacenters", list{"*"})
@@ -28,7 +29,28 @@ func (r *renderer) nomad() []File {
 	// meta.
 	job.set("Meta", obj{{"generated-by", "clusterrun export nomad"}, {"source", r.source()}})
 	name := dnsLabel(r.opts.Name) + ".nomad.json"
-	return []File{{Name: name, Data: jsonIndent(obj{{"Job", job}})}}
+	return []File{r.jsonFile(name, obj{{"Job", job}})}
+}
+
+// jobID is the cluster's name as a Nomad job ID, which may hold no space
+// or NUL.
+func (r *renderer) jobID() string {
+	if bad := jsonText(r.opts.Name); bad != "" || strings.ContainsAny(r.opts.Name, " \x00") || r.opts.Name == "" {
+		if bad == "" {
+			bad = "Nomad refuses a job ID that is empty or holds a space or NUL"
+		}
+		r.refuseValue(hclRangeNone, "the cluster's name (--name; by default the config file's directory name)", "job ID", r.opts.Name, bad)
+	}
+	return r.opts.Name
+}
+
+// jsonFile writes a job, refusing what JSON cannot hold that the renderer
+// did not already refuse at its position.
+func (r *renderer) jsonFile(name string, o obj) File {
+	if bad := badStrings(o); len(bad) > 0 && len(r.refusals) == 0 {
+		r.refuse(hclRangeNone, "A value of %s cannot be written into a Nomad job: %s. Nothing was written.", name, bad[0])
+	}
+	return File{Name: name, Data: jsonIndent(o)}
 }
 
 // nomadLabel turns a listener name into a port label, which Nomad puts in
@@ -86,7 +108,7 @@ func (r *renderer) nomadGroup(a *hclconfig.App) obj {
 	task.set("Config", r.nomadConfig(a))
 	task.set("Env", r.nomadEnv(a, port))
 	if a.User != "" {
-		task.set("User", a.User)
+		task.set("User", r.text(a, []any{"user"}, fmt.Sprintf("the user of app %q", a.Name), a.User, nomadText))
 	}
 	if a.Group != "" {
 		r.warnApp(a, "group", "a Nomad task has a user, not a group: it runs with its user's primary group")
@@ -135,21 +157,16 @@ func (r *renderer) nomadGroup(a *hclconfig.App) obj {
 // written: a list through "$0" "$@", unquoted; a string as sh -c runs it.
 func (r *renderer) nomadConfig(a *hclconfig.App) obj {
 	dir, _ := r.workDir(a)
+	dir = r.text(a, []any{"dir"}, fmt.Sprintf("the directory of app %q (its dir, else the config file's directory or --dir)", a.Name), dir, nomadText)
 	cd := "cd " + shellQuote(dir) + " && "
 	var args list
 	if isShell(a) {
-		script := cd + a.Command[2]
-		if strings.Contains(a.Command[2], "${") {
-			r.warnApp(a, "command", "Nomad replaces ${...} in args with its own variables before the shell sees them: check that the command still reads as meant, or write $X for ${X}")
-		}
-		args = list{"-c", script}
+		script := r.text(a, []any{"command"}, fmt.Sprintf("the command of app %q", a.Name), a.Command[2], nomadText)
+		args = list{"-c", cd + script}
 	} else {
 		args = list{"-c", cd + `exec "$0" "$@"`}
-		for _, w := range a.Command {
-			if strings.Contains(w, "${") {
-				r.warnApp(a, "command", "Nomad replaces ${...} in args with its own variables: %q may not reach the app as written", w)
-			}
-			args = append(args, w)
+		for i, w := range a.Command {
+			args = append(args, r.text(a, commandPath(a, i), fmt.Sprintf("word %d of the command of app %q", i+1, a.Name), w, nomadText))
 		}
 	}
 	return obj{{"command", "/bin/sh"}, {"args", args}}
@@ -174,13 +191,29 @@ func (r *renderer) nomadEnv(a *hclconfig.App, port string) obj {
 		case v.hasRefs():
 			r.warnEnv(a, v.global, "env."+v.Name, "%s: rendered as %s, which Nomad expands when it starts the task from the task's environment (NOMAD_* variables, node attributes, template env files); set %s there", shortSource(v.Source), strings.Join(braced(v.refNames()), ", "), strings.Join(v.refNames(), ", "))
 		}
-		val := v.render(func(x string) string { return "${" + x + "}" }, identity)
-		if strings.Contains(v.Value, "${") && !v.hasRefs() {
-			r.warnEnv(a, v.global, "env."+v.Name, "the value holds \"${\", which Nomad reads as one of its variables")
+		at, path := v.at(a)
+		if bad := nomadEnvName(v.Name); bad != "" {
+			rng, _ := r.places.find(at, path...)
+			r.refuseValue(rng, "the variable name", "", v.Name, bad)
 		}
+		val := v.render(func(x string) string { return "${" + x + "}" }, func(text string) string {
+			return r.text(at, path, "the variable "+v.Name, text, nomadText)
+		})
 		env.set(v.Name, val)
 	}
 	return env
+}
+
+// nomadEnvName checks a variable name for a task's env, which Nomad passes
+// to the process as NAME=VALUE.
+func nomadEnvName(name string) string {
+	if bad := jsonText(name); bad != "" {
+		return bad
+	}
+	if name == "" || strings.ContainsAny(name, "=\x00") {
+		return "an environment variable name cannot be empty or hold \"=\" or NUL"
+	}
+	return ""
 }
 
 func (r *renderer) nomadRestart(a *hclconfig.App) obj {
@@ -192,7 +225,9 @@ func (r *renderer) nomadRestart(a *hclconfig.App) obj {
 		r.warnApp(a, "restart.policy", `"never": Nomad fails the allocation at its first exit and reschedules it; a run-once app is a batch job or a prestart task`)
 	case hclconfig.RestartOnFailure:
 		p.set("Attempts", rs.MaxRestarts)
-		r.warnApp(a, "restart.policy", `"on-failure": Nomad restarts a service task whatever its exit status`)
+		if r.written(a, "restart", "policy") {
+			r.warnApp(a, "restart.policy", `"on-failure": Nomad restarts a service task whatever its exit status`)
+		}
 	default:
 		p.set("Attempts", rs.MaxRestarts)
 	}
@@ -223,6 +258,8 @@ func (r *renderer) nomadUpdate(a *hclconfig.App, hasPorts bool) obj {
 		minHealthy = rd.Delay
 	case hclconfig.ReadyNotify:
 		r.warnApp(a, "ready.check", `"notify" has no Nomad check: an allocation is healthy once its task runs`)
+	case hclconfig.ReadyExit:
+		r.warnApp(a, "ready.check", `a one-shot step ("exit") is a batch job, or a task with lifecycle { hook = "prestart" } in the groups that depend on it, on Nomad; a service task is restarted after it exits`)
 	case hclconfig.ReadyHTTP, hclconfig.ReadyTCP:
 		if !hasPorts {
 			r.warnApp(a, "ready.check", "the app has no port Nomad can check: an allocation is healthy once its task runs")
@@ -252,7 +289,7 @@ func (r *renderer) nomadServices(a *hclconfig.App, labels []string) list {
 	if rd.Check == hclconfig.ReadyHTTP || rd.Check == hclconfig.ReadyTCP {
 		c := obj{{"Name", "ready"}, {"Type", string(rd.Check)}}
 		if rd.Check == hclconfig.ReadyHTTP {
-			c.set("Path", rd.Path)
+			c.set("Path", r.text(a, []any{"ready", "path"}, fmt.Sprintf("the ready path of app %q", a.Name), rd.Path, nomadText))
 		}
 		c.set("Interval", nanos(2*time.Second))
 		c.set("Timeout", nanos(time.Second))
@@ -266,7 +303,7 @@ func (r *renderer) nomadServices(a *hclconfig.App, labels []string) list {
 		}
 		c := obj{{"Name", "health"}, {"Type", string(h.Check)}}
 		if h.Check == hclconfig.HealthHTTP {
-			c.set("Path", h.Path)
+			c.set("Path", r.text(a, []any{"health", "path"}, fmt.Sprintf("the health path of app %q", a.Name), h.Path, nomadText))
 		}
 		c.set("Interval", nanos(h.Interval))
 		c.set("Timeout", nanos(h.Timeout))
@@ -290,14 +327,4 @@ func (r *renderer) nomadServices(a *hclconfig.App, labels []string) list {
 		out = append(out, s)
 	}
 	return out
-}
-
-// shellQuote quotes s for sh when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(c rune) bool {
-		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("@%_+=:,./-", c))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -18,22 +18,31 @@ func (r *renderer) procfile() []File {
 	var formation []string
 	for _, a := range r.cfg.Apps {
 		cmd := a.Written.CommandString
-		if cmd == "" {
+		if cmd != "" {
+			if bad := procfileCommand(cmd); bad != "" {
+				rng, _ := r.places.find(a, "command")
+				r.refuseValue(rng, fmt.Sprintf("the command of app %q", a.Name), "", cmd, bad+"; write it on one line, or put it in a script")
+			}
+		} else {
 			words := make([]string, len(a.Command))
 			for i, w := range a.Command {
+				if bad := procfileText(w); bad != "" {
+					rng, _ := r.places.find(a, "command", i)
+					r.refuseValue(rng, fmt.Sprintf("word %d of the command of app %q", i+1, a.Name), "", w, bad)
+				}
 				words[i] = shellQuote(w)
 			}
 			cmd = strings.Join(words, " ")
-		}
-		if strings.ContainsAny(cmd, "\n\r") {
-			r.warnApp(a, "command", "a Procfile line cannot hold a newline: the command's newlines became \"; \"")
-			cmd = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(cmd)
 		}
 		if dir, written := r.workDir(a); written {
 			// A Procfile line runs in the Procfile's directory.
 			rel, err := filepath.Rel(r.opts.Dir, dir)
 			if err != nil || strings.HasPrefix(rel, "..") {
 				rel = dir
+			}
+			if bad := procfileText(rel); bad != "" {
+				rng, _ := r.places.find(a, "dir")
+				r.refuseValue(rng, fmt.Sprintf("the dir of app %q", a.Name), "", rel, bad)
 			}
 			cmd = "cd " + shellQuote(rel) + " && " + cmd
 		}

@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -71,6 +72,28 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
+// badStrings lists the strings of a tree that JSON cannot hold: the
+// backstop for any the renderer did not check with its position.
+func badStrings(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case string:
+		if bad := jsonText(x); bad != "" {
+			out = append(out, bad)
+		}
+	case obj:
+		for _, e := range x {
+			out = append(out, badStrings(e.k)...)
+			out = append(out, badStrings(e.v)...)
+		}
+	case list:
+		for _, e := range x {
+			out = append(out, badStrings(e)...)
+		}
+	}
+	return out
+}
+
 // jsonIndent writes v as indented JSON, without HTML escaping.
 func jsonIndent(v any) []byte {
 	var b bytes.Buffer
@@ -84,86 +107,99 @@ func jsonIndent(v any) []byte {
 	return b.Bytes()
 }
 
-// yamlDoc writes o as a YAML block mapping.
-func yamlDoc(o obj) string {
-	var b strings.Builder
-	writeYAMLObj(&b, o, 0)
-	return b.String()
+// yamlDoc writes o as a YAML block mapping. bad lists the strings YAML
+// cannot hold (the renderer refuses those with their position before they
+// get here; this is the backstop for any it did not check).
+func yamlDoc(o obj) (doc string, bad []string) {
+	w := &yamlWriter{}
+	w.obj(o, 0)
+	return w.b.String(), w.bad
 }
 
-func writeYAMLObj(b *strings.Builder, o obj, indent int) {
+type yamlWriter struct {
+	b   strings.Builder
+	bad []string
+}
+
+func (w *yamlWriter) obj(o obj, indent int) {
 	pad := strings.Repeat(" ", indent)
 	for _, e := range o {
-		b.WriteString(pad)
-		b.WriteString(yamlScalar(e.k))
-		b.WriteString(":")
-		writeYAMLValue(b, e.v, indent)
+		w.b.WriteString(pad)
+		w.b.WriteString(w.scalar(e.k))
+		w.b.WriteString(":")
+		w.value(e.v, indent)
 	}
 }
 
-// writeYAMLValue writes what follows "key:" (or "-").
-func writeYAMLValue(b *strings.Builder, v any, indent int) {
+// value writes what follows "key:" (or "-").
+func (w *yamlWriter) value(v any, indent int) {
 	switch x := v.(type) {
 	case obj:
 		if len(x) == 0 {
-			b.WriteString(" {}\n")
+			w.b.WriteString(" {}\n")
 			return
 		}
-		b.WriteString("\n")
-		writeYAMLObj(b, x, indent+2)
+		w.b.WriteString("\n")
+		w.obj(x, indent+2)
 	case list:
 		if len(x) == 0 {
-			b.WriteString(" []\n")
+			w.b.WriteString(" []\n")
 			return
 		}
-		b.WriteString("\n")
+		w.b.WriteString("\n")
 		// Sequences sit at their key's indentation, as kubectl writes them.
-		writeYAMLList(b, x, indent)
+		w.list(x, indent)
 	default:
-		b.WriteString(" " + yamlScalar(x) + "\n")
+		w.b.WriteString(" " + w.scalar(x) + "\n")
 	}
 }
 
-func writeYAMLList(b *strings.Builder, l list, indent int) {
+func (w *yamlWriter) list(l list, indent int) {
 	pad := strings.Repeat(" ", indent)
 	for _, item := range l {
-		b.WriteString(pad + "-")
+		w.b.WriteString(pad + "-")
 		switch x := item.(type) {
 		case obj:
 			if len(x) == 0 {
-				b.WriteString(" {}\n")
+				w.b.WriteString(" {}\n")
 				continue
 			}
 			// The first key goes on the dash's line.
-			b.WriteString(" ")
+			w.b.WriteString(" ")
 			first := true
 			for _, e := range x {
 				if !first {
-					b.WriteString(pad + "  ")
+					w.b.WriteString(pad + "  ")
 				}
 				first = false
-				b.WriteString(yamlScalar(e.k) + ":")
-				writeYAMLValue(b, e.v, indent+2)
+				w.b.WriteString(w.scalar(e.k) + ":")
+				w.value(e.v, indent+2)
 			}
 		case list:
-			b.WriteString("\n")
-			writeYAMLList(b, x, indent+2)
+			w.b.WriteString("\n")
+			w.list(x, indent+2)
 		default:
-			b.WriteString(" " + yamlScalar(x) + "\n")
+			w.b.WriteString(" " + w.scalar(x) + "\n")
 		}
 	}
 }
 
-// yamlScalar writes a scalar: a string plain when YAML reads it back as
-// the same string, else double-quoted (JSON's escapes are YAML's).
+// scalar writes a scalar; a string through yamlString.
+func (w *yamlWriter) scalar(v any) string {
+	if s, ok := v.(string); ok {
+		out, bad := yamlString(s)
+		if bad != "" {
+			w.bad = append(w.bad, bad)
+			return `""`
+		}
+		return out
+	}
+	return yamlScalar(v)
+}
+
+// yamlScalar writes a scalar that is not a string.
 func yamlScalar(v any) string {
 	switch x := v.(type) {
-	case string:
-		if plainYAML(x) {
-			return x
-		}
-		q, _ := marshal(x)
-		return string(q)
 	case int:
 		return strconv.Itoa(x)
 	case int64:
@@ -171,7 +207,7 @@ func yamlScalar(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	}
-	panic("export: no YAML for this value")
+	panic(fmt.Sprintf("export: no YAML for %T", v))
 }
 
 // yamlWords are the plain scalars YAML 1.1 (which Kubernetes' decoder

@@ -2,6 +2,7 @@ package export
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,34 +37,73 @@ func TestEnvParts(t *testing.T) {
 }
 
 func TestEscapes(t *testing.T) {
-	for _, tc := range []struct{ fn, in, want string }{
-		// systemd: specifiers and variables in ExecStart=, then quoting.
-		{"sd", "plain", "plain"},
-		{"sd", "100% $HOME ${X}", `"100%% $$HOME $${X}"`},
-		{"sd", `say "hi"\n`, `"say \"hi\"\\n"`},
-		{"sd", "a;b", `"a;b"`},
-		{"sd", "", `""`},
-		{"sd", "tab\there", `"tab\there"`},
+	for _, tc := range []struct{ fn, in, want, bad string }{
+		// systemd ExecStart=: specifiers and variables, then quoting.
+		{"exec", "plain", "plain", ""},
+		{"exec", "100% $HOME ${X}", `"100%% $$HOME $${X}"`, ""},
+		{"exec", `say "hi"\n`, `"say \"hi\"\\n"`, ""},
+		{"exec", "a;b", `"a;b"`, ""},
+		{"exec", "", `""`, ""},
+		{"exec", "tab\there\x01", `"tab\there\x01"`, ""},
+		{"exec", "é", `"é"`, ""},
+		{"exec", "a\x00b", "", "NUL"},
+		// Environment=
+		{"env", "a b\n", `"X=a b\n"`, ""},
+		{"env", "50%", `X=50%%`, ""},
+		{"env", "a\rb", "", "carriage return"},
+		// Paths and plain strings: taken as they are.
+		{"path", "/srv/a b/%n", "/srv/a b/%%n", ""},
+		{"path", "/srv/a\nExecStartPre=/bin/true", "", "newline"},
+		{"path", "/srv/x ", "", "whitespace"},
+		{"path", `/srv/x\`, "", "backslash"},
+		{"path", "srv", "", "absolute"},
+		{"account", "nogroup\nAmbientCapabilities=CAP_SYS_ADMIN", "", "newline"},
+		{"account", "a:b", "", "user or group name"},
+		{"account", "www-data", "www-data", ""},
 		// Kubernetes: only "$(" and "$$" would be read.
-		{"k8s", "$(date) $HOME $$ $", "$$(date) $HOME $$$ $"},
-		{"k8s", "$$(x)", "$$$$(x)"},
-		{"k8s", "price: 5$", "price: 5$"},
+		{"k8s", "$(date) $HOME $$ $", "$$(date) $HOME $$$ $", ""},
+		{"k8s", "$$(x)", "$$$$(x)", ""},
+		{"k8s", "price: 5$", "price: 5$", ""},
 		// sh
-		{"sh", "/srv/app", "/srv/app"},
-		{"sh", "it's here", `'it'\''s here'`},
-		{"sh", "", "''"},
+		{"sh", "/srv/app", "/srv/app", ""},
+		{"sh", "it's here", `'it'\''s here'`, ""},
+		{"sh", "", "''", ""},
+		// YAML
+		{"yaml", "a\u0085b", `"a\Nb"`, ""},
+		{"yaml", "a\u2028b\u2029", `"a\Lb\P"`, ""},
+		{"yaml", "\ufeffx\x7f", `"\uFEFFx\x7F"`, ""},
+		{"yaml", "\xff", "", "UTF-8"},
+		// Nomad
+		{"nomad", "echo ${HOME}", "", "$HOME"},
+		{"nomad", "echo $HOME ${X:-1}", "echo $HOME ${X:-1}", ""},
 	} {
-		var got string
+		var got, bad string
 		switch tc.fn {
-		case "sd":
-			got = sdWord(sdEscape(tc.in))
+		case "exec":
+			got, bad = sdExecWord(tc.in, false)
+		case "env":
+			got, bad = sdEnvAssignment("X", tc.in)
+		case "path":
+			got, bad = sdPath(tc.in)
+		case "account":
+			got, bad = sdAccount(tc.in)
 		case "k8s":
 			got = k8sEscape(tc.in)
 		case "sh":
 			got = shellQuote(tc.in)
+		case "yaml":
+			got, bad = yamlString(tc.in)
+		case "nomad":
+			got, bad = tc.in, nomadText(tc.in)
 		}
-		if got != tc.want {
-			t.Errorf("%s(%q) = %s, want %s", tc.fn, tc.in, got, tc.want)
+		if tc.bad != "" {
+			if !strings.Contains(bad, tc.bad) {
+				t.Errorf("%s(%q) = %q, %q; want a refusal saying %q", tc.fn, tc.in, got, bad, tc.bad)
+			}
+			continue
+		}
+		if got != tc.want || bad != "" {
+			t.Errorf("%s(%q) = %s, %q; want %s", tc.fn, tc.in, got, bad, tc.want)
 		}
 	}
 }
@@ -114,11 +154,11 @@ func TestYAMLScalar(t *testing.T) {
 		"": `""`, "a: b": `"a: b"`, "-x": `"-x"`, "$(HOME)/x": `"$(HOME)/x"`, "app.kubernetes.io/name": "app.kubernetes.io/name",
 		"say \"hi\"\n": `"say \"hi\"\n"`, "<&>": `"<&>"`,
 	} {
-		if got := yamlScalar(in); got != want {
-			t.Errorf("yamlScalar(%q) = %s, want %s", in, got, want)
+		if got, _ := yamlString(in); got != want {
+			t.Errorf("yamlString(%q) = %s, want %s", in, got, want)
 		}
 	}
-	doc := yamlDoc(obj{{"a", 1}, {"b", obj{{"c", list{"x", obj{{"d", true}, {"e", list{}}}}}}}, {"f", obj{}}})
+	doc, _ := yamlDoc(obj{{"a", 1}, {"b", obj{{"c", list{"x", obj{{"d", true}, {"e", list{}}}}}}}, {"f", obj{}}})
 	const want = "a: 1\nb:\n  c:\n  - x\n  - d: true\n    e: []\nf: {}\n"
 	if doc != want {
 		t.Errorf("yamlDoc =\n%s\nwant\n%s", doc, want)
