@@ -41,8 +41,15 @@ Everything the target cannot express is printed on stderr as a warning,
 one line each, with the file and line of the app or listener: nothing is
 dropped in silence.
 
+Every value is written so that the target reads it back as the config
+means it (quoted and escaped for the unit file, YAML, JSON or sh line it
+goes into); a value the target cannot hold (a newline in a path for
+systemd or a Procfile, say) is refused at its place in the file, and
+nothing is written.
+
 Exit status: 0 when rendered (warnings or not), 1 when a file could not be
-written, 2 for a bad command line or an invalid config.`,
+written, 2 for a bad command line, an invalid config, or a value the
+target cannot hold.`,
 		Example: `  clusterrun export systemd -o deploy/systemd
   clusterrun export kubernetes --image registry.example.com/shop:1.4 | kubectl apply -f -
   clusterrun export nomad -o deploy --dir /opt/shop
@@ -93,17 +100,27 @@ func runExport(stdout, stderr io.Writer, format, file, outDir string, force bool
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
 	}
-	cfg := loadWith(path, stderr, colorMode(colors, stderr), hclconfig.Options{SkipMachine: true})
-	if cfg == nil {
+	color := colorMode(colors, stderr)
+	cfg, hclFiles, diags := hclconfig.LoadWith(path, hclconfig.Options{SkipMachine: true})
+	if len(diags) > 0 {
+		hclconfig.WriteDiagnostics(stderr, hclFiles, diags, termWidth(stderr), color)
+	}
+	if diags.HasErrors() {
 		return ExitUsage
 	}
 	files, warns, err := export.Render(format, cfg, opts)
+	for _, w := range warns {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	var refused *export.RefusedError
+	if errors.As(err, &refused) {
+		// Each value that cannot be written, at its place in the file.
+		hclconfig.WriteDiagnostics(stderr, hclFiles, refused.Diags, termWidth(stderr), color)
+		return ExitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
-	}
-	for _, w := range warns {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	if outDir == "" {
 		stdout.Write(export.Concat(format, files))

@@ -51,6 +51,10 @@ func firstBad(s string, ok func(rune) bool) string {
 
 func isControl(c rune) bool { return c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 }
 
+// isASCIIControl is what systemd counts as a control character: it reads
+// bytes, and the UTF-8 of U+0080 and above has none below 0x80.
+func isASCIIControl(c rune) bool { return c < 0x20 || c == 0x7f }
+
 // noNUL accepts every character but NUL: what an argv word or an
 // environment value can hold.
 func noNUL(c rune) bool { return c != 0 }
@@ -165,7 +169,7 @@ func sdEnvAssignment(name, value string) (string, string) {
 	if !sdEnvName.MatchString(name) {
 		return "", fmt.Sprintf("systemd takes only environment variable names of letters, digits and \"_\", not starting with a digit: %q", name)
 	}
-	if bad := firstBad(value, func(c rune) bool { return c == '\t' || c == '\n' || !isControl(c) }); bad != "" {
+	if bad := firstBad(value, func(c rune) bool { return c == '\t' || c == '\n' || !isASCIIControl(c) }); bad != "" {
 		return "", "an Environment= value cannot hold " + bad
 	}
 	return sdQuote(sdProtect(name+"="+value, false)), ""
@@ -176,7 +180,7 @@ func sdEnvAssignment(name, value string) (string, string) {
 // at either end (it is stripped), no backslash at the end (it continues
 // the line).
 func sdLiteral(s string) string {
-	if bad := firstBad(s, func(c rune) bool { return !isControl(c) && c != 0x2028 && c != 0x2029 }); bad != "" {
+	if bad := firstBad(s, func(c rune) bool { return !isASCIIControl(c) }); bad != "" {
 		return "a systemd setting cannot hold " + bad
 	}
 	if s != strings.TrimSpace(s) {

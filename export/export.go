@@ -237,6 +237,12 @@ func (r *renderer) refuse(rng hcl.Range, format string, args ...any) {
 	if rng.Filename != "" {
 		d.Subject = &rng
 	}
+	for _, x := range r.refusals {
+		// A global value refused once, whichever apps inherit it.
+		if x.Detail == d.Detail && (x.Subject == nil) == (d.Subject == nil) && (x.Subject == nil || *x.Subject == *d.Subject) {
+			return
+		}
+	}
 	r.refusals = append(r.refusals, d)
 }
 
