@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/clusterrun/clusterrun/export"
 	"github.com/clusterrun/clusterrun/hclconfig"
@@ -16,9 +17,11 @@ import (
 
 func newExportCmd(*cobra.Command) *cobra.Command {
 	var (
-		file, out, name, dir, image *string
-		force                       *bool
-		colors                      *enumValue
+		file, out, name, dir, image, clusterrunPath, prestop *string
+		force, runner, noNotifyReload                        *bool
+		watchdog, prestopDelay                               *time.Duration
+		replicas                                             *int
+		colors                                               *enumValue
 	)
 	cmd := &cobra.Command{
 		Use:   "export systemd|kubernetes|nomad|procfile",
@@ -32,6 +35,14 @@ can say so, env.X references stay references where it can expand them.
   kubernetes  a Deployment and a Service per app, YAML
   nomad       one job, JSON (nomad job run -json)
   procfile    one "name: command" line per app
+
+With --runner, the engine runs clusterrun itself on this file instead of
+each app (systemd, kubernetes, nomad): one NAME.service (Type=notify-reload)
+with a socket unit per listener, so that restarts keep the ports; one
+Deployment whose pods run "clusterrun up" on the file from a ConfigMap,
+probed on /readyz and /healthz at the metrics address; one Nomad task,
+checked there. Every listener, rolling reload and drain works as it does on
+a laptop.
 
 Without -o the files go to stdout, each under a comment naming it (YAML
 documents separated by "---"); with -o each is written into DIR, which is
@@ -53,7 +64,9 @@ target cannot hold.`,
 		Example: `  clusterrun export systemd -o deploy/systemd
   clusterrun export kubernetes --image registry.example.com/shop:1.4 | kubectl apply -f -
   clusterrun export nomad -o deploy --dir /opt/shop
-  clusterrun export procfile -f deploy/cluster.hcl > Procfile`,
+  clusterrun export procfile -f deploy/cluster.hcl > Procfile
+  clusterrun export systemd --runner --dir /srv/shop -o /etc/systemd/system
+  clusterrun export kubernetes --runner --image registry.example.com/shop:1.4 --replicas 3`,
 		GroupID: groupOther,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := argCount(1, 1, "one format: "+orList(export.Formats))(cmd, args); err != nil {
@@ -68,10 +81,36 @@ target cannot hold.`,
 		},
 		ValidArgs: export.Formats,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if *image != "" && args[0] != "kubernetes" {
+			k8s := args[0] == "kubernetes"
+			switch {
+			case *image != "" && !k8s:
 				return usageErrorf("--image is for kubernetes only")
+			case *runner && args[0] == "procfile":
+				return usageErrorf("--runner is for systemd, kubernetes and nomad: a Procfile runs the apps themselves")
+			case (*noNotifyReload || cmd.Flags().Changed("watchdog")) && !(*runner && args[0] == "systemd"):
+				return usageErrorf("--no-notify-reload and --watchdog are for systemd --runner")
+			case cmd.Flags().Changed("clusterrun") && !*runner:
+				return usageErrorf("--clusterrun is for --runner")
+			case (cmd.Flags().Changed("prestop") || cmd.Flags().Changed("prestop-delay")) && !k8s:
+				return usageErrorf("--prestop and --prestop-delay are for kubernetes")
+			case cmd.Flags().Changed("replicas") && !(*runner && args[0] != "systemd"):
+				return usageErrorf("--replicas is for kubernetes --runner and nomad --runner")
+			case *prestop != "sleep" && *prestop != "exec":
+				return usageErrorf("--prestop %q: use sleep (Kubernetes 1.30 and later) or exec (the image has a shell)", *prestop)
+			case *replicas < 1:
+				return usageErrorf("--replicas %d: at least 1", *replicas)
+			case *prestopDelay < 0:
+				return usageErrorf("--prestop-delay %s: not negative", *prestopDelay)
 			}
-			opts := export.Options{Name: *name, Dir: *dir, Image: *image}
+			wd := *watchdog
+			if wd == 0 {
+				wd = -1 // --watchdog 0: none
+			}
+			opts := export.Options{Name: *name, Dir: *dir, Image: *image, Runner: *runner, Clusterrun: *clusterrunPath,
+				NotifyFallback: *noNotifyReload, Watchdog: wd, PreStop: *prestop, PreStopDelay: *prestopDelay, Replicas: *replicas}
+			if *prestopDelay == 0 {
+				opts.PreStopDelay = -1 // no preStop
+			}
 			if opts.Dir != "" {
 				abs, err := filepath.Abs(opts.Dir)
 				if err != nil {
@@ -88,6 +127,13 @@ target cannot hold.`,
 	name = cmd.Flags().String("name", "", "the cluster's `NAME`: the Nomad job, the Kubernetes part-of label (default: the config file's directory name)")
 	dir = cmd.Flags().String("dir", "", "the `DIR` the config file will be in on the target; paths under its directory here are moved there (default: where it is now)")
 	image = cmd.Flags().String("image", "", "kubernetes: the container `IMAGE` of the Deployments (default: NAME)")
+	runner = cmd.Flags().Bool("runner", false, "run clusterrun itself on the file under the engine, not each app (systemd, kubernetes, nomad)")
+	clusterrunPath = cmd.Flags().String("clusterrun", "/usr/local/bin/clusterrun", "with --runner: the `PATH` of clusterrun on the target")
+	noNotifyReload = cmd.Flags().Bool("no-notify-reload", false, "systemd --runner: Type=notify and ExecReload=clusterrun reload, for systemd before 253")
+	watchdog = cmd.Flags().Duration("watchdog", 30*time.Second, "systemd --runner: WatchdogSec= (0: none)")
+	prestop = cmd.Flags().String("prestop", "sleep", "kubernetes: how a pod waits before SIGTERM: sleep (the sleep action, Kubernetes 1.30+) or exec (sleep in the image's shell)")
+	prestopDelay = cmd.Flags().Duration("prestop-delay", 5*time.Second, "kubernetes: how long a pod keeps serving after it is told to stop, before SIGTERM")
+	replicas = cmd.Flags().Int("replicas", 1, "kubernetes --runner, nomad --runner: how many pods or allocations run clusterrun")
 	colors = colorFlag(cmd)
 	return cmd
 }

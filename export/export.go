@@ -56,7 +56,7 @@ type Options struct {
 	// image's shell). Default "sleep".
 	PreStop string
 	// PreStopDelay is how long it waits, so that the Service stops sending
-	// it connections first. Default 5s.
+	// it connections first. Default 5s; negative: no preStop.
 	PreStopDelay time.Duration
 	// Replicas is the Deployment's replica count (kubernetes, Runner).
 	// Default 1.
@@ -201,7 +201,7 @@ func newRenderer(cfg *hclconfig.Config, opts Options, format string) *renderer {
 	if opts.PreStop == "" {
 		opts.PreStop = "sleep"
 	}
-	if opts.PreStopDelay <= 0 {
+	if opts.PreStopDelay == 0 {
 		opts.PreStopDelay = 5 * time.Second
 	}
 	if opts.Replicas <= 0 {
@@ -267,6 +267,25 @@ func (r *renderer) text(a *hclconfig.App, path []any, what, s string, check func
 	if bad := check(s); bad != "" {
 		rng, _ := r.places.find(a, path...)
 		r.refuseValue(rng, what, "", s, bad)
+	}
+	return s
+}
+
+// option runs esc on a value from the command line (an option, or a
+// default from this machine), refusing it without a position.
+func (r *renderer) option(what, setting, s string, esc func(string) (string, string)) string {
+	out, bad := esc(s)
+	if bad != "" {
+		r.refuseValue(hclRangeNone, what, setting, s, bad)
+	}
+	return out
+}
+
+// optionText checks an option's value for a format whose encoder escapes
+// it, and returns it.
+func (r *renderer) optionText(what, s string, check func(string) string) string {
+	if bad := check(s); bad != "" {
+		r.refuseValue(hclRangeNone, what, "", s, bad)
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -37,7 +38,7 @@ func configs(t *testing.T) []config {
 	if len(out) == 0 {
 		t.Fatal("found no ../examples/*/cluster.hcl or Procfile: the examples moved, update this test")
 	}
-	for _, n := range []string{"full", "addresses", "users"} {
+	for _, n := range []string{"full", "addresses", "users", "runner"} {
 		out = append(out, config{name: n, path: "testdata/" + n + ".hcl", root: n == "users"})
 	}
 	return out
@@ -66,7 +67,7 @@ func load(t *testing.T, c config) *hclconfig.Config {
 	if c.root && os.Geteuid() != 0 {
 		t.Skipf("%s names another user, which only root may load (hclconfig's preflight)", c.path)
 	}
-	cfg, files, diags := hclconfig.Load(c.path)
+	cfg, files, diags := hclconfig.LoadWith(c.path, hclconfig.Options{SkipMachine: true})
 	if diags.HasErrors() {
 		var b strings.Builder
 		hclconfig.WriteDiagnostics(&b, files, diags, 0, false)
@@ -95,6 +96,23 @@ func testLookPath(prog string) (string, error) {
 	return "", exec.ErrNotFound
 }
 
+// target is a rendering: a format, per app or --runner.
+type target struct {
+	name, format string
+	runner       bool
+}
+
+func targets() []target {
+	var out []target
+	for _, f := range Formats {
+		out = append(out, target{f, f, false})
+		if f != "procfile" {
+			out = append(out, target{f + "-runner", f, true})
+		}
+	}
+	return out
+}
+
 // TestGolden renders every config for every target and compares stdout
 // and the warnings with testdata/golden/CONFIG.TARGET.golden.
 func TestGolden(t *testing.T) {
@@ -102,18 +120,23 @@ func TestGolden(t *testing.T) {
 	for _, c := range configs(t) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := load(t, c)
-			for _, format := range Formats {
-				files, warns, err := Render(format, cfg, testOptions(c, cfg))
-				if err != nil {
+			for _, target := range targets() {
+				format := target.format
+				opts := testOptions(c, cfg)
+				opts.Runner = target.runner
+				files, warns, err := Render(format, cfg, opts)
+				var b bytes.Buffer
+				if re := (*RefusedError)(nil); errors.As(err, &re) {
+					b.WriteString("# Refused:\n# " + strings.ReplaceAll(err.Error(), "\n", "\n# ") + "\n")
+				} else if err != nil {
 					t.Fatal(err)
 				}
-				var b bytes.Buffer
 				b.Write(Concat(format, files))
 				b.WriteString("\n# Warnings (stderr):\n")
 				for _, w := range warns {
 					b.WriteString("# " + w.String() + "\n")
 				}
-				golden := filepath.Join("testdata", "golden", c.name+"."+format+".golden")
+				golden := filepath.Join("testdata", "golden", c.name+"."+target.name+".golden")
 				if *update {
 					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 						t.Fatal(err)

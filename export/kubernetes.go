@@ -222,7 +222,7 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	case hclconfig.HealthWatchdog:
 		r.warnApp(a, "health.check", `"watchdog" has no Kubernetes probe: add a livenessProbe the app answers`)
 	}
-	if len(ports) > 0 {
+	if len(ports) > 0 && r.opts.PreStopDelay > 0 {
 		// The Service keeps sending a terminating pod connections until the
 		// endpoint update reaches every node: wait that long before the
 		// SIGTERM that starts the drain.
@@ -236,7 +236,7 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 
 	pod := obj{}
 	grace := seconds(a.Stop.Timeout, 1)
-	if len(ports) > 0 {
+	if len(ports) > 0 && r.opts.PreStopDelay > 0 {
 		grace += seconds(r.opts.PreStopDelay, 0)
 	}
 	pod.set("terminationGracePeriodSeconds", grace)

@@ -149,9 +149,44 @@ func (w *yamlWriter) value(v any, indent int) {
 		w.b.WriteString("\n")
 		// Sequences sit at their key's indentation, as kubectl writes them.
 		w.list(x, indent)
+	case string:
+		if literalYAML(x) {
+			// A file's text (a ConfigMap's data) as a literal block, which
+			// keeps it readable and reads back byte for byte.
+			w.b.WriteString(" |\n")
+			pad := strings.Repeat(" ", indent+2)
+			for _, line := range strings.SplitAfter(strings.TrimSuffix(x, "\n"), "\n") {
+				if line != "\n" {
+					w.b.WriteString(pad)
+				}
+				w.b.WriteString(line)
+			}
+			w.b.WriteString("\n")
+			return
+		}
+		w.b.WriteString(" " + w.scalar(x) + "\n")
 	default:
 		w.b.WriteString(" " + w.scalar(x) + "\n")
 	}
+}
+
+// literalYAML reports whether s can be a literal block scalar ("|") that
+// reads back as s: lines ending in "\n" with one at the very end, no
+// first line starting with a space (it would set the indentation), no
+// line of only blanks (it would read as empty), and nothing a YAML
+// reader does not take as text.
+func literalYAML(s string) bool {
+	if !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") || s[0] == ' ' || s[0] == '\t' || s[0] == '\n' {
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if line != "" && strings.TrimLeft(line, " \t") == "" {
+			return false
+		}
+	}
+	return firstBad(s, func(c rune) bool {
+		return c == '\n' || c == '\t' || !isControl(c) && c != 0x2028 && c != 0x2029 && c != 0xfeff && c != 0xfffe && c != 0xffff
+	}) == ""
 }
 
 func (w *yamlWriter) list(l list, indent int) {
