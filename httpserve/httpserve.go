@@ -1,0 +1,176 @@
+// Package httpserve serves HTTP the way every server of the runner must:
+// the control API, the metrics and the health endpoints. A client cannot
+// exhaust the runner: connections are capped (past the cap one is answered
+// 503 at once and closed, never left waiting in the backlog), headers must
+// arrive within a bound, idle keep-alive connections are closed, and an
+// accept error (EMFILE in a flood) backs off and is reported once per burst
+// through the runner's logger instead of Go's log package.
+package httpserve
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options bound one server.
+type Options struct {
+	// Name says which server a log line is about: "control socket",
+	// "metrics".
+	Name string
+	// MaxConns caps the connections open at once (0 = DefaultMaxConns).
+	MaxConns int
+	// ReadHeaderTimeout bounds the wait for a request's headers, and
+	// IdleTimeout a keep-alive connection's wait for its next request
+	// (0 = the defaults below).
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// Logf reports trouble; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Defaults: generous for people and scrapers, short for a client that
+// opens connections and sends nothing.
+const (
+	DefaultMaxConns          = 256
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+)
+
+func (o *Options) fill() {
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+}
+
+// Server returns an http.Server for h with o's timeouts, whose own error
+// lines (a handler's panic, a TLS handshake) go through o.Logf.
+func Server(h http.Handler, o Options) *http.Server {
+	o.fill()
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		// A request line or headers past this are refused with 431.
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       log.New(logWriter{o}, "", 0),
+	}
+}
+
+type logWriter struct{ o Options }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.o.Logf("%s: %s", w.o.Name, strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// Listener wraps ln so that at most o.MaxConns connections are open at
+// once and accept errors never reach http.Server (which would log them with
+// the log package and back off on its own).
+func Listener(ln net.Listener, o Options) *Limited {
+	o.fill()
+	l := &Limited{Listener: ln, o: o, done: make(chan struct{})}
+	l.refusals = NewBurst(o.Logf, 10*time.Second)
+	return l
+}
+
+// Limited is a listener with a connection cap.
+type Limited struct {
+	net.Listener
+	o        Options
+	open     atomic.Int64
+	done     chan struct{}
+	once     sync.Once
+	refusals *Burst
+}
+
+// Open returns the number of connections open now.
+func (l *Limited) Open() int { return int(l.open.Load()) }
+
+// Accept returns the next connection under the cap. A connection past the
+// cap is answered 503 with a JSON reason and closed. An accept error other
+// than the close backs off, 5ms doubling to 1s, reported once per burst:
+// a server that stopped accepting would leave every client hanging.
+func (l *Limited) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case <-l.done:
+				return nil, net.ErrClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+				l.o.Logf("%s: cannot accept (%v); retrying", l.o.Name, err)
+			} else {
+				delay = min(2*delay, time.Second)
+			}
+			select {
+			case <-time.After(delay):
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		if n := l.open.Add(1); n > int64(l.o.MaxConns) {
+			l.open.Add(-1)
+			l.refusals.Note("%s: refused a connection: %d are open, the most it serves at once", l.o.Name, l.o.MaxConns)
+			Refuse(c, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d connections are open; try again", l.o.MaxConns))
+			continue
+		}
+		return &conn{Conn: c, l: l}, nil
+	}
+}
+
+// Close stops accepting.
+func (l *Limited) Close() error {
+	l.once.Do(func() { close(l.done) })
+	l.refusals.Stop()
+	return l.Listener.Close()
+}
+
+// conn gives its slot back once, whoever closes it.
+type conn struct {
+	net.Conn
+	l    *Limited
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// Unwrap returns the accepted connection, for peer credentials.
+func (c *conn) Unwrap() net.Conn { return c.Conn }
+
+// Refuse writes a complete HTTP response with a JSON error to a connection
+// that will not be served, and closes it. It does not read the request: a
+// client still sending may see a reset instead of the answer, which is
+// what a cap means.
+func Refuse(c net.Conn, code int, msg string) {
+	body := ErrorBody(code, msg)
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(body), body)
+	c.Close()
+}
