@@ -222,6 +222,10 @@ func appendJSONHead(dst []byte, r *Record) []byte {
 		dst = append(dst, `,"tag":`...)
 		dst = appendJSONString(dst, r.Tag)
 	}
+	if r.About != "" {
+		dst = append(dst, `,"about":`...)
+		dst = appendJSONString(dst, r.About)
+	}
 	return append(dst, `,"line":`...)
 }
 

@@ -21,6 +21,8 @@ type srcInfo struct {
 	pid      int
 	stream   Stream
 	tag      string
+	// about is the app a runner line is about (Record.About).
+	about string
 }
 
 // histEntry is one line (or cut piece) in the history. Its bytes follow
@@ -123,6 +125,7 @@ func (h *history) last(filter func(*Record) bool, n int) []Record {
 			PID:      e.info.pid,
 			Stream:   e.info.stream,
 			Tag:      e.info.tag,
+			About:    e.info.about,
 			Line:     line,
 			Cut:      e.cut,
 		}

@@ -84,6 +84,7 @@ type Record struct {
 	PID      int
 	Stream   Stream
 	Tag      string // the Source's Tag when the line was read; "" for none
+	About    string // on a runner line: the app it is about, or "" for the runner as a whole
 	Line     []byte // without the trailing newline; owned by the receiver (a copy)
 	Cut      bool   // true when the line went on past MaxLine and this piece is not its end
 }
@@ -145,6 +146,12 @@ type Mux struct {
 	style   *styler
 	width   int
 	gen     atomic.Uint64
+
+	// apps holds every app name ever declared, for About.
+	apps atomic.Pointer[map[string]bool]
+	// aboutInfo holds the source of the runner's lines about each app, so
+	// that a history entry keeps what it is about in its one pointer.
+	aboutInfo sync.Map // app name -> *srcInfo
 }
 
 // New returns a Mux writing to opts.Out.
@@ -191,9 +198,19 @@ func (m *Mux) Declare(apps []App) {
 	}
 	m.styleMu.Lock()
 	defer m.styleMu.Unlock()
+	// Names are only added: lines about an app removed by a reload come
+	// after the declaration without it.
+	known := map[string]bool{}
+	if p := m.apps.Load(); p != nil {
+		for n := range *p {
+			known[n] = true
+		}
+	}
 	for _, a := range apps {
 		m.style.slot(a.Name)
+		known[a.Name] = true
 	}
+	m.apps.Store(&known)
 	m.width = w
 	// Prefixes of the old width would otherwise stay cached for ever across
 	// reloads.
@@ -357,7 +374,7 @@ func (m *Mux) Printf(format string, args ...any) {
 	mp := bufPool.Get().(*[]byte)
 	full := fmt.Appendf((*mp)[:0], format, args...)
 	msg := bytes.TrimSuffix(full, []byte{'\n'})
-	rec := &Record{Time: m.now(), App: runnerName, Instance: -1, PID: m.runner.pid, Stream: Runner}
+	rec := &Record{Time: m.now(), App: runnerName, Instance: -1, PID: m.runner.pid, Stream: Runner, About: m.about(msg)}
 	var p *prefix
 	if m.format == Text {
 		p, _ = m.prefixFor(m.runner)
@@ -372,11 +389,55 @@ func (m *Mux) Printf(format string, args ...any) {
 			b = appendText(b, rec, p, m.timestamps)
 		}
 	})
-	m.publish(b, rec, m.runner, &pieces{data: msg, message: true})
+	info := m.runner
+	if rec.About != "" {
+		info = m.runnerAbout(rec.About)
+	}
+	m.publish(b, rec, info, &pieces{data: msg, message: true})
 	*bp = b[:0]
 	bufPool.Put(bp)
 	*mp = full[:0]
 	bufPool.Put(mp)
+}
+
+// about returns the app a runner message is about: the runner starts
+// every line about an app with its label, "web.0 started" or "web: reload
+// complete", so a message whose first word is a declared app name followed
+// by ".N", ":" or a space is about that app. App names cannot hold those
+// characters (hclconfig.ValidName), so the word ends where the name does.
+func (m *Mux) about(msg []byte) string {
+	p := m.apps.Load()
+	if p == nil {
+		return ""
+	}
+	i := 0
+	for i < len(msg) && (msg[i] == '-' || msg[i] == '_' || msg[i] >= '0' && msg[i] <= '9' || msg[i]|0x20 >= 'a' && msg[i]|0x20 <= 'z') {
+		i++
+	}
+	if i == 0 || i == len(msg) {
+		return ""
+	}
+	switch c := msg[i]; {
+	case c == ':' || c == ' ':
+	case c == '.' && i+1 < len(msg) && msg[i+1] >= '0' && msg[i+1] <= '9':
+	default:
+		return ""
+	}
+	if (*p)[string(msg[:i])] {
+		return string(msg[:i])
+	}
+	return ""
+}
+
+// runnerAbout returns the source of the runner's lines about app.
+func (m *Mux) runnerAbout(app string) *srcInfo {
+	if v, ok := m.aboutInfo.Load(app); ok {
+		return v.(*srcInfo)
+	}
+	info := *m.runner
+	info.about = app
+	v, _ := m.aboutInfo.LoadOrStore(app, &info)
+	return v.(*srcInfo)
 }
 
 // bufPool holds message and formatting buffers. Shared rather than one per
