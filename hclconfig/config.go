@@ -28,6 +28,9 @@ type Config struct {
 	Apps []*App
 	// Metrics is the metrics block; nil when metrics are off.
 	Metrics *Metrics
+	// Control is the control block; nil when there is none (the API is
+	// then served on the private unix socket only).
+	Control *Control
 	// Procfile is true when the file was a Procfile, not HCL.
 	Procfile bool
 
@@ -87,6 +90,20 @@ type Listener struct {
 type Metrics struct {
 	// Address is "host:port" (tcp only, never port 0).
 	Address string
+	// DefRange is where the block is defined.
+	DefRange hcl.Range
+}
+
+// Control is the control block: the HTTP API over TCP, besides the
+// private unix socket every runner has.
+type Control struct {
+	// Address is "host:port" for the API over TCP, or "" for none. It is
+	// set only together with a token file.
+	Address string
+	// TokenFile holds the bearer token that allows every request, and
+	// ReadOnlyTokenFile the one that allows GET requests only; absolute
+	// paths, or "".
+	TokenFile, ReadOnlyTokenFile string
 	// DefRange is where the block is defined.
 	DefRange hcl.Range
 }

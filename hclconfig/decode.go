@@ -30,6 +30,7 @@ type rawFile struct {
 	Env       hcl.Expression `hcl:"env,optional"`
 	Listeners []*rawListener `hcl:"listener,block"`
 	Metrics   *rawMetrics    `hcl:"metrics,block"`
+	Control   *rawControl    `hcl:"control,block"`
 	Apps      []*rawApp      `hcl:"app,block"`
 }
 
@@ -37,6 +38,13 @@ type rawMetrics struct {
 	DefRange hcl.Range      `hcl:",def_range"`
 	Body     hcl.Body       `hcl:",body"`
 	Address  hcl.Expression `hcl:"address,optional"`
+}
+
+type rawControl struct {
+	DefRange          hcl.Range      `hcl:",def_range"`
+	Address           hcl.Expression `hcl:"address,optional"`
+	TokenFile         hcl.Expression `hcl:"token_file,optional"`
+	ReadOnlyTokenFile hcl.Expression `hcl:"read_only_token_file,optional"`
 }
 
 type rawListener struct {
@@ -692,6 +700,42 @@ func decodeMetrics(e *evaluator, r *rawMetrics, dir string, srcs *sources) *Metr
 		srcs.metrics.host, srcs.metrics.port = host, port
 	}
 	return m
+}
+
+// decodeControl resolves the control block: the API over TCP, which is
+// served only with a token, so a block with an address and no token file
+// is refused rather than served open.
+func decodeControl(e *evaluator, r *rawControl, dir string) *Control {
+	c := &Control{DefRange: r.DefRange}
+	if !absent(r.TokenFile) {
+		if p, ok := e.str(r.TokenFile, "token_file"); ok && p != "" {
+			c.TokenFile = resolvePath(dir, p)
+		}
+	}
+	if !absent(r.ReadOnlyTokenFile) {
+		if p, ok := e.str(r.ReadOnlyTokenFile, "read_only_token_file"); ok && p != "" {
+			c.ReadOnlyTokenFile = resolvePath(dir, p)
+		}
+	}
+	if absent(r.Address) {
+		return c
+	}
+	addr, ok := e.str(r.Address, "address")
+	if !ok {
+		return c
+	}
+	network, address, err := parseAddress(addr, dir)
+	switch {
+	case err != nil:
+		e.errorf(r.Address, "Invalid control address", "%s", strings.Replace(err.Error(), `, or "unix:/path/to.sock"`, "", 1))
+	case network != "tcp":
+		e.errorf(r.Address, "Invalid control address", "The control address %q is a unix socket; the runner already serves the API on its own private unix socket. Write \"host:port\", such as \"127.0.0.1:7070\", to serve it over TCP too.", addr)
+	case c.TokenFile == "" && c.ReadOnlyTokenFile == "":
+		e.errorf(r.Address, "Control address without a token", "The API on %q would be open to anyone who can reach it. Set token_file (full control) or read_only_token_file (GET requests only) to a file holding a secret, such as the output of:\n  openssl rand -base64 32 > control.token", addr)
+	default:
+		c.Address = address
+	}
+	return c
 }
 
 func decodeRestart(e *evaluator, r *rawRestart, a *App, src *appSource) {

@@ -355,3 +355,8 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// DidYouMean is didYouMean for the rest of clusterrun: the API and the
+// CLI name the app a user probably meant the way check does (" Did you
+// mean "web"?", or "").
+func DidYouMean(given string, options ...string) string { return didYouMean(given, options...) }

@@ -231,6 +231,9 @@ func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]
 	if raw.Metrics != nil {
 		cfg.Metrics = decodeMetrics(e, raw.Metrics, dir, srcs)
 	}
+	if raw.Control != nil {
+		cfg.Control = decodeControl(e, raw.Control, dir)
+	}
 	g := globals{env: cfg.Env, envFiles: fileEnvPaths}
 	for _, ra := range raw.Apps {
 		a, as := decodeApp(e, ra, dir, g, envs, srcs)
