@@ -166,6 +166,10 @@ func (r *Runner) writePreload(creds map[string]*syscall.Credential) error {
 // goroutine; fn must not block. Call it before Run.
 func (r *Runner) Subscribe(fn func(status.Lifecycle)) { r.m.Subscribe(fn) }
 
+// SubscribeOutcomes calls fn with every reload and restart outcome, on the
+// runner's goroutine; fn must not block. Call it before Run.
+func (r *Runner) SubscribeOutcomes(fn func(Outcome)) { r.m.SubscribeOutcomes(fn) }
+
 // Addrs describes where each listener listens, for the start-up banner.
 func (r *Runner) Addrs() []string {
 	var out []string
@@ -349,9 +353,15 @@ func call[T any](ctx context.Context, r *Runner, mk func(chan<- T) Event) (T, er
 	}
 }
 
+// Peek returns the status as the loop holds it, without measuring CPU and
+// memory: one round trip through the loop, for health checks and lookups.
+func (r *Runner) Peek(ctx context.Context) (status.Runner, error) {
+	return call(ctx, r, func(c chan<- status.Runner) Event { return SnapshotRequested{Reply: c} })
+}
+
 // Snapshot returns the status of every app and process.
 func (r *Runner) Snapshot(ctx context.Context) (status.Runner, error) {
-	st, err := call(ctx, r, func(c chan<- status.Runner) Event { return SnapshotRequested{Reply: c} })
+	st, err := r.Peek(ctx)
 	if err != nil {
 		return st, err
 	}
