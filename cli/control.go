@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/clusterrun/clusterrun/control"
@@ -24,34 +26,50 @@ func addControlFlags(cmd *cobra.Command) controlFlags {
 	}
 }
 
-// send sends req to the runner, prints its message and returns the exit
-// code.
-func (f controlFlags) send(stdout, stderr io.Writer, req control.Request) int {
-	resp, code := request(*f.file, req, *f.timeout, stderr)
-	if resp.Message != "" {
-		fmt.Fprintln(stdout, resp.Message)
+// post sends POST path (with body, nil for none) to the runner, prints its
+// message and returns the exit code.
+func (f controlFlags) post(stdout, stderr io.Writer, path string, body any) int {
+	c, code := dialRunner(*f.file, stderr)
+	if c == nil {
+		return code
 	}
-	return code
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+	defer cancel()
+	a, err := c.Post(ctx, path, body)
+	if a.Message != "" {
+		fmt.Fprintln(stdout, a.Message)
+	}
+	return apiFailure(stderr, err)
 }
 
-// request sends req to the runner of -f file and reports failures on
-// stderr: no runner up is one line and exit 1.
-func request(file string, req control.Request, timeout time.Duration, stderr io.Writer) (control.Response, int) {
+// dialRunner returns a client of the runner of -f file, or nil and the
+// exit code after saying why on stderr.
+func dialRunner(file string, stderr io.Writer) (*control.Client, int) {
 	path, err := configFile(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
-		return control.Response{}, ExitUsage
+		return nil, ExitUsage
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	resp, err := control.Do(ctx, path, req)
+	c, err := control.Dial(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
-		return resp, ExitFailure
+		return nil, ExitFailure
 	}
-	if !resp.OK {
-		fmt.Fprintf(stderr, "clusterrun: %s\n", resp.Error)
-		return resp, ExitFailure
+	return c, ExitOK
+}
+
+// apiFailure prints err (nil: nothing) and returns the exit code: 2 for a
+// name the runner does not know (the message says what it may be), 1 for
+// anything else.
+func apiFailure(stderr io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
 	}
-	return resp, ExitOK
+	fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+	var e *control.Error
+	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusBadRequest) {
+		return ExitUsage
+	}
+	return ExitFailure
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -34,7 +33,8 @@ cluster's bounded in-memory history, then follow the live stream until
 Ctrl-C or the runner stops. A client that stops reading loses lines; it
 never slows the runner or the apps.
 
-Exit status: 0, or 1 when no runner is up for the file.`,
+Exit status: 0, 1 when no runner is up for the file (or it refused the
+stream: too many followers), 2 when the runner has no app APP.`,
 		Example: `  clusterrun logs
   clusterrun logs web -n 200
   clusterrun logs --no-follow -n 1000 > recent.log
@@ -68,23 +68,21 @@ func (o logsOptions) follow(stdout, stderr io.Writer, app string) int {
 	if o.logFormat.value == "json" {
 		f.Format = logmux.JSON
 	}
-	path, err := configFile(*o.file)
-	if err != nil {
-		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
-		return ExitUsage
+	c, code := dialRunner(*o.file, stderr)
+	if c == nil {
+		return code
 	}
+	defer c.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var buf []byte
-	err = control.Follow(ctx, path, control.Request{App: app, Lines: *o.lines, NoFollow: *o.noFollow}, func(l control.LogLine) error {
-		rec := l.Record()
+	err := c.Logs(ctx, control.LogsQuery{App: app, Lines: *o.lines, Follow: !*o.noFollow}, func(rec logmux.Record) error {
 		buf = f.Append(buf[:0], &rec)
 		_, err := stdout.Write(buf)
 		return err
 	})
-	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
-		return ExitFailure
+	if errors.Is(err, context.Canceled) {
+		return ExitOK
 	}
-	return ExitOK
+	return apiFailure(stderr, err)
 }

@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"github.com/clusterrun/clusterrun/control"
 	"github.com/spf13/cobra"
+	"net/url"
 )
 
 func newReloadCmd(*cobra.Command) *cobra.Command {
@@ -20,7 +20,7 @@ instances keep serving.
 It waits for the outcome of this reload and says what happened to each app.
 
 Exit status: 0 when the reload was applied, 1 when it was refused or
-aborted, or no runner is up.`,
+aborted, or no runner is up, 2 when the runner has no app APP.`,
 		Example: `  clusterrun reload
   clusterrun reload web
   kill -HUP <runner pid>                  # the same, by signal`,
@@ -28,11 +28,11 @@ aborted, or no runner is up.`,
 		Args:              argCount(0, 1, "at most one APP"),
 		ValidArgsFunction: completeApps(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := control.Request{Cmd: "reload", Instance: -1}
+			path := "/v1/reload"
 			if len(args) == 1 {
-				req.App = args[0]
+				path = "/v1/apps/" + url.PathEscape(args[0]) + "/reload"
 			}
-			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+			return result(f.post(cmd.OutOrStdout(), cmd.ErrOrStderr(), path, nil))
 		},
 	}
 	f = addControlFlags(cmd)

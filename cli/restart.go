@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"strconv"
+	"net/url"
 	"strings"
 
 	"github.com/clusterrun/clusterrun/control"
@@ -18,22 +18,21 @@ does (a new instance is ready before the old one stops), without re-reading
 the config file.
 
 Exit status: 0 when the instances were replaced, 1 when the replacement
-failed or no runner is up.`,
+failed or no runner is up, 2 when the runner has no app APP.`,
 		Example: `  clusterrun restart web
   clusterrun restart web.2                # instance 2 only`,
 		GroupID:           groupControl,
 		Args:              argCount(1, 1, "one argument, APP or APP.N"),
 		ValidArgsFunction: completeApps(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := control.Request{Cmd: "restart", App: args[0], Instance: -1}
-			if app, n, ok := strings.Cut(req.App, "."); ok {
-				i, err := strconv.Atoi(n)
-				if err != nil || i < 0 || app == "" {
-					return usageErrorf("restart takes APP or APP.N, not %q", req.App)
+			path := "/v1/apps/" + url.PathEscape(args[0]) + "/restart"
+			if strings.Contains(args[0], ".") {
+				if _, _, err := control.ParseInstance(args[0]); err != nil {
+					return usageErrorf("restart takes APP or APP.N: %v", err)
 				}
-				req.App, req.Instance = app, i
+				path = "/v1/instances/" + url.PathEscape(args[0]) + "/restart"
 			}
-			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+			return result(f.post(cmd.OutOrStdout(), cmd.ErrOrStderr(), path, nil))
 		},
 	}
 	f = addControlFlags(cmd)

@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"net/url"
+	"strconv"
+	"strings"
+
 	"github.com/clusterrun/clusterrun/control"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +23,7 @@ reload, which sets the count back to the file's (or to up's -m).
 -N is a number, not a flag: "clusterrun scale web -1" removes one instance.
 
 Exit status: 0 when the count was changed, 1 when it was refused or no
-runner is up.`,
+runner is up, 2 when N is not a number or the runner has no app APP.`,
 		Example: `  clusterrun scale web 8
   clusterrun scale web +2
   clusterrun scale web -1
@@ -28,10 +32,25 @@ runner is up.`,
 		Args:              argCount(2, 2, "two arguments, APP and N, +N or -N"),
 		ValidArgsFunction: completeApps(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := control.Request{Cmd: "scale", App: args[0], Instance: -1, Scale: args[1]}
-			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+			req, err := scaleRequest(args[1])
+			if err != nil {
+				return err
+			}
+			return result(f.post(cmd.OutOrStdout(), cmd.ErrOrStderr(), "/v1/apps/"+url.PathEscape(args[0])+"/scale", req))
 		},
 	}
 	f = addControlFlags(cmd)
 	return cmd
+}
+
+// scaleRequest reads N, +N or -N.
+func scaleRequest(spec string) (control.ScaleRequest, error) {
+	n, err := strconv.Atoi(spec)
+	if err != nil {
+		return control.ScaleRequest{}, usageErrorf("scale takes N, +N or -N, not %q", spec)
+	}
+	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "-") {
+		return control.ScaleRequest{Delta: &n}, nil
+	}
+	return control.ScaleRequest{Instances: &n}, nil
 }

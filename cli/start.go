@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"github.com/clusterrun/clusterrun/control"
 	"github.com/spf13/cobra"
+	"net/url"
 )
 
 func newStartCmd(*cobra.Command) *cobra.Command {
@@ -14,14 +14,14 @@ func newStartCmd(*cobra.Command) *cobra.Command {
 when "up" was given app names. It starts once the apps it depends on are
 ready.
 
-Exit status: 0 when it started, 1 when it could not or no runner is up.`,
+Exit status: 0 when it started, 1 when it could not or no runner is up,
+2 when the runner has no app APP.`,
 		Example:           `  clusterrun start worker`,
 		GroupID:           groupControl,
 		Args:              argCount(1, 1, "one APP"),
 		ValidArgsFunction: completeApps(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := control.Request{Cmd: "start", App: args[0], Instance: -1}
-			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+			return result(f.post(cmd.OutOrStdout(), cmd.ErrOrStderr(), "/v1/apps/"+url.PathEscape(args[0])+"/start", nil))
 		},
 	}
 	f = addControlFlags(cmd)

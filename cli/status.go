@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/clusterrun/clusterrun/control"
 	"github.com/clusterrun/clusterrun/status"
 	"github.com/spf13/cobra"
 )
@@ -50,17 +50,24 @@ Exit status: 0, or 1 when no runner is up for the file.`,
 
 // showStatus prints the running runner's apps and processes.
 func showStatus(stdout, stderr io.Writer, file string, asJSON bool) int {
-	resp, code := request(file, control.Request{Cmd: "status"}, 30*time.Second, stderr)
-	if code != ExitOK {
+	c, code := dialRunner(file, stderr)
+	if c == nil {
 		return code
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var st status.Runner
+	if err := c.Get(ctx, "/v1/status", &st); err != nil {
+		return apiFailure(stderr, err)
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(resp.Status)
+		enc.Encode(st)
 		return ExitOK
 	}
-	printStatus(stdout, resp.Status)
+	printStatus(stdout, &st)
 	return ExitOK
 }
 

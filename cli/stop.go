@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"github.com/clusterrun/clusterrun/control"
 	"github.com/spf13/cobra"
+	"net/url"
 )
 
 func newStopCmd(*cobra.Command) *cobra.Command {
@@ -15,15 +15,14 @@ timeout, without touching the other apps; its listeners stay open. The apps
 that depend on it are not stopped. "clusterrun start APP" starts it again.
 
 Exit status: 0 when it stopped, 1 when it was not running or no runner is
-up.`,
+up, 2 when the runner has no app APP.`,
 		Example: `  clusterrun stop worker
   clusterrun start worker`,
 		GroupID:           groupControl,
 		Args:              argCount(1, 1, "one APP"),
 		ValidArgsFunction: completeApps(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := control.Request{Cmd: "stop", App: args[0], Instance: -1}
-			return result(f.send(cmd.OutOrStdout(), cmd.ErrOrStderr(), req))
+			return result(f.post(cmd.OutOrStdout(), cmd.ErrOrStderr(), "/v1/apps/"+url.PathEscape(args[0])+"/stop", nil))
 		},
 	}
 	f = addControlFlags(cmd)

@@ -141,6 +141,15 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		return ExitFailure
 	}
 	mux := logmux.New(logmux.Options{Out: stdout, Format: format, Timestamps: timestamps, Color: outColor})
+	ctl.SetLogf(mux.Printf)
+	if c := cfg.Control; c != nil && c.Address != "" {
+		bound, err := listenAPI(ctl, c)
+		if err != nil {
+			fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+			return ExitFailure
+		}
+		mux.Printf("control API: http://%s/v1/ (bearer token required)", bound)
+	}
 	// Metrics are bound before the runner exists, so that a taken address
 	// stops "up" before anything started; a scrape before the runner is
 	// up says so (clusterrun_up 0).
@@ -176,6 +185,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	}
 	src.r.Store(r)
 	r.Subscribe(mtr.Observe)
+	r.Subscribe(ctl.Events().Observe)
 	w, err := startWatch(cfg, r, mux)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
@@ -184,7 +194,6 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	if w != nil {
 		defer w.Close()
 	}
-	ctl.SetLogf(mux.Printf)
 	ctl.Serve(r, mux)
 	mux.Printf("clusterrun %s (pid %d) running %s", shortVersion(), os.Getpid(), path)
 	return r.Run()
@@ -199,6 +208,32 @@ func (l *lateSource) Snapshot(ctx context.Context) (status.Runner, error) {
 		return status.Runner{}, errors.New("the runner is starting")
 	}
 	return r.Snapshot(ctx)
+}
+
+// Peek is Snapshot without sampling, for health checks.
+func (l *lateSource) Peek(ctx context.Context) (status.Runner, error) {
+	r := l.r.Load()
+	if r == nil {
+		return status.Runner{}, errors.New("the runner is starting")
+	}
+	return r.Peek(ctx)
+}
+
+// listenAPI binds the control block's TCP address with its tokens.
+func listenAPI(ctl *control.Server, c *hclconfig.Control) (string, error) {
+	var t control.Tokens
+	var err error
+	if c.TokenFile != "" {
+		if t.Full, err = control.ReadToken(c.TokenFile); err != nil {
+			return "", err
+		}
+	}
+	if c.ReadOnlyTokenFile != "" {
+		if t.ReadOnly, err = control.ReadToken(c.ReadOnlyTokenFile); err != nil {
+			return "", err
+		}
+	}
+	return ctl.ListenTCP(c.Address, t)
 }
 
 // startWatch watches the paths and env files of every app with a watch

@@ -2,97 +2,284 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/clusterrun/clusterrun/logmux"
 )
 
 // ErrNotRunning means no runner serves the config file.
 var ErrNotRunning = errors.New("no runner is up for this file")
 
-// Dial connects to the runner started with configPath.
-func Dial(configPath string) (net.Conn, error) {
+// Client talks to one runner's API.
+type Client struct {
+	hc   *http.Client
+	base string
+	// token is sent as the bearer token (TCP only).
+	token string
+	// notRunning explains a refused connection.
+	notRunning string
+}
+
+// Dial returns a client of the runner started with configPath, on its unix
+// socket. It fails at once when there is no socket to connect to.
+func Dial(configPath string) (*Client, error) {
 	path := SocketPath(configPath)
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w (%s); start it with: clusterrun up -f %s", ErrNotRunning, configPath, configPath)
-		}
-		return nil, fmt.Errorf("cannot reach the runner at %s: %w", path, err)
-	}
+	c := newClient(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}, "http://clusterrun")
+	c.notRunning = fmt.Sprintf("%v (%s); start it with: clusterrun up -f %s", ErrNotRunning, configPath, configPath)
 	return c, nil
 }
 
-// Do sends req and returns the response, waiting at most until ctx ends.
-func Do(ctx context.Context, configPath string, req Request) (Response, error) {
-	c, err := Dial(configPath)
-	if err != nil {
-		return Response{}, err
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
-	// A runner that refuses the peer answers and hangs up before reading
-	// the request, so a failed write may still leave an answer to read.
-	werr := json.NewEncoder(c).Encode(req)
-	var resp Response
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&resp); err != nil {
-		if werr != nil {
-			return Response{}, fmt.Errorf("cannot send the request: %w", werr)
-		}
-		if ctx.Err() != nil {
-			return Response{}, fmt.Errorf("no answer from the runner: %w", ctx.Err())
-		}
-		return Response{}, fmt.Errorf("cannot read the answer: %w", err)
-	}
-	return resp, nil
+// DialTCP returns a client of a runner's API over TCP at addr
+// ("host:port"), sending token.
+func DialTCP(addr, token string) *Client {
+	c := newClient(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}, "http://"+addr)
+	c.token = token
+	c.notRunning = fmt.Sprintf("no runner answers at %s", addr)
+	return c
 }
 
-// Follow streams the runner's log lines (req.App's, or all) to fn: first
-// up to req.Lines of history, then, unless req.NoFollow, the live stream
-// until the runner stops, ctx ends, or fn returns an error.
-func Follow(ctx context.Context, configPath string, req Request, fn func(LogLine) error) error {
-	c, err := Dial(configPath)
+func newClient(dial func(ctx context.Context) (net.Conn, error), base string) *Client {
+	tr := &http.Transport{
+		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		MaxIdleConns:          2,
+		IdleConnTimeout:       10 * time.Second,
+		ResponseHeaderTimeout: 0, // a reload answers when it is done
+		DisableCompression:    true,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, base: base}
+}
+
+// Close drops the client's idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Error is an error answer of the API.
+type Error struct {
+	// Status is the HTTP status: 404 for an unknown app, 409 for a
+	// request the runner's state refuses, 503 when it is stopping or busy.
+	Status int
+	Answer Answer
+}
+
+func (e *Error) Error() string { return e.Answer.Error }
+
+// Get decodes the answer to GET path into out.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	req.Cmd = "logs"
-	if err := json.NewEncoder(c).Encode(req); err != nil {
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		return fmt.Errorf("cannot read the answer: %w", err)
+	}
+	return nil
+}
+
+// Post sends POST path with body (nil for none) and returns the answer; an
+// error answer is an *Error that carries it too.
+func (c *Client) Post(ctx context.Context, path string, body any) (Answer, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Answer{}, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, rd)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Answer, err
+		}
+		return Answer{}, err
+	}
+	defer resp.Body.Close()
+	var a Answer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&a); err != nil {
+		return Answer{}, fmt.Errorf("cannot read the answer: %w", err)
+	}
+	return a, nil
+}
+
+// do sends a request; an answer other than 200 becomes an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return nil, errors.New(c.notRunning)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("no answer from the runner: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("cannot reach the runner: %w", unwrapURL(err))
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(b, &e.Answer) != nil || e.Answer.Error == "" {
+		e.Answer.Error = fmt.Sprintf("the runner answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil, e
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// LogsQuery selects what Logs streams.
+type LogsQuery struct {
+	App    string
+	Lines  int
+	Follow bool
+}
+
+// Logs streams the runner's log lines to fn: first up to q.Lines of
+// history, then, with q.Follow, the live stream until the runner stops,
+// ctx ends, or fn returns an error (which Logs returns).
+func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(logmux.Record) error) error {
+	v := url.Values{}
+	if q.App != "" {
+		v.Set("app", q.App)
+	}
+	v.Set("n", strconv.Itoa(q.Lines))
+	v.Set("follow", strconv.FormatBool(q.Follow))
+	resp, err := c.do(ctx, http.MethodGet, "/v1/logs?"+v.Encode(), nil)
+	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bufio.NewReader(c))
+	defer resp.Body.Close()
+	stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
+	defer stop()
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: logmux cuts lines at 16 KiB,
+			// so this is only the JSON escaping of one; read the rest.
+			rest, err2 := br.ReadBytes('\n')
+			line, err = append(append([]byte{}, line...), rest...), err2
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			rec, perr := logmux.ParseJSON(line)
+			if perr != nil {
+				return fmt.Errorf("bad log line from the runner: %w", perr)
 			}
-			return nil // the runner stopped
+			if ferr := fn(rec); ferr != nil {
+				return ferr
+			}
 		}
-		var resp Response
-		if json.Unmarshal(raw, &resp) == nil && resp.Error != "" {
-			return errors.New(resp.Error)
-		}
-		var l LogLine
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return fmt.Errorf("bad log line: %w", err)
-		}
-		if err := fn(l); err != nil {
-			return err
+		if err != nil {
+			// The runner stopped, or ctx ended.
+			return nil
 		}
 	}
+}
+
+// Events streams /v1/events to fn, one call per event with its name and
+// JSON data, until the runner stops (nil), ctx ends (nil), or fn returns
+// an error (which Events returns).
+func (c *Client) Events(ctx context.Context, fn func(name string, data []byte) error) error {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
+	defer stop()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var name string
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if data != nil {
+				if err := fn(name, data); err != nil {
+					return err
+				}
+			}
+			name, data = "", nil
+		case line[0] == ':':
+			// A comment: the keep-alive.
+		default:
+			k, v, _ := bytes.Cut(line, []byte(":"))
+			v = bytes.TrimPrefix(v, []byte(" "))
+			switch string(k) {
+			case "event":
+				name = string(v)
+			case "data":
+				if data != nil {
+					data = append(data, '\n')
+				}
+				data = append(data, v...)
+			}
+		}
+	}
+	return nil
+}
+
+// Probe sends GET path (/healthz or /readyz) and decodes the body into
+// out whatever the status, which it returns: those endpoints answer 503
+// with a reason.
+func (c *Client) Probe(ctx context.Context, path string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return 0, errors.New(c.notRunning)
+		}
+		return 0, fmt.Errorf("cannot reach the runner: %w", unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {
+		return resp.StatusCode, fmt.Errorf("the runner answered %s with no JSON: %w", resp.Status, err)
+	}
+	return resp.StatusCode, nil
 }

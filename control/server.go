@@ -1,18 +1,17 @@
 package control
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/status"
 )
@@ -20,6 +19,7 @@ import (
 // Runner is what the server controls; *runner.Runner implements it.
 type Runner interface {
 	Snapshot(ctx context.Context) (status.Runner, error)
+	Peek(ctx context.Context) (status.Runner, error)
 	Reload(ctx context.Context, app string) (status.ReloadResult, error)
 	Restart(ctx context.Context, app string, instance int) (status.ReloadResult, error)
 	Scale(ctx context.Context, app, spec string) (int, error)
@@ -27,24 +27,40 @@ type Runner interface {
 	StartApp(ctx context.Context, app string) error
 }
 
-// Server answers control requests for one runner.
+// Limits of one server. Followers (log and event streams) hold their
+// connection for as long as they like, so they have their own cap;
+// commands are short, and the connection cap leaves them MaxCommands
+// connections whatever the followers hold.
+const (
+	MaxFollowers = 1024
+	MaxCommands  = 256
+)
+
+// Server serves the API of one runner on its unix socket and, with a
+// control block, over TCP.
 type Server struct {
-	ln   *net.UnixListener
+	unix *httpserve.Limited
 	path string
-	// allowed reports whether a peer uid may use the socket.
+	tcp  *httpserve.Limited
+	// tokens guard the TCP listener.
+	tokens Tokens
+	// allowed reports whether a peer uid may use the unix socket.
 	allowed func(uid int) bool
-	// logf reports the server's own trouble (nil: silent).
-	logf func(format string, args ...any)
+	logf    func(format string, args ...any)
+	// refused logs refused requests once per burst.
+	refused *httpserve.Burst
 
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-	done  chan struct{}
+	hub       *Hub
+	followers chan struct{}
+
+	// ctx ends at Close: every handler, streams included, returns then.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	servers []*http.Server
+	closed  bool
 }
-
-// maxConns bounds the connections served at once; a flood beyond it is
-// refused rather than served, so it cannot take every descriptor.
-const maxConns = 64
 
 // ErrRunning says another runner already serves the same config file.
 var ErrRunning = errors.New("a runner for this file is already running")
@@ -77,278 +93,137 @@ func listenAt(path string) (*Server, error) {
 		return nil, err
 	}
 	me := os.Getuid()
-	return &Server{
-		ln:      ln,
-		path:    path,
-		allowed: func(uid int) bool { return uid == me || uid == 0 },
-		conns:   make(map[net.Conn]bool),
-		done:    make(chan struct{}),
-	}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		path:      path,
+		allowed:   func(uid int) bool { return uid == me || uid == 0 },
+		logf:      func(string, ...any) {},
+		hub:       NewHub(),
+		followers: make(chan struct{}, MaxFollowers),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	s.unix = httpserve.Listener(ln, s.options("control socket"))
+	return s, nil
 }
 
-// SetLogf sets where the server reports its own trouble (an accept loop
-// backing off). Call it before Serve.
-func (s *Server) SetLogf(logf func(format string, args ...any)) { s.logf = logf }
+func (s *Server) options(name string) httpserve.Options {
+	return httpserve.Options{Name: name, MaxConns: MaxFollowers + MaxCommands,
+		Logf: func(f string, a ...any) { s.logf(f, a...) }}
+}
+
+// SetLogf sets where the server reports its own trouble (accept errors,
+// refused requests). Call it before Serve.
+func (s *Server) SetLogf(logf func(format string, args ...any)) {
+	s.logf = logf
+	s.refused = httpserve.NewBurst(logf, 10*time.Second)
+}
+
+// ListenTCP binds the API's TCP address, guarded by tokens (at least one
+// must be set), and returns the address bound. Call it before Serve.
+func (s *Server) ListenTCP(addr string, tokens Tokens) (string, error) {
+	if !tokens.any() {
+		return "", errors.New("cannot serve the API over TCP without a token")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("cannot serve the API on %s: %w", addr, err)
+	}
+	s.tokens = tokens
+	s.tcp = httpserve.Listener(ln, s.options("control API on "+ln.Addr().String()))
+	return ln.Addr().String(), nil
+}
+
+// Events is the hub that /v1/events streams from; the runner's lifecycle
+// changes and reload outcomes are published into it.
+func (s *Server) Events() *Hub { return s.hub }
 
 // Serve answers requests for r (with logs from mux) until Close.
 func (s *Server) Serve(r Runner, mux *logmux.Mux) {
+	if s.refused == nil {
+		s.refused = httpserve.NewBurst(s.logf, 10*time.Second)
+	}
+	a := &api{r: r, mux: mux, s: s}
+	s.serve(s.unix, a.router(false))
+	if s.tcp != nil {
+		s.serve(s.tcp, a.router(true))
+	}
+}
+
+func (s *Server) serve(ln *httpserve.Limited, h http.Handler) {
+	srv := httpserve.Server(h, s.options(""))
+	srv.ErrorLog.SetPrefix("")
+	srv.BaseContext = func(net.Listener) context.Context { return s.ctx }
+	srv.ConnContext = connContext
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.servers = append(s.servers, srv)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.acceptLoop(r, mux)
+		srv.Serve(ln)
 	}()
 }
 
-// acceptLoop accepts until Close. An accept error other than the close
-// (EMFILE in a flood of connections, ECONNABORTED) backs off, 5ms doubling
-// to 1s, is reported once per burst, and the loop goes on: a control
-// socket that stopped accepting would leave every command hanging.
-func (s *Server) acceptLoop(r Runner, mux *logmux.Mux) {
-	var delay time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-				if s.logf != nil {
-					s.logf("control socket: cannot accept (%v); retrying", err)
-				}
-			} else {
-				delay = min(2*delay, time.Second)
-			}
-			select {
-			case <-time.After(delay):
-			case <-s.done:
-				return
-			}
-			continue
-		}
-		delay = 0
-		if !s.track(c) {
-			c.Close()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.untrack(c)
-			s.handle(c, r, mux)
-		}()
-	}
-}
-
-// track registers c, or refuses it when the server is closing or busy.
-func (s *Server) track(c net.Conn) bool {
+// handler counts a request as in flight, so that Close waits for it.
+func (s *Server) track() (done func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	select {
-	case <-s.done:
-		return false
-	default:
+	if s.closed {
+		return nil, false
 	}
-	if len(s.conns) >= maxConns {
-		writeJSON(c, Response{Error: fmt.Sprintf("busy: %d control connections are open; try again", maxConns)})
-		return false
-	}
-	s.conns[c] = true
-	return true
+	s.wg.Add(1)
+	return s.wg.Done, true
 }
 
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	c.Close()
-}
-
-// Close stops accepting, ends open connections (log streams) and removes
-// the socket file.
+// Close stops accepting, ends every request (streams included), waits for
+// their handlers and removes the socket file.
 func (s *Server) Close() {
 	s.mu.Lock()
-	select {
-	case <-s.done:
+	if s.closed {
 		s.mu.Unlock()
 		return
-	default:
 	}
-	close(s.done)
-	for c := range s.conns {
-		c.Close()
-	}
+	s.closed = true
+	servers := s.servers
 	s.mu.Unlock()
-	s.ln.Close()
+	s.cancel()
+	s.hub.Close()
+	for _, srv := range servers {
+		srv.Close()
+	}
+	// Listeners of a server never started.
+	s.unix.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
 	s.wg.Wait()
+	if s.refused != nil {
+		s.refused.Stop()
+	}
+	os.Remove(s.path)
 }
 
-func (s *Server) handle(c net.Conn, r Runner, mux *logmux.Mux) {
+// peerKey carries a unix connection's peer uid (or the error getting it)
+// in its requests' contexts.
+type peerKey struct{}
+
+type peer struct {
+	uid int
+	err error
+	tcp bool
+}
+
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if u, ok := c.(interface{ Unwrap() net.Conn }); ok {
+		c = u.Unwrap()
+	}
+	if _, ok := c.(*net.UnixConn); !ok {
+		return context.WithValue(ctx, peerKey{}, peer{tcp: true})
+	}
 	uid, err := peerUID(c)
-	if err != nil || !s.allowed(uid) {
-		msg := fmt.Sprintf("permission denied: uid %d does not own this runner", uid)
-		if err != nil {
-			msg = "permission denied: cannot identify the peer: " + err.Error()
-		}
-		writeJSON(c, Response{Error: msg})
-		return
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	req, err := ReadRequest(bufio.NewReaderSize(c, 4096))
-	if err != nil {
-		writeJSON(c, Response{Error: err.Error()})
-		return
-	}
-	c.SetReadDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if req.Cmd == "logs" {
-		s.streamLogs(ctx, c, mux, req)
-		return
-	}
-	writeJSON(c, s.do(ctx, r, req))
-}
-
-// ReadRequest reads and decodes one request line of at most MaxRequest
-// bytes. Its errors are fit to send back to the client.
-func ReadRequest(br *bufio.Reader) (Request, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > MaxRequest {
-			return Request{}, fmt.Errorf("request too large: more than %d bytes", MaxRequest)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil && len(line) == 0 {
-			return Request{}, fmt.Errorf("cannot read request: %w", err)
-		}
-		break
-	}
-	var req Request
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return Request{}, fmt.Errorf("bad request: %w", err)
-	}
-	if req.Instance < -1 {
-		return Request{}, fmt.Errorf("bad request: instance %d", req.Instance)
-	}
-	if req.Lines < 0 || req.Lines > 1<<20 {
-		return Request{}, fmt.Errorf("bad request: lines %d", req.Lines)
-	}
-	return req, nil
-}
-
-func (s *Server) do(ctx context.Context, r Runner, req Request) Response {
-	fail := func(err error) Response { return Response{Error: err.Error()} }
-	switch req.Cmd {
-	case "status":
-		st, err := r.Snapshot(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		return Response{OK: true, Status: &st}
-	case "reload", "restart":
-		var res status.ReloadResult
-		var err error
-		if req.Cmd == "reload" {
-			res, err = r.Reload(ctx, req.App)
-		} else {
-			res, err = r.Restart(ctx, req.App, req.Instance)
-		}
-		if err == nil {
-			err = res.Err
-		}
-		if err != nil {
-			return Response{Error: err.Error(), Message: res.Summary, Apps: res.Apps}
-		}
-		return Response{OK: true, Message: res.Summary, Apps: res.Apps}
-	case "scale":
-		n, err := r.Scale(ctx, req.App, req.Scale)
-		if err != nil {
-			return fail(err)
-		}
-		return Response{OK: true, Message: fmt.Sprintf("%s scaled to %d instances", req.App, n)}
-	case "stop":
-		if err := r.StopApp(ctx, req.App); err != nil {
-			return fail(err)
-		}
-		return Response{OK: true, Message: "stopping " + req.App}
-	case "start":
-		if err := r.StartApp(ctx, req.App); err != nil {
-			return fail(err)
-		}
-		return Response{OK: true, Message: "starting " + req.App}
-	}
-	return Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
-}
-
-// logBuffer is how many records a logs client may fall behind by before it
-// loses lines; the runner itself never waits for a client.
-const logBuffer = 4096
-
-func (s *Server) streamLogs(ctx context.Context, c net.Conn, mux *logmux.Mux, req Request) {
-	var filter func(*logmux.Record) bool
-	if req.App != "" {
-		app := req.App
-		filter = func(r *logmux.Record) bool { return r.App == app || r.Stream == logmux.Runner }
-	}
-	history, recs, dropped, cancel := mux.Tail(filter, req.Lines, logBuffer)
-	defer cancel()
-	enc := json.NewEncoder(c)
-	for i := range history {
-		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if enc.Encode(toLogLine(&history[i])) != nil {
-			return
-		}
-	}
-	if req.NoFollow {
-		return
-	}
-	// A client that vanished is noticed by its closed connection.
-	go func() {
-		buf := make([]byte, 1)
-		c.Read(buf)
-		cancel()
-	}()
-	var lost uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case rec, ok := <-recs:
-			if !ok {
-				return
-			}
-			if d := dropped(); d > lost {
-				note := logmux.Record{Time: time.Now(), App: "clusterrun", Instance: -1, PID: os.Getpid(), Stream: logmux.Runner,
-					Line: []byte(fmt.Sprintf("logs: %d lines dropped because this client did not keep up", d-lost))}
-				lost = d
-				if enc.Encode(toLogLine(&note)) != nil {
-					return
-				}
-			}
-			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := enc.Encode(toLogLine(&rec)); err != nil {
-				return
-			}
-		}
-	}
-}
-
-func writeJSON(c net.Conn, v any) {
-	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	json.NewEncoder(c).Encode(v)
+	return context.WithValue(ctx, peerKey{}, peer{uid: uid, err: err})
 }

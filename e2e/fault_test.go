@@ -16,7 +16,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,21 +66,17 @@ type faultProc struct {
 // faultStatus returns what `status --json` prints, asked straight on the
 // control socket: the command prints this very answer, and skipping its
 // start-up (over a second for a -race binary on a loaded machine) keeps
-// the polling loops cheap. Decoding it from JSON checks the field names a
-// user's script reads.
+// the polling loops cheap. Decoding it into faultState checks the field
+// names a user's script reads.
 func faultStatus(r *runner) faultState {
 	r.t.Helper()
-	resp, _ := faultRequest(r, control.Request{Cmd: "status", Instance: -1})
-	if !resp.OK || resp.Status == nil {
-		r.t.Fatalf("status on the control socket: %+v", resp)
-	}
-	b, err := json.Marshal(resp.Status)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	var st faultState
-	if err := json.Unmarshal(b, &st); err != nil {
-		r.t.Fatalf("the status answer does not decode: %v\n%s", err, b)
+	c := faultClient(r)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Get(ctx, "/v1/status", &st); err != nil {
+		r.t.Fatalf("GET /v1/status on the control socket: %v", err)
 	}
 	return st
 }
@@ -91,19 +89,31 @@ func faultSocketPath(r *runner) string {
 	return control.SocketPath(r.cfg)
 }
 
-// faultRequest sends req to the runner's control socket and returns the
-// answer and how long it took.
-func faultRequest(r *runner, req control.Request) (control.Response, time.Duration) {
+// faultClient is an API client of the runner's control socket.
+func faultClient(r *runner) *control.Client {
 	r.t.Helper()
-	faultSocketPath(r) // control.Do finds the socket the same way
+	faultSocketPath(r) // control.Dial finds the socket the same way
+	c, err := control.Dial(r.cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// faultPost sends POST path to the runner's control socket and returns
+// the answer and how long it took.
+func faultPost(r *runner, path string, body any) (control.Answer, time.Duration) {
+	r.t.Helper()
+	c := faultClient(r)
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	resp, err := control.Do(ctx, r.cfg, req)
+	a, err := c.Post(ctx, path, body)
 	if err != nil {
-		r.t.Fatalf("%s on the control socket: %v", req.Cmd, err)
+		r.t.Fatalf("POST %s on the control socket: %v", path, err)
 	}
-	return resp, time.Since(t0)
+	return a, time.Since(t0)
 }
 
 func (st faultState) app(name string) faultApp {
@@ -462,15 +472,16 @@ func TestFaultMassStartDoesNotBlock(t *testing.T) {
 	// requests `clusterrun scale web 400` and `clusterrun status` send
 	// them: a binary built with -race sleeps a second at exit, which would
 	// let the mass start run that far ahead of the status.
-	if resp, _ := faultRequest(r, control.Request{Cmd: "scale", App: "web", Scale: "400", Instance: -1}); !resp.OK {
-		t.Fatalf("scale web 400: %+v", resp)
-	}
-	resp, answer := faultRequest(r, control.Request{Cmd: "status", Instance: -1})
-	if !resp.OK || resp.Status == nil || len(resp.Status.Apps) != 1 {
-		t.Fatalf("status during the mass start: %+v", resp)
+	n := 400
+	faultPost(r, "/v1/apps/web/scale", control.ScaleRequest{Instances: &n})
+	t0 := time.Now()
+	st := faultStatus(r)
+	answer := time.Since(t0)
+	if len(st.Apps) != 1 {
+		t.Fatalf("status during the mass start: %+v", st)
 	}
 	started := 0
-	for _, p := range resp.Status.Apps[0].Procs {
+	for _, p := range st.Apps[0].Procs {
 		if p.PID != 0 {
 			started++
 		}
@@ -491,7 +502,7 @@ func TestFaultMassStartDoesNotBlock(t *testing.T) {
 	if n := len(markedPids(r.marker)); n < 400 {
 		t.Errorf("%d processes run after the scale to 400", n)
 	}
-	t0 := time.Now()
+	t0 = time.Now()
 	r.signal(syscall.SIGTERM)
 	code := r.wait(60 * time.Second)
 	d := time.Since(t0)
@@ -504,46 +515,54 @@ func TestFaultMassStartDoesNotBlock(t *testing.T) {
 	}
 }
 
-// A control request over the size limit gets a clear answer, and the
-// socket keeps working.
+// Control requests over the size limits get a clear JSON answer (413 for
+// a body, 431 for headers), and the socket keeps working.
 func TestFaultOversizedControlRequest(t *testing.T) {
 	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	path := faultSocketPath(r)
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial the control socket %s: %v", path, err)
+	bigBody := `{"instances":1,"x":"` + strings.Repeat("a", 200<<10) + `"}`
+	for _, tc := range []struct {
+		name, req string
+		code      int
+		says      string
+	}{
+		{"a 200 KiB body", fmt.Sprintf("POST /v1/apps/web/scale HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			len(bigBody), bigBody), 413, "request body too large"},
+		{"a 200 KiB header", "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n", 431, ""},
+	} {
+		c, err := net.DialTimeout("unix", path, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial the control socket %s: %v", path, err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		wrote := make(chan error, 1)
+		go func() {
+			// The runner may answer and hang up before reading it all, so
+			// the write may fail (EPIPE); only the answer matters.
+			_, err := c.Write([]byte(tc.req))
+			wrote <- err
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.code || !strings.Contains(string(body), tc.says) {
+			t.Errorf("%s: %s %s, want %d saying %q", tc.name, resp.Status, body, tc.code, tc.says)
+		}
+		if tc.says != "" {
+			var e struct{ Error string }
+			if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+				t.Errorf("%s: the answer is not a JSON error: %v: %q", tc.name, err, body)
+			}
+		}
+		c.Close()
+		<-wrote
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	// 200 KiB on one line: valid JSON, just too long.
-	req := []byte(`{"cmd":"status","app":"` + strings.Repeat("a", 200<<10) + "\"}\n")
-	wrote := make(chan error, 1)
-	go func() {
-		// The runner answers and hangs up before reading it all, so the
-		// write may fail (EPIPE); only the answer matters.
-		_, err := c.Write(req)
-		wrote <- err
-	}()
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no answer to a 200 KiB request: %v (read %q)", err, line)
-	}
-	var resp struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(line), &resp); err != nil {
-		t.Fatalf("the answer is not JSON: %v: %q", err, line)
-	}
-	if resp.OK || !strings.Contains(resp.Error, "request too large") {
-		t.Errorf("answer to a 200 KiB request: %+v, want an error saying \"request too large\"", resp)
-	}
-	c.Close()
-	<-wrote
-	// The next `clusterrun status` works.
-	if st := r.status(); len(st.Apps) != 1 || st.Apps[0].State != "ready" {
-		t.Errorf("after the oversized request, status shows %+v; want web ready", st.Apps)
+	// The next `clusterrun status` works, and nothing was scaled.
+	if st := r.status(); len(st.Apps) != 1 || st.Apps[0].State != "ready" || st.Apps[0].Instances != 1 {
+		t.Errorf("after the oversized requests, status shows %+v; want web ready with 1 instance", st.Apps)
 	}
 }
 

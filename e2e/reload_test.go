@@ -235,7 +235,8 @@ func TestScale(t *testing.T) {
 	if _, errOut, code := r.cli("scale", "web", "-5"); code != 1 || !strings.Contains(errOut, "cannot scale to -3") {
 		t.Errorf("scale -5 from 2: exit %d, %q", code, errOut)
 	}
-	if _, errOut, code := r.cli("scale", "nope", "2"); code != 1 || !strings.Contains(errOut, `no app "nope"`) {
+	// An unknown app is a mistake on the command line: exit 2.
+	if _, errOut, code := r.cli("scale", "nope", "2"); code != 2 || !strings.Contains(errOut, `no app "nope"`) {
 		t.Errorf("scale of an unknown app: exit %d, %q", code, errOut)
 	}
 }

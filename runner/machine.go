@@ -56,10 +56,8 @@ type Machine struct {
 	loading []*request
 	loadSeq int
 
-	subs []func(status.Lifecycle)
-	// outcomeSubs hear of reload and restart outcomes.
-	outcomeSubs []func(Outcome)
-	counters    status.Counters
+	subs     []func(status.Lifecycle)
+	counters status.Counters
 }
 
 // Deps are the machine's seams and options.
@@ -140,25 +138,6 @@ func closure(cfg *hclconfig.Config, names []string) (map[string]bool, error) {
 // Subscribe calls fn, on the machine's goroutine, with every lifecycle
 // event from now on, in order. fn must not block or call into the machine.
 func (m *Machine) Subscribe(fn func(status.Lifecycle)) { m.subs = append(m.subs, fn) }
-
-// Outcome is published when a reload, restart or rollback ends for one app,
-// when a reload starts, removes or defers an app, and (App "") when a
-// reload of the file is rejected.
-type Outcome struct {
-	status.AppResult
-	// Message says it as the runner's log does.
-	Message string
-}
-
-// SubscribeOutcomes calls fn, on the machine's goroutine, with every
-// Outcome from now on. fn must not block or call into the machine.
-func (m *Machine) SubscribeOutcomes(fn func(Outcome)) { m.outcomeSubs = append(m.outcomeSubs, fn) }
-
-func (m *Machine) publishOutcome(o Outcome) {
-	for _, fn := range m.outcomeSubs {
-		fn(o)
-	}
-}
 
 // Start starts every app whose dependencies are met.
 func (m *Machine) Start() {

@@ -193,7 +193,6 @@ func (m *Machine) onLoaded(ev Loaded) {
 		for _, line := range strings.Split(ev.Err.Error(), "\n") {
 			m.log.Printf("  %s", line)
 		}
-		m.publishOutcome(Outcome{AppResult: status.AppResult{Outcome: status.ReloadRejected}, Message: "reload rejected: " + ev.Err.Error()})
 		for _, r := range batch {
 			m.answer(r, status.ReloadResult{Err: fmt.Errorf("reload rejected; everything keeps running as it was:\n%w", ev.Err)})
 		}
@@ -203,7 +202,6 @@ func (m *Machine) onLoaded(ev Loaded) {
 		m.counters.Reloads[status.ReloadRejected]++
 		m.emit(status.Lifecycle{Kind: status.Rejected, Time: m.clock.Now(), Instance: -1, Detail: err.Error()})
 		m.log.Printf("reload rejected; everything keeps running as it was: %v", err)
-		m.publishOutcome(Outcome{AppResult: status.AppResult{Outcome: status.ReloadRejected}, Message: "reload rejected: " + err.Error()})
 		for _, r := range batch {
 			m.answer(r, status.ReloadResult{Err: err})
 		}
@@ -700,7 +698,6 @@ func (m *Machine) rolloutEnded(a *app, ro *rollout, outcome, why, msg string) {
 // request once no app of it is pending (a is nil for notes that settle
 // nothing).
 func (m *Machine) note(reqs []*request, a *app, res status.AppResult, msg string) {
-	m.publishOutcome(Outcome{AppResult: res, Message: msg})
 	ok := res.Outcome != status.ReloadAborted && res.Outcome != status.ReloadSuperseded && res.Outcome != status.ReloadCancelled
 	for _, r := range reqs {
 		if r.done {

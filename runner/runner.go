@@ -166,10 +166,6 @@ func (r *Runner) writePreload(creds map[string]*syscall.Credential) error {
 // goroutine; fn must not block. Call it before Run.
 func (r *Runner) Subscribe(fn func(status.Lifecycle)) { r.m.Subscribe(fn) }
 
-// SubscribeOutcomes calls fn with every reload and restart outcome, on the
-// runner's goroutine; fn must not block. Call it before Run.
-func (r *Runner) SubscribeOutcomes(fn func(Outcome)) { r.m.SubscribeOutcomes(fn) }
-
 // Addrs describes where each listener listens, for the start-up banner.
 func (r *Runner) Addrs() []string {
 	var out []string

@@ -1,0 +1,568 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/httpserve"
+	"github.com/clusterrun/clusterrun/logmux"
+	"github.com/clusterrun/clusterrun/metrics"
+	"github.com/clusterrun/clusterrun/runner"
+	"github.com/clusterrun/clusterrun/status"
+)
+
+// Answer is the body of every answer to a command (reload, restart,
+// scale, stop, start), and of every error: Error and Status are set on an
+// error, with the HTTP status that fits.
+type Answer struct {
+	Error  string `json:"error,omitempty"`
+	Status int    `json:"status,omitempty"`
+	// Message says what happened, one line per app for reload and restart.
+	Message string `json:"message,omitempty"`
+	// Apps says, for reload and restart, what happened to each app.
+	Apps []status.AppResult `json:"apps,omitempty"`
+	// Instances is, for scale, the app's instance count now.
+	Instances int `json:"instances,omitempty"`
+}
+
+// ScaleRequest is the body of POST /v1/apps/{app}/scale: exactly one of
+// Instances (set the count) and Delta (add or remove).
+type ScaleRequest struct {
+	Instances *int `json:"instances,omitempty"`
+	Delta     *int `json:"delta,omitempty"`
+}
+
+// maxBody bounds a request body; the largest real one is a scale request
+// of a few bytes.
+const maxBody = 64 << 10
+
+// writeTimeout bounds one write to a client: a follower that stops
+// reading is dropped after it, and never holds the runner.
+const writeTimeout = 10 * time.Second
+
+// keepAlive is how often a quiet stream sends a comment, so that a client
+// that went away is noticed and proxies keep the stream open.
+const keepAlive = 15 * time.Second
+
+type api struct {
+	r   Runner
+	mux *logmux.Mux
+	s   *Server
+}
+
+// route is one endpoint; Routes lists them for docs/api.md's test.
+type route struct {
+	method, path string
+	h            func(*api, http.ResponseWriter, *http.Request)
+}
+
+var routes = []route{
+	{"GET", "/v1/status", (*api).status},
+	{"GET", "/v1/apps/{app}", (*api).app},
+	{"POST", "/v1/reload", (*api).reloadAll},
+	{"POST", "/v1/apps/{app}/reload", (*api).reload},
+	{"POST", "/v1/apps/{app}/restart", (*api).restart},
+	{"POST", "/v1/apps/{app}/stop", (*api).stop},
+	{"POST", "/v1/apps/{app}/start", (*api).start},
+	{"POST", "/v1/apps/{app}/scale", (*api).scale},
+	{"POST", "/v1/instances/{instance}/restart", (*api).restartInstance},
+	{"GET", "/v1/logs", (*api).logs},
+	{"GET", "/v1/events", (*api).events},
+}
+
+// healthRoutes need no token on TCP: probes carry none, and they tell
+// nothing but "up" and which apps are not ready.
+var healthRoutes = []string{"/healthz", "/readyz"}
+
+// Routes returns every endpoint as "METHOD /path".
+func Routes() []string {
+	var out []string
+	for _, rt := range routes {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	for _, p := range healthRoutes {
+		out = append(out, "GET "+p)
+	}
+	return out
+}
+
+func (a *api) router(tcp bool) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		h := rt.h
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
+	}
+	mux.Handle("GET /healthz", metrics.Healthz(a.r))
+	mux.Handle("GET /readyz", metrics.Readyz(a.r))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done, ok := a.s.track()
+		if !ok {
+			httpserve.WriteError(w, http.StatusServiceUnavailable, "the runner is stopping")
+			return
+		}
+		defer done()
+		if !a.allow(w, r, tcp) {
+			return
+		}
+		if _, pattern := mux.Handler(r); pattern == "" {
+			a.notFound(w, r, mux)
+			return
+		}
+		// ServeHTTP, not the handler found: it sets the path values.
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// allow checks who asks: the peer's uid on the unix socket, the token on
+// TCP. A refusal is answered and logged once per burst.
+func (a *api) allow(w http.ResponseWriter, r *http.Request, tcp bool) bool {
+	p, _ := r.Context().Value(peerKey{}).(peer)
+	var code int
+	var err error
+	switch {
+	case tcp && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz"):
+		return true
+	case tcp:
+		code, err = a.s.tokens.authorize(r)
+	case p.err != nil:
+		code, err = http.StatusForbidden, fmt.Errorf("permission denied: cannot identify the peer: %v", p.err)
+	case !a.s.allowed(p.uid):
+		code, err = http.StatusForbidden, fmt.Errorf("permission denied: uid %d does not own this runner", p.uid)
+	}
+	if err == nil {
+		return true
+	}
+	a.s.refused.Note("control: refused %s %s from %s: %v", r.Method, r.URL.Path, remote(r, p), err)
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clusterrun"`)
+	}
+	httpserve.WriteError(w, code, err.Error())
+	return false
+}
+
+func remote(r *http.Request, p peer) string {
+	if p.tcp {
+		return r.RemoteAddr
+	}
+	return "uid " + strconv.Itoa(p.uid)
+}
+
+// notFound answers a path or method no route has, as JSON: 405 with the
+// allowed methods when the path exists, else 404.
+func (a *api) notFound(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allow []string
+	for _, m := range []string{"GET", "POST"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		httpserve.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	httpserve.WriteError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s; see docs/api.md", r.URL.Path))
+}
+
+// fail answers err from the runner with the status that fits.
+func fail(w http.ResponseWriter, err error) {
+	httpserve.WriteJSON(w, errStatus(err), Answer{Error: err.Error(), Status: errStatus(err)})
+}
+
+func errStatus(err error) int {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled), errors.Is(err, runner.ErrStopped):
+		return http.StatusServiceUnavailable
+	}
+	// The request was understood; the runner's state refuses it ("web is
+	// not running", "at most 4096 instances").
+	return http.StatusConflict
+}
+
+func (a *api) status(w http.ResponseWriter, r *http.Request) {
+	st, err := a.r.Snapshot(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpserve.WriteJSON(w, http.StatusOK, st)
+}
+
+// lookup finds app in the runner's status, or answers 404 with the name
+// the client probably meant.
+func (a *api) lookup(w http.ResponseWriter, ctx context.Context, name string) (*status.App, *status.Runner, bool) {
+	st, err := a.r.Peek(ctx)
+	if err != nil {
+		fail(w, err)
+		return nil, nil, false
+	}
+	for i := range st.Apps {
+		if st.Apps[i].Name == name {
+			return &st.Apps[i], &st, true
+		}
+	}
+	httpserve.WriteError(w, http.StatusNotFound, NoApp(name, st))
+	return nil, &st, false
+}
+
+// NoApp says that name is not an app of st, and which one it may be.
+func NoApp(name string, st status.Runner) string {
+	var names []string
+	for _, a := range st.Apps {
+		names = append(names, a.Name)
+	}
+	msg := fmt.Sprintf("no app %q in %s.", name, st.Config)
+	if dym := hclconfig.DidYouMean(name, names...); dym != "" {
+		return msg + dym
+	}
+	if len(names) > 0 {
+		msg += " Its apps: " + strings.Join(names, ", ") + "."
+	}
+	return msg
+}
+
+func (a *api) app(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	// The full snapshot, for CPU and memory.
+	st, err := a.r.Snapshot(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	for _, app := range st.Apps {
+		if app.Name == name {
+			httpserve.WriteJSON(w, http.StatusOK, app)
+			return
+		}
+	}
+	httpserve.WriteError(w, http.StatusNotFound, NoApp(name, st))
+}
+
+func (a *api) rollout(w http.ResponseWriter, res status.ReloadResult, err error) {
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if res.Err != nil {
+		httpserve.WriteJSON(w, http.StatusConflict, Answer{Error: res.Err.Error(), Status: http.StatusConflict, Message: res.Summary, Apps: res.Apps})
+		return
+	}
+	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: res.Summary, Apps: res.Apps})
+}
+
+func (a *api) reloadAll(w http.ResponseWriter, r *http.Request) {
+	res, err := a.r.Reload(r.Context(), "")
+	a.rollout(w, res, err)
+}
+
+func (a *api) reload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	res, err := a.r.Reload(r.Context(), name)
+	a.rollout(w, res, err)
+}
+
+func (a *api) restart(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	res, err := a.r.Restart(r.Context(), name, -1)
+	a.rollout(w, res, err)
+}
+
+func (a *api) restartInstance(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("instance")
+	name, n, err := ParseInstance(id)
+	if err != nil {
+		httpserve.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	res, err := a.r.Restart(r.Context(), name, n)
+	a.rollout(w, res, err)
+}
+
+// ParseInstance splits "APP.N" at its last dot.
+func ParseInstance(s string) (app string, n int, err error) {
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("%q is not APP.N (an app and an instance number)", s)
+	}
+	n, err = strconv.Atoi(s[i+1:])
+	if err != nil || n < 0 {
+		return "", 0, fmt.Errorf("%q is not APP.N: %q is not an instance number", s, s[i+1:])
+	}
+	return s[:i], n, nil
+}
+
+func (a *api) stop(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	if err := a.r.StopApp(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: "stopping " + name})
+}
+
+func (a *api) start(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	if err := a.r.StartApp(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: "starting " + name})
+}
+
+func (a *api) scale(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	var req ScaleRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	// A client that sends its body slowly is not waited for long.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeTimeout))
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpserve.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: more than %d bytes", maxBody))
+			return
+		}
+		httpserve.WriteError(w, http.StatusBadRequest, `bad scale request: want {"instances": N} or {"delta": N}: `+err.Error())
+		return
+	}
+	if dec.More() {
+		httpserve.WriteError(w, http.StatusBadRequest, "bad scale request: more than one JSON value")
+		return
+	}
+	var spec string
+	switch {
+	case (req.Instances == nil) == (req.Delta == nil):
+		httpserve.WriteError(w, http.StatusBadRequest, `bad scale request: give exactly one of "instances" and "delta"`)
+		return
+	case req.Instances != nil:
+		spec = strconv.Itoa(*req.Instances)
+	case *req.Delta >= 0:
+		spec = "+" + strconv.Itoa(*req.Delta)
+	default:
+		spec = strconv.Itoa(*req.Delta)
+	}
+	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
+		return
+	}
+	n, err := a.r.Scale(r.Context(), name, spec)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: fmt.Sprintf("%s scaled to %d instances", name, n), Instances: n})
+}
+
+// follower takes a place among the open streams, or answers 503.
+func (a *api) follower(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	select {
+	case a.s.followers <- struct{}{}:
+		return func() { <-a.s.followers }, true
+	default:
+	}
+	msg := fmt.Sprintf("too many followers: %d log and event streams are open, the most the runner serves at once; commands still work", MaxFollowers)
+	a.s.refused.Note("control: refused %s %s: %s", r.Method, r.URL.Path, msg)
+	httpserve.WriteError(w, http.StatusServiceUnavailable, msg)
+	return nil, false
+}
+
+// maxHistory bounds n of /v1/logs; the history holds fewer lines anyway.
+const maxHistory = 1 << 20
+
+func (a *api) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n, follow := 0, false
+	if s := q.Get("n"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 || v > maxHistory {
+			httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("n must be a number of lines from 0 to %d, not %q", maxHistory, s))
+			return
+		}
+		n = v
+	}
+	if s := q.Get("follow"); s != "" {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("follow must be true or false, not %q", s))
+			return
+		}
+		follow = v
+	}
+	var filter func(*logmux.Record) bool
+	if app := q.Get("app"); app != "" {
+		if _, _, ok := a.lookup(w, r.Context(), app); !ok {
+			return
+		}
+		filter = func(rec *logmux.Record) bool { return rec.App == app || rec.About == app }
+	}
+	if follow {
+		release, ok := a.follower(w, r)
+		if !ok {
+			return
+		}
+		defer release()
+	}
+	history, recs, dropped, cancel := a.mux.Tail(filter, n, logBuffer(follow))
+	defer cancel()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	var buf []byte
+	send := func(rec *logmux.Record) bool {
+		buf = logmux.AppendJSON(buf[:0], rec)
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := w.Write(buf)
+		return err == nil
+	}
+	for i := range history {
+		if !send(&history[i]) {
+			return
+		}
+	}
+	if !follow || rc.Flush() != nil {
+		return
+	}
+	ctx := r.Context()
+	var lost uint64
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			// An empty line: JSON-lines readers skip it, and a write is
+			// how a vanished client is noticed.
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := w.Write([]byte("\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case rec, ok := <-recs:
+			if !ok {
+				return
+			}
+			if d := dropped(); d > lost {
+				note := logmux.Record{Time: time.Now(), App: "clusterrun", Instance: -1, Stream: logmux.Runner,
+					Line: fmt.Appendf(nil, "logs: %d lines dropped because this client did not keep up", d-lost)}
+				lost = d
+				if !send(&note) {
+					return
+				}
+			}
+			if !send(&rec) {
+				return
+			}
+			// Flush once the burst that is already buffered is written.
+			if len(recs) == 0 && rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// logBuffer is how many records a follower may fall behind by before it
+// loses lines; the runner itself never waits for a client.
+func logBuffer(follow bool) int {
+	if follow {
+		return 4096
+	}
+	return 0
+}
+
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	release, ok := a.follower(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	evs, dropped, cancel := a.s.hub.Subscribe()
+	defer cancel()
+	// The status first, taken after subscribing: nothing between the two
+	// is lost, and a client starts from a whole picture.
+	st, err := a.r.Peek(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	send := func(kind string, id uint64, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return false
+		}
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if id > 0 {
+			_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", id, kind, b)
+		} else {
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
+		}
+		return err == nil
+	}
+	if !send("status", 0, st) || rc.Flush() != nil {
+		return
+	}
+	var lost uint64
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		case ev, ok := <-evs:
+			if !ok {
+				return
+			}
+			if d := dropped(); d > lost {
+				if !send("dropped", 0, map[string]uint64{"dropped": d - lost}) {
+					return
+				}
+				lost = d
+			}
+			if !send(ev.Kind.String(), ev.Seq, ev) {
+				return
+			}
+			if len(evs) == 0 && rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
