@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/control"
+	"github.com/clusterrun/clusterrun/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -71,5 +72,34 @@ func apiFailure(stderr io.Writer, err error) int {
 	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusBadRequest) {
 		return ExitUsage
 	}
+	return ExitFailure
+}
+
+// checkReady asks the runner's /readyz and prints one line: "ready", or
+// why not. It is a Docker HEALTHCHECK, so it answers within its own bound
+// even when the runner does not.
+func checkReady(stdout, stderr io.Writer, file string) int {
+	c, _ := dialRunner(file, stderr)
+	if c == nil {
+		return ExitFailure // a health check has two answers
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*metrics.HealthTimeout)
+	defer cancel()
+	var h metrics.Health
+	status, err := c.Probe(ctx, "/readyz", &h)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "clusterrun: not ready: %v\n", err)
+		return ExitFailure
+	case status == http.StatusOK:
+		fmt.Fprintln(stdout, "ready")
+		return ExitOK
+	}
+	why := h.Reason
+	if why == "" {
+		why = fmt.Sprintf("the runner answered %d", status)
+	}
+	fmt.Fprintf(stdout, "not ready: %s\n", why)
 	return ExitFailure
 }

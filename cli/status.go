@@ -17,6 +17,7 @@ func newStatusCmd(*cobra.Command) *cobra.Command {
 	var (
 		file   *string
 		asJSON *bool
+		check  *bool
 	)
 	cmd := &cobra.Command{
 		Use:     "status",
@@ -33,18 +34,29 @@ its guard process together.
 
 --json prints the same as one JSON object, for scripts.
 
-Exit status: 0, or 1 when no runner is up for the file.`,
+--check asks the runner whether it is ready (its /readyz: not draining, and
+every app that should run has its instances ready) and prints one line, for
+a Docker HEALTHCHECK or a script.
+
+Exit status: 0, or 1 when no runner is up for the file; with --check, 0
+when the runner is ready and 1 when it is not (or not up).`,
 		Example: `  clusterrun status
   clusterrun ps -f examples/go-http/cluster.hcl
-  clusterrun status --json | jq '.apps[] | {name, state}'`,
+  clusterrun status --json | jq '.apps[] | {name, state}'
+  clusterrun status --check               # HEALTHCHECK CMD ["clusterrun", "status", "--check"]`,
 		GroupID: groupControl,
 		Args:    argCount(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if *check {
+				return result(checkReady(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file))
+			}
 			return result(showStatus(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, *asJSON))
 		},
 	}
 	file = fileFlag(cmd)
 	asJSON = cmd.Flags().Bool("json", false, "print JSON")
+	check = cmd.Flags().Bool("check", false, "print whether the runner is ready, in one line; exit 0 when it is, 1 when not")
+	cmd.MarkFlagsMutuallyExclusive("json", "check")
 	return cmd
 }
 

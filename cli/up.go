@@ -155,6 +155,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	// up says so (clusterrun_up 0).
 	src := &lateSource{}
 	mtr := metrics.New(src)
+	mtr.SetLogf(mux.Printf)
 	if cfg.Metrics != nil {
 		stop, bound, err := mtr.Serve(cfg.Metrics.Address)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -46,6 +47,8 @@ var readyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 3
 // Metrics holds the registry of one runner.
 type Metrics struct {
 	reg     *prometheus.Registry
+	src     Source
+	logf    func(format string, args ...any)
 	handler http.Handler
 	ready   *prometheus.HistogramVec
 	crashes *prometheus.CounterVec
@@ -65,6 +68,7 @@ func New(src Source) *Metrics {
 			Help: "Instances that exited when nobody asked them to, by app, whether or not they were restarted.",
 		}, []string{"app"}),
 	}
+	m.src = src
 	m.reg.MustRegister(newCollector(src, ScrapeTimeout), m.ready, m.crashes)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: maxScrapes})
 	return m
@@ -91,6 +95,15 @@ func (m *Metrics) Observe(ev status.Lifecycle) {
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return m.handler }
 
+// MaxConns caps the metrics server's open connections. Past it a
+// connection is answered 503 at once; an idle one is closed after
+// httpserve's idle and header timeouts.
+const MaxConns = 64
+
+// SetLogf sets where the metrics server reports its trouble (accept
+// errors, refused connections). Call it before Serve.
+func (m *Metrics) SetLogf(logf func(format string, args ...any)) { m.logf = logf }
+
 // Serve listens on addr (TCP "host:port"; port 0 picks one) and serves
 // /metrics there, and at / a line that points to it. It returns the
 // address it bound and stop, which shuts the server down, waiting for
@@ -112,9 +125,16 @@ func (m *Metrics) Serve(addr string) (stop func(ctx context.Context) error, boun
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "clusterrun: Prometheus metrics are at /metrics")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if p, ok := m.src.(Peeker); ok {
+		mux.Handle("GET /healthz", Healthz(p))
+		mux.Handle("GET /readyz", Readyz(p))
+	}
+	// Scrapers and probes are few: a cap well under the runner's fds, so
+	// that idle keep-alive connections can never starve instance starts.
+	o := httpserve.Options{Name: "metrics", MaxConns: MaxConns, Logf: m.logf}
+	srv := httpserve.Server(mux, o)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(httpserve.Listener(ln, o)) }()
 
 	var once sync.Once
 	var stopErr error
