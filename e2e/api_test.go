@@ -178,12 +178,14 @@ app "worker" {
 	pid := r.servingPids("web")[0]
 	syscall.Kill(pid, syscall.SIGKILL)
 	ev.waitEvent(t, 30*time.Second, "crashed", fmt.Sprintf(`"pid":%d`, pid), `"reason":"was killed by SIGKILL"`)
+	ev.waitEvent(t, 30*time.Second, "restart", `"app":"web"`, `"instance":0`, `"reason":"crash"`)
 	ev.waitEvent(t, 30*time.Second, "started", `"app":"web"`, `"instance":0`)
 
 	code, body = call(t, c, base, "POST", "/v1/apps/web/reload", "")
 	if code != 200 || !strings.Contains(body, `"outcome":"completed"`) {
 		t.Errorf("POST /v1/apps/web/reload: %d %s", code, body)
 	}
+	ev.waitEvent(t, 30*time.Second, "rollout-ended", `"app":"web"`, `"outcome":"completed"`)
 	code, body = call(t, c, base, "POST", "/v1/reload", "")
 	if code != 200 || !strings.Contains(body, `"app":"worker"`) {
 		t.Errorf("POST /v1/reload: %d %s", code, body)
@@ -496,4 +498,51 @@ func execCLI(dir string, args ...string) *exec.Cmd {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "NO_COLOR=1")
 	return cmd
+}
+
+// logs APP: the runner's lines about APP belong to it, lines about other
+// apps do not pass, -n counts only the lines that pass, and a mistyped
+// app exits 2 naming the app meant.
+func TestLogsAppFilter(t *testing.T) {
+	r := startRunner(t, `
+app "counter" {
+  command = "for i in $(seq 1 5); do echo line $i; done; exec sleep 1000"
+}
+app "other" {
+  command = "for i in $(seq 1 50); do echo other $i; done; exec sleep 1000"
+}
+`)
+	r.waitLine(0, `counter.0 +\| line 5$`, 30*time.Second)
+	r.waitLine(0, `other.0 +\| other 50$`, 30*time.Second)
+	r.waitLine(0, `other: 1 of 1 instances ready`, 30*time.Second)
+	out, errOut, code := r.cli("logs", "counter", "-n", "1000", "--no-follow")
+	if code != 0 {
+		t.Fatalf("logs counter: exit %d %s", code, errOut)
+	}
+	if !strings.Contains(out, "clusterrun | counter.0 started") || !strings.Contains(out, "counter.0    | line 5") && !strings.Contains(out, "| line 5") {
+		t.Errorf("logs counter lacks counter's lines or the runner's lines about it:\n%s", out)
+	}
+	if strings.Contains(out, "other") {
+		t.Errorf("logs counter shows lines about other:\n%s", out)
+	}
+	// The last 3 lines that pass, whatever other printed after them.
+	out, _, _ = r.cli("logs", "counter", "-n", "3", "--no-follow")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Errorf("logs counter -n 3 printed %d lines, want 3:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "counter") && !strings.Contains(l, "| line ") {
+			t.Errorf("logs counter -n 3 printed %q", l)
+		}
+	}
+	// JSON lines say what a runner line is about.
+	out, _, _ = r.cli("logs", "counter", "-n", "1000", "--no-follow", "--log-format", "json")
+	if !strings.Contains(out, `"stream":"runner","about":"counter","line":"counter.0 started`) {
+		t.Errorf("JSON logs lack about:\n%s", out)
+	}
+	_, errOut, code = r.cli("logs", "countr", "--no-follow")
+	if code != 2 || !strings.Contains(errOut, `Did you mean "counter"?`) {
+		t.Errorf("logs countr: exit %d %q, want 2 and did you mean", code, errOut)
+	}
 }
