@@ -46,6 +46,7 @@ var commands = []func(root *cobra.Command) *cobra.Command{
 	newInitCmd,
 	newExportCmd,
 	newStatusCmd,
+	newLsCmd,
 	newLogsCmd,
 	newReloadCmd,
 	newRestartCmd,

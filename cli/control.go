@@ -45,9 +45,17 @@ func (f controlFlags) post(stdout, stderr io.Writer, path string, body any) int 
 }
 
 // dialRunner returns a client of the runner of -f file, or nil and the
-// exit code after saying why on stderr.
+// exit code after saying why on stderr. Without -f it is the runner of the
+// nearest config file; outside any project (no config file up the tree) it
+// is the only runner of this user that is up (several: the user chooses).
+// A project whose runner is not up never falls back to another project's.
 func dialRunner(file string, stderr io.Writer) (*control.Client, int) {
 	path, err := configFile(file)
+	if file == "" && err != nil {
+		if c, code, ok := onlyRunner(stderr, err); ok {
+			return c, code
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return nil, ExitUsage
@@ -58,6 +66,26 @@ func dialRunner(file string, stderr io.Writer) (*control.Client, int) {
 		return nil, ExitFailure
 	}
 	return c, ExitOK
+}
+
+// onlyRunner picks the one runner of this user when no config file was
+// found (why). ok is false when there is no runner at all, so that the
+// caller says what it would have said.
+func onlyRunner(stderr io.Writer, why error) (*control.Client, int, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), lsTimeout)
+	defer cancel()
+	found, err := control.Runners(ctx)
+	if err != nil || len(found) == 0 {
+		return nil, 0, false
+	}
+	if len(found) == 1 {
+		return control.DialSocket(found[0].Socket), ExitOK, true
+	}
+	fmt.Fprintf(stderr, "clusterrun: %v, and %d runners are up; name one with -f:\n", why, len(found))
+	for _, f := range found {
+		fmt.Fprintf(stderr, "  %s\n", f.Config())
+	}
+	return nil, ExitUsage, true
 }
 
 // apiFailure prints err (nil: nothing) and returns the exit code: 2 for a

@@ -23,6 +23,12 @@ import (
 // ErrNotRunning means no runner serves the config file.
 var ErrNotRunning = errors.New("no runner is up for this file")
 
+// notRunning is ErrNotRunning said for one runner.
+type notRunning string
+
+func (e notRunning) Error() string        { return string(e) }
+func (e notRunning) Is(target error) bool { return target == ErrNotRunning }
+
 // Client talks to one runner's API.
 type Client struct {
 	hc   *http.Client
@@ -40,12 +46,19 @@ func Dial(configPath string) (*Client, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
+	c := DialSocket(path)
+	c.notRunning = fmt.Sprintf("%v (%s); start it with: clusterrun up -f %s", ErrNotRunning, configPath, configPath)
+	return c, nil
+}
+
+// DialSocket returns a client of the runner whose control socket is path.
+func DialSocket(path string) *Client {
 	c := newClient(func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}, "http://clusterrun")
-	c.notRunning = fmt.Sprintf("%v (%s); start it with: clusterrun up -f %s", ErrNotRunning, configPath, configPath)
-	return c, nil
+	c.notRunning = fmt.Sprintf("%v (no runner answers on %s)", ErrNotRunning, path)
+	return c
 }
 
 // DialTCP returns a client of a runner's API over TCP at addr
@@ -139,7 +152,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, errors.New(c.notRunning)
+			return nil, notRunning(c.notRunning)
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("no answer from the runner: %w", ctx.Err())
@@ -273,7 +286,7 @@ func (c *Client) Probe(ctx context.Context, path string, out any) (int, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return 0, errors.New(c.notRunning)
+			return 0, notRunning(c.notRunning)
 		}
 		return 0, fmt.Errorf("cannot reach the runner: %w", unwrapURL(err))
 	}

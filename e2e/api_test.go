@@ -546,3 +546,65 @@ app "other" {
 		t.Errorf("logs countr: exit %d %q, want 2 and did you mean", code, errOut)
 	}
 }
+
+// ls lists every runner of the user from anywhere; outside a project a
+// command finds the only runner, and with several it lists them and asks
+// for -f; inside a project whose runner is not up it never picks another.
+func TestLsAndFindingTheRunner(t *testing.T) {
+	rt, err := os.MkdirTemp("", "cr-rt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(rt, 0o700)
+	defer os.RemoveAll(rt)
+	elsewhere := t.TempDir() // no cluster.hcl up the tree of a temp dir
+	run := func(dir string, args ...string) (string, string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1")
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		cmd.Run()
+		return o.String(), e.String(), cmd.ProcessState.ExitCode()
+	}
+	if out, _, code := run(elsewhere, "ls"); code != 0 || !strings.Contains(out, "no runner is up") {
+		t.Errorf("ls with no runner: exit %d %q", code, out)
+	}
+	d1 := t.TempDir()
+	r1 := startRunnerRT(t, d1, writeConfig(t, d1, sleepers(2)), rt)
+	r1.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	out, errOut, code := run(elsewhere, "status")
+	if code != 0 || !strings.Contains(out, r1.cfg) {
+		t.Errorf("status outside a project with one runner up: exit %d %q %q", code, out, errOut)
+	}
+	d2 := t.TempDir()
+	r2 := startRunnerRT(t, d2, writeConfig(t, d2, sleepers(1)), rt)
+	r2.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
+	out, _, code = run(elsewhere, "ls")
+	if code != 0 || !strings.Contains(out, r1.cfg) || !strings.Contains(out, r2.cfg) ||
+		!strings.Contains(out, fmt.Sprintf("%d", r1.cmd.Process.Pid)) || !strings.Contains(out, "2/2") || !strings.Contains(out, "1/1") {
+		t.Errorf("ls with two runners: exit %d\n%s", code, out)
+	}
+	out, _, _ = run(elsewhere, "ls", "--sockets")
+	if n := len(strings.Fields(out)); n != 2 {
+		t.Errorf("ls --sockets printed %d sockets:\n%s", n, out)
+	}
+	_, errOut, code = run(elsewhere, "reload")
+	if code != 2 || !strings.Contains(errOut, "2 runners are up") || !strings.Contains(errOut, r1.cfg) || !strings.Contains(errOut, r2.cfg) {
+		t.Errorf("reload outside a project with two runners: exit %d %q", code, errOut)
+	}
+	// In a project whose runner is not up: that project's answer.
+	d3 := t.TempDir()
+	writeConfig(t, d3, sleepers(1))
+	_, errOut, code = run(d3, "status")
+	if code != 1 || !strings.Contains(errOut, "no runner is up") {
+		t.Errorf("status in a project with no runner: exit %d %q", code, errOut)
+	}
+	// A runner killed without cleaning up leaves a stale socket: ls skips it.
+	r2.cmd.Process.Kill()
+	r2.wait(30 * time.Second)
+	out, _, _ = run(elsewhere, "ls")
+	if strings.Contains(out, r2.cfg) || !strings.Contains(out, r1.cfg) {
+		t.Errorf("ls after a runner was killed:\n%s", out)
+	}
+}

@@ -156,8 +156,6 @@ func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 // startBinary starts `up` of the clusterrun binary exe.
 func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
 	t.Helper()
-	r := &runner{t: t, bin: exe, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
-	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
 	// A private XDG_RUNTIME_DIR keeps every test's control socket apart; a
 	// short one, as a unix socket path is at most 107 bytes and t.TempDir
 	// is named after the test.
@@ -167,6 +165,20 @@ func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
 	}
 	os.Chmod(rt, 0o700)
 	t.Cleanup(func() { os.RemoveAll(rt) })
+	return startBinaryRT(t, exe, dir, cfg, rt, args...)
+}
+
+// startRunnerRT starts `clusterrun up` with XDG_RUNTIME_DIR rt, which
+// the runners of one test may share, as one user's runners do.
+func startRunnerRT(t *testing.T, dir, cfg, rt string, args ...string) *runner {
+	t.Helper()
+	return startBinaryRT(t, bin, dir, cfg, rt, args...)
+}
+
+func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, args ...string) *runner {
+	t.Helper()
+	r := &runner{t: t, bin: exe, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
+	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
 	r.rt = rt
 	// A race-built binary sleeps a second at exit to flush reports; every
 	// CLI call of the tests would pay it.
