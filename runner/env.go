@@ -15,7 +15,9 @@ import (
 
 // inheritedOnly are variables of the runner's own environment that must not
 // leak into instances: they describe the runner's sockets, not theirs.
-var inheritedOnly = []string{"LISTEN_FDS=", "LISTEN_FDNAMES=", "LISTEN_PID=", "NOTIFY_SOCKET="}
+// (cli unsets them once read; this keeps them out of instances whoever
+// starts the runner.)
+var inheritedOnly = []string{"LISTEN_FDS=", "LISTEN_FDNAMES=", "LISTEN_PID=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="}
 
 // env builds an instance's environment: the runner's own, then the app's
 // (global env_file < env < app env_file < app env), then what clusterrun

@@ -139,6 +139,7 @@ func (m *Machine) onReloadRequested(ev ReloadRequested) {
 		m.log.Printf("reloading %s (clusterrun reload)", m.cfg.Path)
 	}
 	m.queue = append(m.queue, &request{kind: kindReload, app: ev.App, reply: ev.Reply, pending: map[*app]bool{}})
+	m.emit(status.Lifecycle{Kind: status.ReloadBegan, Time: m.clock.Now(), App: ev.App, Instance: -1})
 	m.startLoad()
 }
 
@@ -735,7 +736,40 @@ func (m *Machine) answer(r *request, res status.ReloadResult) {
 		return
 	}
 	r.done = true
+	if r.kind == kindReload {
+		m.emit(status.Lifecycle{Kind: status.ReloadEnded, Time: m.clock.Now(), App: r.app, Instance: -1,
+			Outcome: reloadOutcome(r, res), Detail: answerText(res)})
+	}
 	if r.reply != nil {
 		r.reply <- res
 	}
+}
+
+// reloadOutcome sums up how a reload request ended, for ReloadEnded: the
+// outcome of the first app that did not complete, rejected when no app was
+// touched because the file (or the request) was refused, cancelled when
+// the runner stopped first.
+func reloadOutcome(r *request, res status.ReloadResult) string {
+	switch {
+	case res.Err == errStopped:
+		return status.ReloadCancelled
+	case res.Err == nil:
+		return status.ReloadCompleted
+	}
+	for _, a := range r.apps {
+		switch a.Outcome {
+		case status.ReloadAborted, status.ReloadSuperseded, status.ReloadCancelled:
+			return a.Outcome
+		}
+	}
+	return status.ReloadRejected
+}
+
+// answerText is the answer to a request as one text: its summary, or its
+// error.
+func answerText(res status.ReloadResult) string {
+	if res.Err != nil && res.Summary == "" {
+		return res.Err.Error()
+	}
+	return res.Summary
 }

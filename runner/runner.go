@@ -49,6 +49,21 @@ type Options struct {
 	Reaper *proc.Reaper
 	// SampleEvery is how often CPU and memory are sampled (0 = 2s).
 	SampleEvery time.Duration
+	// Supervisor, when not nil, hears how the runner is doing, for the
+	// service manager that runs clusterrun (see Supervisor).
+	Supervisor Supervisor
+}
+
+// Supervisor is told, on the runner's loop, how the runner is doing: its
+// progress after every event, and a tick every Every for a watchdog. The
+// tick is a case of the loop's own select, so it stops when the loop is
+// stuck: a watchdog fed from it watches the loop, not a timer. Its methods
+// must not block for long. Subscribe it to lifecycle events as well.
+type Supervisor interface {
+	Progress(status.Progress)
+	// Every is the tick interval; 0 means no tick.
+	Every() time.Duration
+	Tick()
 }
 
 // Runner runs the supervisor for real: one goroutine (Run's) owns the
@@ -188,7 +203,14 @@ func (r *Runner) Run() int {
 	defer tick.Stop()
 	sampling := false
 	last := time.Now()
+	var supTick <-chan time.Time // nil: no supervisor tick
+	if sup := r.opts.Supervisor; sup != nil && sup.Every() > 0 {
+		t := time.NewTicker(sup.Every())
+		defer t.Stop()
+		supTick = t.C
+	}
 	r.m.Start()
+	r.progress()
 	for {
 		if done, code := r.m.Finished(); done {
 			if r.stopEscaped() && code == 0 {
@@ -216,8 +238,12 @@ func (r *Runner) Run() int {
 				continue
 			}
 			r.m.Handle(ev)
+			r.progress()
 		case sev := <-r.opts.Signals:
 			r.m.Handle(translate(sev))
+			r.progress()
+		case <-supTick:
+			r.opts.Supervisor.Tick()
 		case now := <-tick.C:
 			// Only max_memory needs a steady sample; status and metrics
 			// measure on demand, so an idle runner reads nothing.
@@ -235,6 +261,13 @@ func (r *Runner) Run() int {
 				r.post(UsageSampled{Usage: u, Interval: interval})
 			}()
 		}
+	}
+}
+
+// progress tells the Supervisor, if any, where the apps are after an event.
+func (r *Runner) progress() {
+	if r.opts.Supervisor != nil {
+		r.opts.Supervisor.Progress(r.m.Progress())
 	}
 }
 

@@ -61,10 +61,21 @@ const (
 	// AppState: App's state changed to Detail (stopped, waiting, running,
 	// removed).
 	AppState
+	// ReloadBegan: a reload was asked for (SIGHUP, clusterrun reload, a
+	// watch block); App names the one app it is limited to, or is "".
+	ReloadBegan
+	// ReloadEnded: that reload's outcome is known and its caller answered;
+	// Outcome is ReloadCompleted, ReloadAborted, ReloadRejected or
+	// ReloadCancelled, and Detail the answer's text.
+	ReloadEnded
+
+	// numKinds counts the kinds above; new kinds go before it.
+	numKinds
 )
 
 var lifecycleNames = [...]string{"started", "ready", "routable", "unroutable", "draining", "signalled", "crashed", "gone",
-	"restart", "gave-up", "rollout-began", "rollout-ended", "rejected", "scaled", "app-state"}
+	"restart", "gave-up", "rollout-began", "rollout-ended", "rejected", "scaled", "app-state",
+	"reload-began", "reload-ended"}
 
 func (k LifecycleKind) String() string {
 	if k < 0 || int(k) >= len(lifecycleNames) {

@@ -165,3 +165,20 @@ type Counters struct {
 	Ready        int     `json:"ready"`
 	ReadySeconds float64 `json:"ready_seconds"`
 }
+
+// Progress is how far the runner is from serving, for the service manager
+// that runs it: of the apps that must be up (every app but those stopped
+// or removed), how many are ready or done, and which gave up.
+type Progress struct {
+	// Phase is running, draining or forcing.
+	Phase string
+	// Total is the number of apps that must be up; Ready of them are ready
+	// (every instance serves) or done (a one-shot step that exited 0).
+	Total, Ready int
+	// Failed are the apps that gave up, or wait on one that did: they will
+	// not be up unless someone starts or reloads them.
+	Failed []string
+}
+
+// Settled: every app that must be up is ready, done or failed.
+func (p Progress) Settled() bool { return p.Ready+len(p.Failed) >= p.Total }
