@@ -15,6 +15,8 @@ import (
 	"github.com/clusterrun/clusterrun/metrics"
 	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/runner"
+	"github.com/clusterrun/clusterrun/sdnotify"
+	"github.com/clusterrun/clusterrun/sdstate"
 	"github.com/clusterrun/clusterrun/signals"
 	"github.com/clusterrun/clusterrun/status"
 	"github.com/clusterrun/clusterrun/watch"
@@ -76,6 +78,9 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	// runner with instances half started.
 	sigs := signals.Watch()
 	defer sigs.Stop()
+	// What describes clusterrun's own service manager is read, and taken
+	// out of the environment, before anything can start a child with it.
+	mgr, mgrErr := sdnotify.FromEnv()
 
 	format := logmux.Text
 	if logFormat == "json" {
@@ -150,6 +155,13 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		}
 		mux.Printf("control API: http://%s/v1/ (bearer token required)", bound)
 	}
+	if mgrErr != nil {
+		mux.Printf("service manager: %v", mgrErr)
+	}
+	var sup *sdstate.Reporter
+	if mgr != nil {
+		sup = sdstate.New(mgr, cfg, mux.Printf)
+	}
 	// Metrics are bound before the runner exists, so that a taken address
 	// stops "up" before anything started; a scrape before the runner is
 	// up says so (clusterrun_up 0).
@@ -179,6 +191,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		Exe:        exe,
 		RuntimeDir: rdir,
 		Reaper:     reaper,
+		Supervisor: supervisor(sup),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
@@ -187,6 +200,9 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	src.r.Store(r)
 	r.Subscribe(mtr.Observe)
 	r.Subscribe(ctl.Events().Observe)
+	if sup != nil {
+		r.Subscribe(sup.Observe)
+	}
 	w, err := startWatch(cfg, r, mux)
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
@@ -198,6 +214,15 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	ctl.Serve(r, mux)
 	mux.Printf("clusterrun %s (pid %d) running %s", shortVersion(), os.Getpid(), path)
 	return r.Run()
+}
+
+// supervisor is sup as a runner.Supervisor: nil when there is no service
+// manager (a nil *Reporter in the interface would not be nil).
+func supervisor(sup *sdstate.Reporter) runner.Supervisor {
+	if sup == nil {
+		return nil
+	}
+	return sup
 }
 
 // lateSource is the runner as a metrics source, once it exists.

@@ -156,6 +156,12 @@ func startRunnerIn(t *testing.T, dir, cfg string, args ...string) *runner {
 // startBinary starts `up` of the clusterrun binary exe.
 func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
 	t.Helper()
+	return startBinaryEnv(t, exe, dir, cfg, nil, args...)
+}
+
+// startBinaryEnv starts `up` of exe with env added to the test's own.
+func startBinaryEnv(t *testing.T, exe, dir, cfg string, env []string, args ...string) *runner {
+	t.Helper()
 	// A private XDG_RUNTIME_DIR keeps every test's control socket apart; a
 	// short one, as a unix socket path is at most 107 bytes and t.TempDir
 	// is named after the test.
@@ -165,17 +171,17 @@ func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
 	}
 	os.Chmod(rt, 0o700)
 	t.Cleanup(func() { os.RemoveAll(rt) })
-	return startBinaryRT(t, exe, dir, cfg, rt, args...)
+	return startBinaryRT(t, exe, dir, cfg, rt, env, args...)
 }
 
 // startRunnerRT starts `clusterrun up` with XDG_RUNTIME_DIR rt, which
 // the runners of one test may share, as one user's runners do.
 func startRunnerRT(t *testing.T, dir, cfg, rt string, args ...string) *runner {
 	t.Helper()
-	return startBinaryRT(t, bin, dir, cfg, rt, args...)
+	return startBinaryRT(t, bin, dir, cfg, rt, nil, args...)
 }
 
-func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, args ...string) *runner {
+func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, env []string, args ...string) *runner {
 	t.Helper()
 	r := &runner{t: t, bin: exe, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
 	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -185,7 +191,7 @@ func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, args ...string) *runn
 	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker, "GORACE=atexit_sleep_ms=0")
 	r.cmd = exec.Command(exe, append([]string{"up", "-f", cfg}, args...)...)
 	r.cmd.Dir = dir
-	r.cmd.Env = r.env
+	r.cmd.Env = append(r.env[:len(r.env):len(r.env)], env...)
 	stdout, _ := r.cmd.StdoutPipe()
 	stderr, _ := r.cmd.StderrPipe()
 	if err := r.cmd.Start(); err != nil {

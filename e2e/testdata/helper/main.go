@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,9 +36,20 @@ func main() {
 			notify(m)
 		}
 		time.Sleep(time.Hour)
+	case "flood":
+		// Ready at once; on every SIGUSR1 it prints the given number of
+		// bytes of output, in 100-byte lines, whether or not anyone reads.
+		n, _ := strconv.Atoi(os.Args[2])
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		notify("READY=1")
+		line := strings.Repeat("x", 99) + "\n"
+		for range usr1 {
+			os.Stdout.WriteString(strings.Repeat(line, n/100))
+		}
 	case "env":
 		// Prints selected variables, then sleeps.
-		for _, k := range []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "PORT", "CLUSTERRUN_APP", "CLUSTERRUN_INSTANCE", "GREETING"} {
+		for _, k := range []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "PORT", "CLUSTERRUN_APP", "CLUSTERRUN_INSTANCE", "GREETING", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
 			fmt.Printf("%s=%s\n", k, os.Getenv(k))
 		}
 		fmt.Printf("PID=%d\n", os.Getpid())
