@@ -6,7 +6,8 @@
 // of watched directories, and the pending bursts. fsnotify is not
 // recursive, so a watched directory tree is walked at start and every new
 // directory that appears in it is walked and added as its Create event
-// arrives. Symbolic links inside a tree are never followed, so a watch
+// arrives. The parent of each tree is watched as well, so that a tree
+// that is removed and made again is watched again. Symbolic links inside a tree are never followed, so a watch
 // never leaves the tree it was given; a watch path that is itself a link
 // is resolved once, and changes are still reported under the path as
 // configured.
@@ -187,7 +188,18 @@ func (w *Watcher) addPath(app, p string, pats []pattern) error {
 	}
 	t := target{app: app, tree: true, given: p, real: real, ignore: pats}
 	w.targets = append(w.targets, t)
-	return w.watchTree(t, real)
+	if err := w.watchTree(t, real); err != nil {
+		return err
+	}
+	// The tree's parent too, so that a root that is removed and made
+	// again ("rm -rf dist && mkdir dist", how builds start) is seen coming
+	// back: its Create event is in the parent.
+	if parent := filepath.Dir(real); parent != real {
+		if err := w.addDir(app, parent); err != nil {
+			w.opts.Logf("watch: %s cannot be watched, so %s is not seen if it is removed and made again: %v", parent, p, cause(err))
+		}
+	}
+	return nil
 }
 
 // addFile watches one file through its directory. An env file may be
@@ -346,7 +358,7 @@ func (w *Watcher) forget(name string) {
 	}
 	for _, t := range w.targets {
 		if t.tree && t.real == name {
-			w.opts.Logf("watch: %s was removed or renamed; it is no longer watched for app %q", t.given, t.app)
+			w.opts.Logf("watch: %s was removed or renamed; it is watched again for app %q when it is made again", t.given, t.app)
 		}
 	}
 }

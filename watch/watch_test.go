@@ -191,6 +191,34 @@ func TestNewSubdirectoryIsWatched(t *testing.T) {
 	expect(t, calls, "web", f)
 }
 
+// TestRootRemovedAndMadeAgain: "rm -rf dist && mkdir dist", the way
+// builds start, used to end the watch for good (issue 13). The new
+// directory is watched, and the change itself reloads.
+func TestRootRemovedAndMadeAgain(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "dist")
+	mkdir(t, filepath.Join(root, "sub"))
+	write(t, filepath.Join(dir, "sibling"))
+	_, calls := start(t, []Spec{{App: "web", Paths: []string{root}}})
+	for round := 0; round < 2; round++ {
+		if err := os.RemoveAll(root); err != nil {
+			t.Fatal(err)
+		}
+		mkdir(t, root)
+		// The removal and the new directory are one burst: one reload.
+		if c := next(t, calls); c.app != "web" || !strings.HasPrefix(c.path, root) {
+			t.Fatalf("Reload(%q, %q), want one for web under %s", c.app, c.path, root)
+		}
+		// A change in the parent beside the tree is none of the app's.
+		write(t, filepath.Join(dir, "sibling"))
+		mkdir(t, filepath.Join(root, "assets"))
+		write(t, filepath.Join(root, "assets", "app.js"))
+		expect(t, calls, "web", filepath.Join(root, "assets"))
+		write(t, filepath.Join(root, "assets", "app.js"))
+		expect(t, calls, "web", filepath.Join(root, "assets", "app.js"))
+	}
+}
+
 func TestAppsAreIndependent(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	_, calls := start(t, []Spec{
