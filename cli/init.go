@@ -101,12 +101,12 @@ func runInit(stdout, stderr io.Writer, from, out string, force bool) int {
 				return ExitFailure
 			}
 		case strings.HasSuffix(base, ".js"), strings.HasSuffix(base, ".cjs"), strings.HasSuffix(base, ".mjs"), strings.HasSuffix(base, ".json"):
-			apps, err := initconfig.ReadEcosystem(from)
+			eco, err := initconfig.ReadEcosystem(from)
 			if err != nil {
 				fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 				return ExitFailure
 			}
-			res = initconfig.FromEcosystem(src, apps)
+			res = initconfig.FromEcosystem(src, eco)
 		default:
 			fmt.Fprintf(stderr, "clusterrun: cannot convert %s: --from takes a Procfile (a name starting with Procfile) or a pm2 ecosystem file (.js, .cjs, .mjs or .json)\n", from)
 			return ExitUsage

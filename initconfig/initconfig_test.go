@@ -61,6 +61,8 @@ func TestGolden(t *testing.T) {
 		{"pm2-array", "testdata/pm2/array.json", false},
 		{"pm2-js", "testdata/pm2/ecosystem.config.js", true},
 		{"pm2-esm", "testdata/pm2/ecosystem.config.mjs", true},
+		{"pm2-js-like", "testdata/pm2/http/ecosystem.json", false},
+		{"pm2-one-app", "testdata/pm2/http/one-app.json", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.needsNode && !node {
@@ -70,7 +72,7 @@ func TestGolden(t *testing.T) {
 			out := abs(t, "testdata/cluster.hcl")
 			if tc.input != "" {
 				out = filepath.Join(abs(t, filepath.Dir(tc.input)), "cluster.hcl")
-				src := Source{Name: filepath.Base(tc.input), Dir: abs(t, filepath.Dir(tc.input)), OutDir: filepath.Dir(out)}
+				src := Source{Name: filepath.Base(tc.input), Dir: abs(t, filepath.Dir(tc.input)), OutDir: filepath.Dir(out), CPUs: 4}
 				if strings.HasPrefix(filepath.Base(tc.input), "Procfile") {
 					data, err := os.ReadFile(tc.input)
 					if err != nil {
@@ -186,8 +188,8 @@ func TestEcosystemErrors(t *testing.T) {
 		return p
 	}
 	for _, tc := range []struct{ file, text, want string }{
-		{"a.json", "{", "it is not JSON"},
-		{"b.json", `{"name": "x"}`, "it has no apps"},
+		{"a.json", "{", "line 1, column 2: an object is not closed"},
+		{"b.json", `"x"`, "it has no apps"},
 		{"c.json", `{"apps": []}`, "its apps list is empty"},
 		{"d.json", `{"apps": [1]}`, "app 1 is not an object"},
 		{"e.yml", "apps: []", "ends in .js, .cjs, .mjs or .json"},

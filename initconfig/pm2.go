@@ -2,113 +2,24 @@ package initconfig
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"io"
+	"os/exec"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/clusterrun/clusterrun/watch"
 )
-
-// readJS is the node program that prints an ecosystem.config.js as JSON:
-// module.exports (or an ES module's default export), functions left out.
-const readJS = `const file = process.argv[1];
-const show = (m) => { const v = m && m.__esModule && m.default !== undefined ? m.default : m; process.stdout.write(JSON.stringify(v === undefined ? null : v)); };
-const fail = (e) => { console.error(String((e && e.stack) || e)); process.exit(1); };
-try { show(require(file)); } catch (e) {
-  if (e && e.code === "ERR_REQUIRE_ESM") { import(require("url").pathToFileURL(file).href).then((m) => show(m.default !== undefined ? m.default : m), fail); }
-  else { fail(e); }
-}`
-
-// nodeTimeout bounds how long a .js ecosystem file may take to load: it
-// is a program, and may wait on something.
-const nodeTimeout = 20 * time.Second
-
-// ReadEcosystem reads a pm2 ecosystem file: JSON, or JavaScript that node
-// (on PATH) loads and prints as JSON. It returns the apps: of
-// {"apps": [...]}, of a bare array, or a single app object.
-func ReadEcosystem(file string) ([]map[string]any, error) {
-	var data []byte
-	switch ext := strings.ToLower(filepath.Ext(file)); ext {
-	case ".js", ".cjs", ".mjs":
-		node, err := exec.LookPath("node")
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: it is JavaScript, and node is not on PATH to load it; install node, or write it as JSON (node -e 'console.log(JSON.stringify(require(\"./%s\")))' > ecosystem.json) and use --from ecosystem.json", file, filepath.Base(file))
-		}
-		abs, err := filepath.Abs(file)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", file, err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", file, unwrap(err))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, node, "-e", readJS, abs)
-		cmd.Dir = filepath.Dir(abs)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("cannot read %s: node did not load it within %s", file, nodeTimeout)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: node could not load it: %s", file, firstLines(stderr.String(), 4))
-		}
-		data = out
-	case ".json":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", file, unwrap(err))
-		}
-		data = b
-	default:
-		return nil, fmt.Errorf("cannot read %s: a pm2 ecosystem file ends in .js, .cjs, .mjs or .json", file)
-	}
-	return parseEcosystem(file, data)
-}
-
-func parseEcosystem(file string, data []byte) ([]map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("cannot read %s: it is not JSON: %v", file, err)
-	}
-	if m, ok := v.(map[string]any); ok {
-		if apps, ok := m["apps"]; ok {
-			v = apps
-		} else if _, ok := m["script"]; ok {
-			v = []any{m}
-		}
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("cannot read %s: it has no apps: expected {\"apps\": [...]}, an array of apps, or one app with a script", file)
-	}
-	var apps []map[string]any
-	for i, a := range list {
-		m, ok := a.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("cannot read %s: app %d is not an object", file, i+1)
-		}
-		apps = append(apps, m)
-	}
-	if len(apps) == 0 {
-		return nil, fmt.Errorf("cannot read %s: its apps list is empty", file)
-	}
-	return apps, nil
-}
 
 func unwrap(err error) error {
 	var pe *os.PathError
@@ -126,6 +37,73 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// plainWords reports whether a command line is words and nothing else
+// that a shell reads specially (no expansions, operators, redirections or
+// globs), so that splitting it gives the argv any shell would.
+func plainWords(s string) bool {
+	return !strings.ContainsAny(s, "$&|;<>()*?[]{}~`!#\\'\"\n\t") && !strings.Contains(s, "=")
+}
+
+// scriptKind looks at a script as pm2 does to choose its interpreter: the
+// file in dir (or on PATH), and whether it is text (node runs it) or a
+// binary (run as it is). found is false when it is in neither place.
+func scriptKind(dir, script string) (text, found bool) {
+	p := script
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if _, err := exec.LookPath(script); err == nil && !strings.Contains(script, "/") {
+			return false, true // a program on PATH: a binary, as pm2 finds it
+		}
+		return false, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false, false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	// pm2's isbinaryfile: NUL bytes, or too many control bytes.
+	if bytes.IndexByte(head, 0) >= 0 || bytes.HasPrefix(head, []byte("\x7fELF")) {
+		return false, true
+	}
+	return true, true
+}
+
+// listenPort finds the port a Node script listens on: listen(8000), or
+// PORT || 3000. Only a script pm2 would run in cluster mode is read, and
+// only its first 256 KiB.
+var listenPort = regexp.MustCompile(`(?:\.listen\(\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b`)
+
+func scriptPort(dir, script string) int {
+	p := script
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	src, _ := io.ReadAll(io.LimitReader(f, 256<<10))
+	ports := map[int]bool{}
+	for _, m := range listenPort.FindAllSubmatch(src, -1) {
+		if n, err := strconv.Atoi(string(m[1])); err == nil && n > 0 && n <= 65535 {
+			ports[n] = true
+		}
+	}
+	if len(ports) != 1 {
+		return 0 // none, or several: not for a guess
+	}
+	for n := range ports {
+		return n
+	}
+	return 0
+}
+
 // interpreters are the programs pm2 runs a script with, by extension.
 var interpreters = map[string]string{
 	".js": "node", ".cjs": "node", ".mjs": "node",
@@ -139,6 +117,10 @@ var pm2Notes = map[string]string{
 	"cron_restart":          "a cron job can run clusterrun restart APP",
 	"out_file":              "one stream on stdout; redirect it, or --log-format json for a shipper",
 	"error_file":            "one stream on stdout, \"!\" marking stderr lines",
+	"err_file":              "one stream on stdout, \"!\" marking stderr lines (pm2's err_file is its error_file)",
+	"error":                 "one stream on stdout, \"!\" marking stderr lines (pm2's error is its error_file)",
+	"output":                "one stream on stdout; redirect it (pm2's output is its out_file)",
+	"pid_file":              "clusterrun status --json lists the pids",
 	"log_file":              "one stream on stdout; redirect it",
 	"merge_logs":            "one stream on stdout",
 	"combine_logs":          "one stream on stdout",
@@ -346,16 +328,30 @@ func portArg(args []string) int {
 	return 0
 }
 
+// ecosystemNotes say why a top-level key of an ecosystem file has no
+// equivalent.
+var ecosystemNotes = map[string]string{
+	"deploy": "pm2 deploy (ssh, git pull, post-deploy hooks) has no equivalent: ship the files with your deploy tool or CI, then run clusterrun reload",
+	"static": "pm2 serve's static servers have no equivalent: add an app that serves the folder (such as python3 -m http.server $PORT)",
+}
+
 // FromEcosystem converts the apps of a pm2 ecosystem file.
-func FromEcosystem(src Source, apps []map[string]any) Result {
+func FromEcosystem(src Source, eco *Ecosystem) Result {
 	w := &writer{}
 	w.comment("", fmt.Sprintf(`Converted by clusterrun init from %s (pm2). pm2 stops an app with
 SIGINT, and so does each app here (stop.signal); clusterrun's default is SIGTERM.`, src.Name))
+	for _, k := range sortedKeys(eco.Other) {
+		note, ok := ecosystemNotes[k]
+		if !ok {
+			note = fmt.Sprintf("no equivalent (%s)", jsonText(eco.Other[k]))
+		}
+		w.unmap("%s: %s", k, note)
+	}
 	names := make(map[string]bool)
-	for i, raw := range apps {
+	for i, raw := range eco.Apps {
 		convertApp(w, src, i, raw, names)
 	}
-	return w.result(len(apps))
+	return w.result(len(eco.Apps))
 }
 
 func convertApp(w *writer, src Source, index int, raw map[string]any, names map[string]bool) {
@@ -364,11 +360,28 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 		p.raw[k] = v
 	}
 	script, hasScript := p.str("script")
+	var notes []string // comments on the app block
+	if !hasScript {
+		// pm2's aliases of script, in a JSON file.
+		for _, alias := range []string{"cmd", "command"} {
+			if s, ok := p.str(alias); ok {
+				script, hasScript = s, true
+				notes = append(notes, fmt.Sprintf("pm2's %q is its script", alias))
+				break
+			}
+		}
+	}
+	// pm2 runs a script with a space in it as bash -c SCRIPT, named
+	// after the whole of it, and without its args.
+	shellScript := hasScript && strings.Contains(script, " ")
 	given, _ := p.str("name")
 	name := given
 	if name == "" {
 		base := filepath.Base(script)
 		name = strings.TrimSuffix(base, filepath.Ext(base))
+		if shellScript {
+			name = strings.Join(strings.Fields(script), "-")
+		}
 	}
 	name = appName(name)
 	for base, n := name, 2; names[name]; n++ {
@@ -376,40 +389,82 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 	}
 	names[name] = true
 	p.label = fmt.Sprintf("app %q", name)
-
-	var notes []string // comments on the app block
 	if given != "" && given != name {
 		notes = append(notes, fmt.Sprintf("pm2's name %q is not an app name here (letters, digits, \"-\", \"_\")", given))
+	}
+
+	// dir: pm2's cwd, relative to the ecosystem file; else the file's
+	// directory, where pm2 runs the app.
+	appDir := src.Dir
+	if cwd, ok := p.str("cwd"); ok && cwd != "" {
+		appDir = cwd
+		if !filepath.IsAbs(appDir) {
+			appDir = filepath.Join(src.Dir, cwd)
+		}
+	}
+	dir := ""
+	if filepath.Clean(appDir) != filepath.Clean(src.OutDir) {
+		dir = src.rel(appDir)
 	}
 
 	// command: interpreter, its arguments, the script, its arguments.
 	args := p.words("args")
 	interpArgs := append(p.words("interpreter_args"), p.words("node_args")...)
 	interp, _ := p.str("interpreter")
+	if interp == "" {
+		interp, _ = p.str("exec_interpreter")
+	}
 	if !hasScript {
 		p.unmap("script", "the app has no script: write its command")
 		script = "REPLACE-ME"
 	}
+	var command []string
+	commandString := ""
 	ext := strings.ToLower(filepath.Ext(script))
 	switch {
+	case shellScript:
+		interp = ""
+		if len(args) > 0 {
+			p.unmap("args", "pm2 ignores args when the script has a space (it runs bash -c SCRIPT): %s", strings.Join(args, " "))
+			args = nil
+		}
+		if plainWords(script) {
+			command = splitWords(script)
+			notes = append(notes, "pm2 runs this script through bash -c; it is one command, run here as it is")
+		} else {
+			commandString = script
+			notes = append(notes, "pm2 runs this script with bash -c, clusterrun with /bin/sh -c: bash-only syntax needs bash -c here")
+		}
 	case interp == "none":
 		interp = ""
 	case interp == "" && interpreters[ext] != "":
 		interp = interpreters[ext]
 		if ext == ".py" {
-			notes = append(notes, "pm2 runs .py with python; python3 here")
+			notes = append(notes, "pm2 runs .py with python, or python3 where there is no python; python3 here")
+		}
+	case interp == "":
+		// pm2 runs any other script that is not a binary with node.
+		if isText, found := scriptKind(appDir, script); found && isText {
+			interp = "node"
+			notes = append(notes, "pm2 runs a script that is not a binary and has no known extension with node")
+		} else if !found {
+			p.unmap("script", "%s is not in %s nor on PATH here, so whether pm2 runs it with node cannot be told: check the command", script, src.rel(appDir))
 		}
 	}
-	var command []string
-	if interp != "" {
-		command = append(command, interp)
-		command = append(command, interpArgs...)
-	} else if len(interpArgs) > 0 {
-		p.unmap("interpreter_args", "the script runs without an interpreter here: %s", strings.Join(interpArgs, " "))
+	if commandString == "" {
+		if interp != "" {
+			command = append(command, interp)
+			command = append(command, interpArgs...)
+		} else if len(interpArgs) > 0 {
+			p.unmap("interpreter_args", "the script runs without an interpreter here: %s", strings.Join(interpArgs, " "))
+		}
+		if !shellScript {
+			command = append(command, script)
+		}
+		command = append(command, args...)
 	}
-	command = append(command, script)
-	command = append(command, args...)
-	node := interp == "node" || strings.HasSuffix(interp, "/node")
+	base := filepath.Base(interp)
+	node := base == "node" || strings.HasSuffix(base, "node") || base == "bun" || strings.HasSuffix(base, "bun")
 
 	// env: env, and the profiles as unmapped.
 	env := make(map[string]string)
@@ -428,38 +483,77 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 			p.unmap(k, "cluster.hcl has no env profiles: put these variables in an env_file (such as .%s) or in another file run with -f", strings.ReplaceAll(k, "_", "."))
 		}
 	}
+	if strings.Contains(interp, "python") {
+		if _, ok := env["PYTHONUNBUFFERED"]; !ok {
+			env["PYTHONUNBUFFERED"] = "1"
+			notes = append(notes, "PYTHONUNBUFFERED=1 is what pm2 sets for a Python script")
+		}
+	}
+
+	// user and group: pm2's uid (or user) and gid.
+	user, _ := p.str("uid")
+	if u, ok := p.str("user"); ok && user == "" {
+		user = u
+	}
+	group, _ := p.str("gid")
+	if user != "" {
+		p.unmap("user", "pm2 also sets HOME to %s's home directory; clusterrun leaves HOME as it is: set it in env if the app reads it", user)
+	}
 
 	// instances and exec_mode.
 	instances := ""
+	instancesSet := false
 	if v, ok := p.take("instances"); ok {
+		instancesSet = true
 		switch s := scalar(v); s {
-		case "max", "0", "-1":
+		case "max", "0":
 			instances = `"max"`
-			if s == "-1" {
-				notes = append(notes, `pm2's instances = -1 is every CPU but one; "max" is every CPU`)
-			}
 		default:
-			if n, err := strconv.Atoi(s); err == nil && n >= 1 && n <= 4096 {
+			n, err := strconv.Atoi(s)
+			switch {
+			case err == nil && n >= 1 && n <= 4096:
 				instances = s
-			} else if n < -1 {
-				instances = `"max"`
-				notes = append(notes, fmt.Sprintf("pm2's instances = %s is every CPU but %d; \"max\" is every CPU", s, -n))
-			} else {
+			case err == nil && n < 0 && n > -4096:
+				// Every CPU but -n: a count of this machine's CPUs.
+				cpus := src.CPUs
+				if cpus <= 0 {
+					cpus = runtime.NumCPU()
+				}
+				c := max(1, cpus+n)
+				instances = strconv.Itoa(c)
+				notes = append(notes, fmt.Sprintf("pm2's instances = %d is every CPU but %d: written as %d for this machine's %d CPUs (\"max\" is every CPU)", n, -n, c, cpus))
+			default:
+				instancesSet = false
 				p.unmap("instances", "not a count: %s", jsonText(v))
 			}
 		}
 	}
 	mode, _ := p.str("exec_mode")
 	mode = strings.TrimSuffix(mode, "_mode")
+	if mode == "" && instancesSet && node {
+		mode = "cluster"
+		notes = append(notes, "pm2 runs a Node script with instances in cluster mode (no exec_mode needed)")
+	}
 	port := 0
+	portFrom := ""
 	if v, ok := p.take("port"); ok {
 		port, _ = strconv.Atoi(scalar(v))
+		portFrom = "its port"
 	}
 	if port == 0 {
-		port, _ = strconv.Atoi(env["PORT"])
+		if port, _ = strconv.Atoi(env["PORT"]); port != 0 {
+			portFrom = "its env PORT"
+		}
 	}
 	if port == 0 {
-		port = portArg(args)
+		if port = portArg(args); port != 0 {
+			portFrom = "its args"
+		}
+	}
+	if port == 0 && mode == "cluster" {
+		if port = scriptPort(appDir, script); port != 0 {
+			portFrom = fmt.Sprintf("the listen(%d) in %s", port, script)
+		}
 	}
 	listener := ""
 	switch {
@@ -467,23 +561,9 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 		listener = name
 		delete(env, "PORT")
 	case mode == "cluster":
-		p.unmap("exec_mode", `"cluster", but neither env nor args says the PORT it listens on: add a listener block with its address and list it in the app's listeners`)
+		p.unmap("exec_mode", `cluster mode shares one port between the instances, and neither port, env PORT, args nor the script says which: add a listener block with its address and list it in the app's listeners (without one, every instance binds the port itself and all but one fail)`)
 	case mode != "" && mode != "fork":
 		p.unmap("exec_mode", "%q is not a pm2 mode (cluster or fork)", mode)
-	}
-
-	// dir: pm2's cwd, relative to the ecosystem file; else the file's
-	// directory, where pm2 runs the app.
-	appDir := src.Dir
-	if cwd, ok := p.str("cwd"); ok && cwd != "" {
-		appDir = cwd
-		if !filepath.IsAbs(appDir) {
-			appDir = filepath.Join(src.Dir, cwd)
-		}
-	}
-	dir := ""
-	if filepath.Clean(appDir) != filepath.Clean(src.OutDir) {
-		dir = src.rel(appDir)
 	}
 
 	// ready
@@ -611,9 +691,9 @@ READY=1 on $NOTIFY_SOCKET, or in Node:
 	// Write it.
 	if listener != "" {
 		w.line("")
-		w.comment("", fmt.Sprintf(`pm2's cluster mode on port %d (from the app's %s): the runner binds
+		w.comment("", fmt.Sprintf(`pm2's cluster mode on port %d (from %s): the runner binds
 it once and every instance accepts on it; a Node app's listen(%d) needs no
-change, others take the socket as fd 3 (LISTEN_FDS).`, port, portSource(raw), port))
+change, others take the socket as fd 3 (LISTEN_FDS).`, port, portFrom, port))
 		w.line("listener %s {", quote(listener))
 		w.line(`  address = "0.0.0.0:%d"`, port)
 		w.line("}")
@@ -628,7 +708,11 @@ change, others take the socket as fd 3 (LISTEN_FDS).`, port, portSource(raw), po
 	for _, n := range notes {
 		w.comment("  ", n)
 	}
-	w.line("  command = %s", quoteList(command))
+	if commandString != "" {
+		w.line("  command = %s", quote(commandString))
+	} else {
+		w.line("  command = %s", quoteList(command))
+	}
 	if dir != "" {
 		w.line("  dir = %s", quote(dir))
 	}
@@ -637,6 +721,12 @@ change, others take the socket as fd 3 (LISTEN_FDS).`, port, portSource(raw), po
 	}
 	if listener != "" {
 		w.line("  listeners = [%s]", quote(listener))
+	}
+	if user != "" {
+		w.line("  user = %s", quote(user))
+	}
+	if group != "" {
+		w.line("  group = %s", quote(group))
 	}
 	w.envBlock("  ", env)
 	block := func(name string, attrs []string) {
@@ -661,17 +751,4 @@ change, others take the socket as fd 3 (LISTEN_FDS).`, port, portSource(raw), po
 	block("restart", restart)
 	block("stop", stop)
 	w.line("}")
-}
-
-// portSource says where the cluster port was found.
-func portSource(raw map[string]any) string {
-	if _, ok := raw["port"]; ok {
-		return "port"
-	}
-	if e, ok := raw["env"].(map[string]any); ok {
-		if _, ok := e["PORT"]; ok {
-			return "env PORT"
-		}
-	}
-	return "args"
 }

@@ -21,6 +21,9 @@ type Source struct {
 	// OutDir is the directory cluster.hcl is written into, absolute:
 	// paths in cluster.hcl are relative to it.
 	OutDir string
+	// CPUs is the CPU count that pm2's "every CPU but N" becomes.
+	// Default: this machine's.
+	CPUs int
 }
 
 // rel writes the absolute path p relative to OutDir, as cluster.hcl's
