@@ -95,6 +95,14 @@ func TestExportUsage(t *testing.T) {
 		{[]string{"export", "systemd", "nomad"}, ExitUsage, "export takes one format"},
 		{[]string{"export", "systemd", "--image", "x", "-f", cfg}, ExitUsage, "--image is for kubernetes only"},
 		{[]string{"export", "systemd", "-f", filepath.Join(t.TempDir(), "none.hcl")}, ExitUsage, "Cannot read config file"},
+		{[]string{"export", "procfile", "--runner", "-f", cfg}, ExitUsage, "--runner is for systemd, kubernetes and nomad"},
+		{[]string{"export", "kubernetes", "--no-notify-reload", "-f", cfg}, ExitUsage, "--no-notify-reload and --watchdog are for systemd --runner"},
+		{[]string{"export", "systemd", "--prestop", "exec", "-f", cfg}, ExitUsage, "--prestop and --prestop-delay are for kubernetes"},
+		{[]string{"export", "kubernetes", "--prestop", "wait", "-f", cfg}, ExitUsage, `--prestop "wait": use sleep`},
+		{[]string{"export", "kubernetes", "--replicas", "3", "-f", cfg}, ExitUsage, "--replicas is for kubernetes --runner and nomad --runner"},
+		{[]string{"export", "systemd", "--clusterrun", "/x", "-f", cfg}, ExitUsage, "--clusterrun is for --runner"},
+		// Without a metrics block, nothing serves /healthz and /readyz.
+		{[]string{"export", "kubernetes", "--runner", "-f", cfg}, ExitUsage, `metrics { address = "0.0.0.0:9090" }`},
 	} {
 		code, _, errs := run(tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
@@ -112,6 +120,22 @@ func TestExportOptions(t *testing.T) {
 	code, out, errs = run("export", "systemd", "-f", cfg, "--dir", "/opt/shop")
 	if code != ExitOK || !strings.Contains(out, "WorkingDirectory=/opt/shop\n") {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestExportRefuses: a value the target cannot hold is refused at its
+// position, with the line shown, exit 2, and nothing written.
+func TestExportRefuses(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cluster.hcl")
+	os.WriteFile(cfg, []byte("app \"web\" {\n  command = [\"/bin/sleep\", \"1\"]\n  group   = \"nogroup\\nAmbientCapabilities=CAP_SYS_ADMIN\"\n}\n"), 0o644)
+	out := filepath.Join(dir, "units")
+	code, stdout, errs := run("export", "systemd", "-f", cfg, "-o", out)
+	if code != ExitUsage || !strings.Contains(errs, cfg+":3:13: Error: Cannot export for systemd") || !strings.Contains(errs, `group   = "nogroup\nAmbientCapabilities=CAP_SYS_ADMIN"`) {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
+	}
+	if _, err := os.Stat(out); err == nil || stdout != "" {
+		t.Errorf("something was written: %s", stdout)
 	}
 }
 
