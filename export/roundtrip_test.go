@@ -13,31 +13,9 @@ import (
 	"testing"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/initconfig"
 	"github.com/hashicorp/hcl/v2"
 )
-
-// hclQuote writes s as an HCL string literal that reads back as s.
-func hclQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i, c := range s {
-		switch {
-		case c == '"':
-			b.WriteString(`\"`)
-		case c == '\\':
-			b.WriteString(`\\`)
-		case (c == '$' || c == '%') && i+1 < len(s) && s[i+1] == '{':
-			b.WriteRune(c)
-			b.WriteRune(c)
-		case c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 || c == 0x2028 || c == 0x2029:
-			fmt.Fprintf(&b, `\u%04x`, c)
-		default:
-			b.WriteRune(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
 
 // loadText writes text as dir/name and loads it as export does (nothing
 // checked against this machine).
@@ -329,7 +307,7 @@ app "web" {
 app "sh" {
   command = %s
 }
-`, hclQuote("-"+envFile), hclQuote(arg), hclQuote(dir), hclQuote(envVal), hclQuote(user), hclQuote(group), hclQuote(script))
+`, initconfig.Quote("-"+envFile), initconfig.Quote(arg), initconfig.Quote(dir), initconfig.Quote(envVal), initconfig.Quote(user), initconfig.Quote(group), initconfig.Quote(script))
 }
 
 var fuzzSeeds = [][7]string{

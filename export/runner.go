@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,52 +37,52 @@ func (r *renderer) runnerPaths() (config, dir string) {
 // longest chain of depends_on, each app's ready timeout after the ones it
 // depends on.
 func (r *renderer) longestStart() time.Duration {
-	done := map[string]time.Duration{}
-	var finish func(a *hclconfig.App, depth int) time.Duration
-	finish = func(a *hclconfig.App, depth int) time.Duration {
-		if d, ok := done[a.Name]; ok || depth > len(r.cfg.Apps) {
-			return d
-		}
-		var after time.Duration
+	return r.longestChain(func(a *hclconfig.App) time.Duration { return a.Ready.Timeout }, func(a *hclconfig.App) []*hclconfig.App {
+		var deps []*hclconfig.App
 		for _, name := range a.DependsOn {
-			if dep := r.cfg.App(name); dep != nil {
-				after = max(after, finish(dep, depth+1))
+			if d := r.cfg.App(name); d != nil {
+				deps = append(deps, d)
 			}
 		}
-		done[a.Name] = after + a.Ready.Timeout
-		return done[a.Name]
-	}
-	var longest time.Duration
-	for _, a := range r.cfg.Apps {
-		longest = max(longest, finish(a, 0))
-	}
-	return longest
+		return deps
+	})
 }
 
 // longestDrain is how long the runner's drain may take: apps stop in
 // parallel, dependents before what they depend on, each within its stop
 // timeout before SIGKILL.
 func (r *renderer) longestDrain() time.Duration {
+	return r.longestChain(func(a *hclconfig.App) time.Duration { return a.Stop.Timeout }, func(a *hclconfig.App) []*hclconfig.App {
+		var dependents []*hclconfig.App
+		for _, b := range r.cfg.Apps {
+			if slices.Contains(b.DependsOn, a.Name) {
+				dependents = append(dependents, b)
+			}
+		}
+		return dependents
+	})
+}
+
+// longestChain is the longest sum of cost along the chains of apps that
+// before gives (what must be done before an app starts its own part).
+// hclconfig refuses cycles; the depth bound keeps this finite anyway.
+func (r *renderer) longestChain(cost func(*hclconfig.App) time.Duration, before func(*hclconfig.App) []*hclconfig.App) time.Duration {
 	done := map[string]time.Duration{}
-	var drain func(a *hclconfig.App, depth int) time.Duration
-	drain = func(a *hclconfig.App, depth int) time.Duration {
+	var chain func(a *hclconfig.App, depth int) time.Duration
+	chain = func(a *hclconfig.App, depth int) time.Duration {
 		if d, ok := done[a.Name]; ok || depth > len(r.cfg.Apps) {
 			return d
 		}
-		var before time.Duration
-		for _, b := range r.cfg.Apps {
-			for _, name := range b.DependsOn {
-				if name == a.Name {
-					before = max(before, drain(b, depth+1))
-				}
-			}
+		var first time.Duration
+		for _, b := range before(a) {
+			first = max(first, chain(b, depth+1))
 		}
-		done[a.Name] = before + a.Stop.Timeout
+		done[a.Name] = first + cost(a)
 		return done[a.Name]
 	}
 	var longest time.Duration
 	for _, a := range r.cfg.Apps {
-		longest = max(longest, drain(a, 0))
+		longest = max(longest, chain(a, 0))
 	}
 	return longest
 }

@@ -60,8 +60,10 @@ func (w *writer) result(apps int) Result {
 	return Result{File: hclwrite.Format([]byte(w.b.String())), Apps: apps, Unmapped: w.unmapped}
 }
 
-// quote writes s as an HCL string: its escapes, and "$${" and "%%{" so
-// that nothing in s is read as a template.
+// Quote writes s as an HCL string literal that reads back as s: its
+// escapes, and "$${" and "%%{" so that nothing in s is read as a template.
+func Quote(s string) string { return quote(s) }
+
 func quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')

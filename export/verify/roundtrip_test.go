@@ -15,32 +15,11 @@ import (
 
 	"github.com/clusterrun/clusterrun/export"
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/initconfig"
 	nomad "github.com/hashicorp/nomad/api"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
-
-// hclQuote writes s as an HCL string literal that reads back as s.
-func hclQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i, c := range s {
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(c)
-		case (c == '$' || c == '%') && i+1 < len(s) && s[i+1] == '{':
-			b.WriteRune(c)
-			b.WriteRune(c)
-		case c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 || c == 0x2028 || c == 0x2029:
-			fmt.Fprintf(&b, `\u%04x`, c)
-		default:
-			b.WriteRune(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
 
 // fuzzConfig puts each string where a value can be: an argument, a
 // working directory, an env value, a shell command.
@@ -62,7 +41,7 @@ app "web" {
 app "sh" {
   command = %s
 }
-`, hclQuote(arg), hclQuote(dir), hclQuote(envVal), hclQuote("/"+arg), hclQuote(script))
+`, initconfig.Quote(arg), initconfig.Quote(dir), initconfig.Quote(envVal), initconfig.Quote("/"+arg), initconfig.Quote(script))
 }
 
 func loadText(t testing.TB, dir, text string) *hclconfig.Config {
@@ -292,10 +271,10 @@ func refused(t *testing.T, err error) {
 	}
 }
 
-// FuzzKubernetes: whatever the config says, the manifests mean exactly
-// that once sigs.k8s.io/yaml and Kubernetes' expansion have read them, or
-// export refuses at a position in the file.
-func FuzzKubernetes(f *testing.F) {
+// fuzzExport renders the fuzzed config for format and checks the round
+// trip with check: whatever the config says, the file means exactly that,
+// or export refuses at a position in the file.
+func fuzzExport(f *testing.F, format string, check func(t *testing.T, cfg *hclconfig.Config, files []export.File) error) {
 	for _, s := range seeds {
 		f.Add(s[0], s[1], s[2], s[3])
 	}
@@ -312,44 +291,28 @@ func FuzzKubernetes(f *testing.F) {
 		if cfg == nil {
 			return
 		}
-		files, _, err := export.Render("kubernetes", cfg, export.Options{CPUs: 4})
+		files, _, err := export.Render(format, cfg, export.Options{CPUs: 4, Name: "job"})
 		if err != nil {
 			refused(t, err)
 			return
 		}
-		if err := checkKubernetes(cfg, files); err != nil {
+		if err := check(t, cfg, files); err != nil {
 			t.Fatal(err)
 		}
 	})
 }
 
-// FuzzNomad: whatever the config says, the job means exactly that once
-// Nomad's JSON decoder and /bin/sh have read it, or export refuses at a
-// position in the file.
+// FuzzKubernetes: the manifests, once sigs.k8s.io/yaml and Kubernetes'
+// expansion have read them.
+func FuzzKubernetes(f *testing.F) {
+	fuzzExport(f, "kubernetes", func(_ *testing.T, cfg *hclconfig.Config, files []export.File) error {
+		return checkKubernetes(cfg, files)
+	})
+}
+
+// FuzzNomad: the job, once Nomad's JSON decoder and /bin/sh have read it.
 func FuzzNomad(f *testing.F) {
-	for _, s := range seeds {
-		f.Add(s[0], s[1], s[2], s[3])
-	}
-	root := f.TempDir()
-	n := 0
-	f.Fuzz(func(t *testing.T, dir, arg, envVal, script string) {
-		n++
-		d := filepath.Join(root, strconv.Itoa(n))
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(d)
-		cfg := loadText(t, d, fuzzConfig(dir, arg, envVal, script))
-		if cfg == nil {
-			return
-		}
-		files, _, err := export.Render("nomad", cfg, export.Options{CPUs: 4, Name: "job"})
-		if err != nil {
-			refused(t, err)
-			return
-		}
-		if err := checkNomad(t, cfg, files); err != nil {
-			t.Fatal(err)
-		}
+	fuzzExport(f, "nomad", func(t *testing.T, cfg *hclconfig.Config, files []export.File) error {
+		return checkNomad(t, cfg, files)
 	})
 }
