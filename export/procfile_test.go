@@ -167,6 +167,7 @@ func FuzzProcfile(f *testing.F) {
 		defer os.RemoveAll(d)
 		cfg, err := loadText(t, d, "cluster.hcl", systemdFuzzConfig(dir, arg, "v", ".env", "", "", script))
 		if err != nil {
+			t.Log("outcome: does not load")
 			return
 		}
 		files, _, err := Render("procfile", cfg, Options{})
@@ -176,6 +177,7 @@ func FuzzProcfile(f *testing.F) {
 					t.Fatalf("refusal without a position: %s", d.Detail)
 				}
 			}
+			t.Log("outcome: refused")
 			return
 		}
 		if bytes.ContainsRune(files[0].Data, 0) {
@@ -184,5 +186,6 @@ func FuzzProcfile(f *testing.F) {
 		if err := checkProcfile(t, cfg, files[0].Data); err != nil {
 			t.Fatal(err)
 		}
+		t.Log("outcome: rendered and read back")
 	})
 }

@@ -336,6 +336,7 @@ func FuzzSystemd(f *testing.F) {
 		defer os.RemoveAll(d)
 		cfg, err := loadText(t, d, "cluster.hcl", systemdFuzzConfig(dir, arg, envVal, envFile, user, group, script))
 		if err != nil {
+			t.Log("outcome: does not load")
 			return // not a config clusterrun runs
 		}
 		files, _, err := Render("systemd", cfg, Options{LookPath: testLookPath})
@@ -345,10 +346,12 @@ func FuzzSystemd(f *testing.F) {
 					t.Fatalf("refusal without a position: %s", d.Detail)
 				}
 			}
+			t.Log("outcome: refused")
 			return
 		}
 		if err := checkSystemd(cfg, files, filepath.Base(d), testLookPath); err != nil {
 			t.Fatal(err)
 		}
+		t.Log("outcome: rendered and read back")
 	})
 }

@@ -289,16 +289,19 @@ func fuzzExport(f *testing.F, format string, check func(t *testing.T, cfg *hclco
 		defer os.RemoveAll(d)
 		cfg := loadText(t, d, fuzzConfig(dir, arg, envVal, script))
 		if cfg == nil {
+			t.Log("outcome: does not load")
 			return
 		}
 		files, _, err := export.Render(format, cfg, export.Options{CPUs: 4, Name: "job"})
 		if err != nil {
 			refused(t, err)
+			t.Log("outcome: refused")
 			return
 		}
 		if err := check(t, cfg, files); err != nil {
 			t.Fatal(err)
 		}
+		t.Log("outcome: rendered and read back")
 	})
 }
 
