@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ func (r *renderer) longestChain(cost func(*hclconfig.App) time.Duration, before 
 	}
 	return longest
 }
+
+// configMapKey is what the API takes as a ConfigMap's data key.
+var configMapKey = regexp.MustCompile(`^[-._a-zA-Z0-9]{1,253}$`)
 
 // readSource reads the config file for a ConfigMap, as hclconfig read it
 // (1 MiB at most).
@@ -265,6 +269,9 @@ func (r *renderer) kubernetesRunner() []File {
 	}
 	if bad := jsonText(src); bad != "" {
 		r.refuse(hclRangeNone, "The config file cannot go into a ConfigMap: %s. Nothing was written.", bad)
+	}
+	if !configMapKey.MatchString(base) {
+		r.refuse(hclRangeNone, "The config file's name, %q, cannot be a ConfigMap key (letters, digits, \"-\", \"_\" and \".\"): rename it, such as cluster.hcl. Nothing was written.", base)
 	}
 	labels := r.k8sLabels(name)
 	cm := obj{}
