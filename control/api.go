@@ -192,7 +192,18 @@ func errStatus(err error) int {
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
-	st, err := a.r.Snapshot(r.Context())
+	get := a.r.Snapshot
+	switch s := r.URL.Query().Get("sample"); s {
+	case "", "true":
+	case "false":
+		// The runner's model only, without the 200ms CPU sample: for a
+		// client that reads it after every event.
+		get = a.r.Peek
+	default:
+		httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("sample must be true or false, not %q", s))
+		return
+	}
+	st, err := get(r.Context())
 	if err != nil {
 		fail(w, err)
 		return
