@@ -47,6 +47,7 @@ var commands = []func(root *cobra.Command) *cobra.Command{
 	newExportCmd,
 	newStatusCmd,
 	newLsCmd,
+	newTopCmd,
 	newLogsCmd,
 	newReloadCmd,
 	newRestartCmd,
