@@ -94,11 +94,7 @@ func checkSummary(cfg *hclconfig.Config) checkJSON {
 		out.Kind = "Procfile"
 	}
 	for _, l := range cfg.Listeners {
-		addr := l.Address
-		if l.Network == "unix" {
-			addr = "unix:" + addr
-		}
-		out.Listeners = append(out.Listeners, checkListener{Name: l.Name, Address: addr, Mode: string(l.Mode)})
+		out.Listeners = append(out.Listeners, checkListener{Name: l.Name, Address: l.Written(), Mode: string(l.Mode)})
 	}
 	for _, a := range cfg.Apps {
 		out.Apps = append(out.Apps, checkApp{Name: a.Name, Instances: a.Instances, Listeners: append([]string{}, a.Listeners...),
@@ -117,11 +113,7 @@ func summarize(w io.Writer, cfg *hclconfig.Config) {
 	if len(cfg.Listeners) > 0 {
 		fmt.Fprintln(tw, "\nLISTENER\tADDRESS\tMODE")
 		for _, l := range cfg.Listeners {
-			addr := l.Address
-			if l.Network == "unix" {
-				addr = "unix:" + addr
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, addr, l.Mode)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Written(), l.Mode)
 		}
 	}
 	fmt.Fprintln(tw, "\nAPP\tINSTANCES\tLISTENERS\tREADY\tRESTART\tCOMMAND")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clusterrun/clusterrun/control"
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/listeners"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/metrics"
 	"github.com/clusterrun/clusterrun/proc"
@@ -81,6 +82,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	// What describes clusterrun's own service manager is read, and taken
 	// out of the environment, before anything can start a child with it.
 	mgr, mgrErr := sdnotify.FromEnv()
+	activated, actErr := listeners.Activated()
 
 	format := logmux.Text
 	if logFormat == "json" {
@@ -158,6 +160,10 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	if mgrErr != nil {
 		mux.Printf("service manager: %v", mgrErr)
 	}
+	if actErr != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", actErr)
+		return ExitFailure
+	}
 	var sup *sdstate.Reporter
 	if mgr != nil {
 		sup = sdstate.New(mgr, cfg, mux.Printf)
@@ -191,6 +197,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		Exe:        exe,
 		RuntimeDir: rdir,
 		Reaper:     reaper,
+		Activated:  activated,
 		Supervisor: supervisor(sup),
 	})
 	if err != nil {

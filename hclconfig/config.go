@@ -69,10 +69,11 @@ const (
 type Listener struct {
 	// Name is the block label; instances see it in LISTEN_FDNAMES.
 	Name string
-	// Network is "tcp" or "unix".
+	// Network is "tcp", "unix", or NetworkSystemd.
 	Network string
 	// Address is "host:port" for tcp (":0" picks one random port shared by
-	// every instance) and an absolute path for unix.
+	// every instance), an absolute path for unix, and the socket's
+	// FileDescriptorName for NetworkSystemd.
 	Address string
 	Mode    Mode
 	// Backlog is the listen(2) backlog; 0 leaves the kernel default.
@@ -84,6 +85,15 @@ type Listener struct {
 	Balance Balance
 	// DefRange is where the block is defined, for messages about it.
 	DefRange hcl.Range
+}
+
+// Written is the address as the file writes it: "host:port",
+// "unix:/path" or "systemd:NAME".
+func (l *Listener) Written() string {
+	if l.Network == "unix" || l.Network == NetworkSystemd {
+		return l.Network + ":" + l.Address
+	}
+	return l.Address
 }
 
 // Metrics is the metrics block: where the runner serves Prometheus metrics.

@@ -215,6 +215,24 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 	if b, ok := e.boolean(r.NonBlocking, "nonblocking"); ok {
 		l.NonBlocking = b
 	}
+	if l.Network == NetworkSystemd {
+		if l.Mode == ReusePort && modeOK {
+			e.errorf(r.Mode, "Reuseport needs sockets of its own", "Listener %q takes its socket from systemd (%q), but mode \"reuseport\" gives every instance a socket of its own, which socket activation cannot pass. Use mode \"shared\" or \"proxy\", or a host:port address.", r.Name, "systemd:"+l.Address)
+		}
+		for _, a := range []struct {
+			expr       hcl.Expression
+			name, unit string
+		}{{r.Backlog, "backlog", "Backlog="}, {r.NonBlocking, "nonblocking", "NonBlocking="}} {
+			if !absent(a.expr) {
+				e.diags = append(e.diags, &hcl.Diagnostic{
+					Severity: hcl.DiagWarning,
+					Summary:  "Option of a socket from systemd",
+					Detail:   fmt.Sprintf("Listener %q takes its socket from systemd, which sets its options: clusterrun leaves %s as the socket unit's %s made it (a socket passed to instances never changes its options under them). Set %s in the .socket unit instead.", r.Name, a.name, a.unit, a.unit),
+					Subject:  a.expr.Range().Ptr(),
+				})
+			}
+		}
+	}
 	return l, src
 }
 
@@ -688,6 +706,8 @@ func decodeMetrics(e *evaluator, r *rawMetrics, dir string, srcs *sources) *Metr
 	switch {
 	case err != nil:
 		e.errorf(r.Address, "Invalid metrics address", "%s", strings.Replace(err.Error(), `, or "unix:/path/to.sock"`, "", 1))
+	case network == NetworkSystemd:
+		e.errorf(r.Address, "Invalid metrics address", "The metrics address %q names a socket from systemd; clusterrun serves metrics on a socket it binds itself. Write \"host:port\", such as \"127.0.0.1:9102\".", addr)
 	case network != "tcp":
 		e.errorf(r.Address, "Invalid metrics address", "The metrics address %q is a unix socket, but Prometheus scrapes over TCP. Write \"host:port\", such as \"127.0.0.1:9102\".", addr)
 	default:
@@ -728,6 +748,8 @@ func decodeControl(e *evaluator, r *rawControl, dir string) *Control {
 	switch {
 	case err != nil:
 		e.errorf(r.Address, "Invalid control address", "%s", strings.Replace(err.Error(), `, or "unix:/path/to.sock"`, "", 1))
+	case network == NetworkSystemd:
+		e.errorf(r.Address, "Invalid control address", "The control address %q names a socket from systemd; clusterrun serves its API on a socket it binds itself. Write \"host:port\", such as \"127.0.0.1:7070\".", addr)
 	case network != "tcp":
 		e.errorf(r.Address, "Invalid control address", "The control address %q is a unix socket; the runner already serves the API on its own private unix socket. Write \"host:port\", such as \"127.0.0.1:7070\", to serve it over TCP too.", addr)
 	case c.TokenFile == "" && c.ReadOnlyTokenFile == "":

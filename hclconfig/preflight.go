@@ -487,11 +487,13 @@ func checkAddresses(addrs []addrPlace) hcl.Diagnostics {
 	paths := make(map[string]int)
 	for i, a := range addrs {
 		prev := -1
-		if a.network == "unix" {
-			if j, ok := paths[a.address]; ok {
+		if a.network == "unix" || a.network == NetworkSystemd {
+			// Two listeners cannot share one socket file, nor one socket
+			// that systemd passes.
+			if j, ok := paths[a.network+":"+a.address]; ok {
 				prev = j
 			} else {
-				paths[a.address] = i
+				paths[a.network+":"+a.address] = i
 			}
 		} else if a.port != "0" {
 			u := ports[a.port]

@@ -21,6 +21,25 @@ import (
 // with ':' into LISTEN_FDNAMES, so dots, colons and spaces are all out.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
+// NetworkSystemd is the network of a listener written "systemd:NAME": the
+// socket comes from socket activation (a systemd .socket unit's
+// FileDescriptorName=NAME), and clusterrun never binds it itself.
+const NetworkSystemd = "systemd"
+
+// validFDName is systemd's rule for a FileDescriptorName= (fdname_is_valid),
+// less spaces, which a unit file would need quoted.
+func validFDName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidName reports whether s may name an app or a listener.
 func ValidName(s string) bool {
 	return namePattern.MatchString(s)
@@ -131,6 +150,12 @@ const maxUnixPath = 107
 // the listeners package binds. A relative unix path resolves against dir,
 // the config file's directory, so the file means the same from any cwd.
 func parseAddress(addr, dir string) (network, address string, err error) {
+	if name, ok := strings.CutPrefix(addr, "systemd:"); ok {
+		if !validFDName(name) {
+			return "", "", fmt.Errorf("The address %q does not name a socket systemd can pass: after \"systemd:\" comes the socket unit's FileDescriptorName=, 1 to 255 printable ASCII characters without \":\" or spaces, such as \"systemd:http\".", addr)
+		}
+		return NetworkSystemd, name, nil
+	}
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
 		switch {
 		case p == "":

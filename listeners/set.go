@@ -43,6 +43,11 @@ type socket struct {
 	// private are a proxy listener's per-slot private sockets, by app,
 	// instance number and number within the slot.
 	private map[privKey]*rawSock
+	// adopted: the socket came from socket activation, and addr is where
+	// it listens ("127.0.0.1:8080", "unix:/run/app.sock"). Its options
+	// are the socket unit's, and its file belongs to the unit.
+	adopted bool
+	addr    string
 }
 
 type privKey struct {
@@ -67,6 +72,8 @@ func (r *rawSock) close() { syscall.Close(r.fd) }
 type Set struct {
 	mu    sync.Mutex
 	socks map[key]*socket
+	// activation holds the sockets clusterrun was started with (Adopt).
+	activation *Activation
 }
 
 // NewSet returns an empty Set.
@@ -97,6 +104,26 @@ func (s *Set) Bind(defs []*hclconfig.Listener) (warnings []string, err error) {
 				warnings = append(warnings, fmt.Sprintf("listener %q: backlog and nonblocking of a socket instances already hold cannot change; they apply when the runner restarts", d.Name))
 			}
 			continue
+		}
+		if in := s.activation.claim(d); in != nil {
+			sk, warns, err := adopt(d, in)
+			if err != nil {
+				// Not adopted: the descriptor stays the Activation's, to
+				// be closed as unclaimed.
+				in.taken = false
+				return fail(d, err)
+			}
+			warnings = append(warnings, warns...)
+			s.socks[k] = sk
+			opened = append(opened, k)
+			continue
+		}
+		if d.Network == hclconfig.NetworkSystemd {
+			passed := "none"
+			if s.activation != nil {
+				passed = strings.Join(s.activation.Names(), ", ")
+			}
+			return fail(d, fmt.Errorf("cannot take the socket %q from systemd: clusterrun was not started with a socket of that name (FileDescriptorName= in the .socket unit; passed: %s)", d.Address, passed))
 		}
 		sk := &socket{def: d}
 		switch d.Mode {
@@ -351,6 +378,9 @@ func (s *Set) Addr(def *hclconfig.Listener) string {
 	if !ok {
 		return ""
 	}
+	if sk.addr != "" {
+		return sk.addr
+	}
 	if def.Network == "unix" {
 		return "unix:" + def.Address
 	}
@@ -406,7 +436,7 @@ func (s *Set) closeKeysLocked(keys []key) {
 		if sk.public != nil {
 			sk.public.Close()
 		}
-		if k.network == "unix" {
+		if k.network == "unix" && !sk.adopted {
 			os.Remove(k.address)
 		}
 		delete(s.socks, k)

@@ -49,6 +49,9 @@ type Options struct {
 	Reaper *proc.Reaper
 	// SampleEvery is how often CPU and memory are sampled (0 = 2s).
 	SampleEvery time.Duration
+	// Activated are the sockets clusterrun was started with by socket
+	// activation, for the listeners that claim them; nil if none.
+	Activated *listeners.Activation
 	// Supervisor, when not nil, hears how the runner is doing, for the
 	// service manager that runs clusterrun (see Supervisor).
 	Supervisor Supervisor
@@ -132,11 +135,16 @@ func New(opts Options) (*Runner, error) {
 	r.procs = newProcs(r)
 	r.prober = newProber(r.post)
 	r.socks = newSockets(r)
-	if _, err := r.socks.Bind(opts.Config.Listeners); err != nil {
+	r.lset.Adopt(opts.Activated)
+	warnings, err := r.socks.Bind(opts.Config.Listeners)
+	if err != nil {
 		r.guard.Close()
 		r.lset.Close()
 		devnull.Close()
 		return nil, err
+	}
+	for _, w := range append(warnings, r.lset.DropUnclaimed()...) {
+		r.log.Printf("%s", w)
 	}
 	m, err := NewMachine(opts.Config, Deps{
 		Procs: r.procs, Clock: realClock{post: r.post}, Prober: r.prober, Loader: loader{r},

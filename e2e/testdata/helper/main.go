@@ -47,6 +47,44 @@ func main() {
 		for range usr1 {
 			os.Stdout.WriteString(strings.Repeat(line, n/100))
 		}
+	case "hold":
+		// Started by socket activation (systemd-socket-activate), it holds
+		// the sockets while it runs the command after the count that many
+		// times in a row, each with the sockets as fds 3, 4, … and
+		// LISTEN_FDS, LISTEN_FDNAMES (the command sets LISTEN_PID: it is
+		// clusterrun's exec shim). So the sockets outlive each run, as a
+		// systemd .socket unit's outlive a restart of its service. The
+		// sockets are passed as bare descriptors, never wrapped in an
+		// os.File.
+		runs, _ := strconv.Atoi(os.Args[2])
+		argv := os.Args[3:]
+		n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "LISTEN_PID=") {
+				env = append(env, kv)
+			}
+		}
+		files := []uintptr{0, 1, 2}
+		for i := range n {
+			files = append(files, uintptr(3+i))
+		}
+		for run := 1; run <= runs; run++ {
+			pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Env: env, Files: files})
+			if err != nil {
+				fmt.Println("holder: cannot start run", run, err)
+				os.Exit(1)
+			}
+			fmt.Printf("holder: run %d pid %d\n", run, pid)
+			var ws syscall.WaitStatus
+			for {
+				if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+					break
+				}
+			}
+			fmt.Printf("holder: run %d exited with status %d\n", run, ws.ExitStatus())
+		}
+		os.Exit(0)
 	case "env":
 		// Prints selected variables, then sleeps.
 		for _, k := range []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "PORT", "CLUSTERRUN_APP", "CLUSTERRUN_INSTANCE", "GREETING", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
