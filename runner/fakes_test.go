@@ -41,9 +41,25 @@ type world struct {
 
 	// probes are the checks running, by instance.
 	probes map[InstanceID]string
-	// routable is the set the lifecycle events describe.
+	// routable is the set the lifecycle events describe; ready the
+	// instances that were published Ready.
 	routable map[InstanceID]bool
-	events   []status.Lifecycle
+	ready    map[InstanceID]bool
+	// quiesced are the instances whose Quiesced was delivered, and
+	// quiesceTimedOut those whose quiesce timeout fired.
+	quiesced, quiesceTimedOut map[InstanceID]bool
+	// formation is up's -m for the machine start makes.
+	formation map[string]int
+	// lateTimers: a stopped timer sometimes fires all the same, as a real
+	// one may have posted its event already (the model test sets it).
+	lateTimers bool
+	// beforeLoad, when set, is called with each config a load delivers,
+	// before the machine handles it.
+	beforeLoad func(seq int, cfg *hclconfig.Config)
+	// check, when set, counts how often each invariant was checked and
+	// records its failures (the model test sets it).
+	check  func(name string, ok bool, format string, args ...any)
+	events []status.Lifecycle
 	// quiescing are the instances the machine waits to be quiesced, in
 	// the order it asked.
 	quiescing []InstanceID
@@ -72,26 +88,36 @@ type fproc struct {
 func (p *fproc) app() string { return p.req.Rel.App.Name }
 
 type fakeTimer struct {
+	w      *world
 	at     time.Time
 	ev     Event
 	active bool
-	seq    int
+	// late: stopped, and yet it fires at its time: a real timer that had
+	// already posted its event when it was stopped.
+	late bool
 }
 
-func (t *fakeTimer) Stop() { t.active = false }
+func (t *fakeTimer) Stop() {
+	if t.active && t.w.lateTimers && t.w.rng.IntN(4) == 0 {
+		t.late = true
+	}
+	t.active = false
+}
 
 func newWorld(t testing.TB, seed uint64) *world {
 	return &world{
 		t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now:   time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC),
 		procs: map[InstanceID]*fproc{}, byPID: map[int]*fproc{}, nextPID: 1000,
-		routable: map[InstanceID]bool{}, probes: map[InstanceID]string{},
+		routable: map[InstanceID]bool{}, ready: map[InstanceID]bool{}, probes: map[InstanceID]string{},
+		quiesced: map[InstanceID]bool{}, quiesceTimedOut: map[InstanceID]bool{},
 	}
 }
 
 func (w *world) start(cfg *hclconfig.Config, only ...string) {
 	w.file = cfg
-	m, err := NewMachine(cfg, Deps{Procs: w, Clock: w, Prober: w, Loader: w, Sockets: w, Log: w, Strict: true, Only: only})
+	m, err := NewMachine(cfg, Deps{Procs: w, Clock: w, Prober: w, Loader: w, Sockets: w, Log: w, Strict: true, Only: only,
+		Formation: w.formation})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -133,6 +159,10 @@ func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	}
 	if w.routable[id] && (sig == syscall.SIGTERM || sig == syscall.SIGKILL) {
 		w.t.Fatalf("%s (id %d) was sent %v while still routable: it must stop getting connections first", p.app(), id, sig)
+	}
+	if sig == p.req.Rel.App.Stop.Signal && w.ready[id] && proxied(p.req.Rel) {
+		w.checkf("stop signal after quiesce", w.quiesced[id] || w.quiesceTimedOut[id],
+			"%s (id %d) served through a proxy and was sent %v before it was quiesced or its quiesce timed out", p.app(), id, sig)
 	}
 	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
 		if p.signalled != syscall.SIGKILL {
@@ -185,22 +215,41 @@ func (w *world) notify(p *fproc, msg string) {
 func (w *world) Now() time.Time { return w.now }
 
 func (w *world) After(d time.Duration, ev Event) Timer {
-	t := &fakeTimer{at: w.now.Add(d), ev: ev, active: true}
+	if tf := ev.(timerFired); tf.kind == tStop {
+		p := w.procs[tf.in.id]
+		w.checkf("stop timer after the stop signal", p != nil && (p.signalled != 0 || tf.in.intent == announced),
+			"%s (id %d): its stop timer is armed before it was sent its stop signal", tf.in.label(), tf.in.id)
+	}
+	t := &fakeTimer{w: w, at: w.now.Add(d), ev: ev, active: true}
 	w.timers = append(w.timers, t)
 	return t
+}
+
+// checkf records one check of an invariant: through the model's counter
+// when there is one, else as a test failure.
+func (w *world) checkf(name string, ok bool, format string, args ...any) {
+	if w.check != nil {
+		w.check(name, ok, format, args...)
+		return
+	}
+	if !ok {
+		w.t.Errorf(format, args...)
+	}
 }
 
 func (w *world) Jitter() float64 { return w.rng.Float64() }
 
 // activeTimers drops spent timers and returns those still armed.
 func (w *world) activeTimers() []*fakeTimer {
-	w.timers = slices.DeleteFunc(w.timers, func(t *fakeTimer) bool { return !t.active })
-	return w.timers
+	w.timers = slices.DeleteFunc(w.timers, func(t *fakeTimer) bool { return !t.active && !t.late })
+	return slices.DeleteFunc(slices.Clone(w.timers), func(t *fakeTimer) bool { return !t.active })
 }
 
-// fireNext advances the clock to the earliest armed timer and fires it.
+// fireNext advances the clock to the earliest timer due (armed, or
+// stopped but late) and fires it.
 func (w *world) fireNext() bool {
-	ts := w.activeTimers()
+	w.activeTimers()
+	ts := w.timers
 	if len(ts) == 0 {
 		return false
 	}
@@ -213,13 +262,29 @@ func (w *world) fireNext() bool {
 	if next.at.After(w.now) {
 		w.now = next.at
 	}
-	next.active = false
+	late := next.late
+	next.active, next.late = false, false
 	tf := next.ev.(timerFired)
 	what := tf.kind.String()
 	if tf.in != nil {
 		what += " of " + tf.in.label()
 	} else {
 		what += " of " + tf.s.label()
+	}
+	if late {
+		// Its token must be stale, or the machine would take it as the
+		// timer it armed since.
+		var cur uint64
+		switch {
+		case tf.s != nil:
+			cur = tf.s.backoff.tok
+		case w.m.live[tf.in.id] == tf.in:
+			cur = tf.in.timers[tf.kind].tok
+		}
+		w.checkf("a stopped timer that fires is stale", cur != tf.tok, "a stopped %s timer carries the current token", what)
+		what += " (stopped, fires late)"
+	} else if tf.kind == tQuiesce {
+		w.quiesceTimedOut[tf.in.id] = true
 	}
 	w.tracef("timer: %s", what)
 	w.handle(next.ev)
@@ -263,6 +328,9 @@ func (w *world) deliverLoad() {
 		return
 	}
 	w.tracef("load %d: %s", seq, describe(cfg))
+	if w.beforeLoad != nil {
+		w.beforeLoad(seq, cfg)
+	}
 	w.handle(Loaded{Seq: seq, Config: cfg})
 }
 
@@ -287,6 +355,7 @@ func (w *world) Quiesce(id InstanceID, _ time.Duration) {
 func (w *world) quiesce(i int) {
 	id := w.quiescing[i]
 	w.quiescing = slices.Delete(w.quiescing, i, i+1)
+	w.quiesced[id] = true
 	w.tracef("quiesced %d", id)
 	w.handle(Quiesced{ID: id})
 }
@@ -294,6 +363,9 @@ func (w *world) quiesce(i int) {
 func (w *world) onLifecycle(ev status.Lifecycle) {
 	w.events = append(w.events, ev)
 	switch ev.Kind {
+	case status.Ready:
+		w.checkf("ready once", !w.ready[ev.ID], "instance %d was published Ready twice", ev.ID)
+		w.ready[ev.ID] = true
 	case status.Routable:
 		w.routable[ev.ID] = true
 	case status.Unroutable, status.Gone:
@@ -442,7 +514,7 @@ func (w *world) benignStep() bool {
 		}
 	}
 	if next := w.nextSlowReady(); !next.IsZero() {
-		if ts := w.activeTimers(); len(ts) == 0 || !earliest(ts).After(next) {
+		if w.activeTimers(); len(w.timers) == 0 || !earliest(w.timers).After(next) {
 			return w.fireNext()
 		}
 		w.now = next
