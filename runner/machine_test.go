@@ -441,3 +441,382 @@ func TestOneShotStepGatesItsDependents(t *testing.T) {
 		t.Errorf("a finished one-shot step was restarted (%d running)", n)
 	}
 }
+
+// Issue 13: `restart web` during a reload answered "reload complete: 4 of 3
+// instances replaced" (a slot the reload had replaced was counted again),
+// and a slot whose new process had started just before the restart was not
+// replaced again, though the restart said complete. A restart asks for
+// processes started after it was asked.
+func TestRestartDuringReloadReplacesEverySlotAfterIt(t *testing.T) {
+	w := newWorld(t, 20)
+	w.start(testConfig(1, web("good", 3)))
+	w.settleGood()
+	w.file = testConfig(2, web("slow", 3))
+	reload := make(chan status.ReloadResult, 1)
+	w.handle(ReloadRequested{Reply: reload})
+	w.deliverLoad()
+	// Slot 0's slow replacement becomes ready (3s), then slot 1's starts.
+	for !logHas(w, "web.1 started") {
+		if !w.benignStep() {
+			t.Fatalf("slot 1 was never replaced:\n%s", strings.Join(w.logs, "\n"))
+		}
+	}
+	since := w.m.nextID
+	restart := make(chan status.ReloadResult, 1)
+	w.handle(RestartRequested{App: "web", Instance: -1, Reply: restart})
+	w.settleGood()
+	res := <-restart
+	if res.Err != nil || !strings.Contains(res.Summary, "3 of 3 instances replaced") {
+		t.Errorf("restart answered %q, %v; want complete, 3 of 3", res.Summary, res.Err)
+	}
+	for _, s := range w.m.app("web").slots {
+		if s.cur == nil || s.cur.id <= since || s.cur.rel.Gen != 2 {
+			t.Errorf("%s after the restart runs %+v, want a process of release 2 started after the restart (id > %d)", s.label(), s.cur, since)
+		}
+	}
+	if r := <-reload; r.Err != nil {
+		t.Errorf("the reload: %q, %v", r.Summary, r.Err)
+	}
+}
+
+// A restart asked while a reload is read is carried on by that reload's
+// rollout instead of being answered "superseded".
+func TestReloadCarriesARestartOn(t *testing.T) {
+	w := newWorld(t, 21)
+	w.start(testConfig(1, web("good", 2)))
+	w.settleGood()
+	w.file = testConfig(2, web("good", 2))
+	w.handle(ReloadRequested{})
+	restart := make(chan status.ReloadResult, 1)
+	w.handle(RestartRequested{App: "web", Instance: 1, Reply: restart})
+	w.settleGood()
+	if res := <-restart; res.Err != nil || !strings.Contains(res.Summary, "reload complete") {
+		t.Errorf("restart answered %q, %v; want the reload's completion", res.Summary, res.Err)
+	}
+}
+
+// Issue 12: a live scale survives a reload that does not change the file's
+// count (it went back to the file's: 2 → 4 → SIGHUP → 2); a reload that
+// changes it wins. Status says where each count came from.
+func TestReloadKeepsALiveScaleUnlessTheFileCountChanged(t *testing.T) {
+	w := newWorld(t, 22)
+	w.start(testConfig(1, web("good", 2)))
+	w.settleGood()
+	count := func() (int, string, int) {
+		st := w.snapshotApp("web")
+		return st.Instances, st.InstancesFrom, len(w.m.app("web").slots)
+	}
+	if n, from, _ := count(); n != 2 || from != status.CountFile {
+		t.Fatalf("at start: %d from %s", n, from)
+	}
+	sc := make(chan ScaleResult, 1)
+	w.handle(ScaleRequested{App: "web", Spec: "+2", Reply: sc})
+	if r := <-sc; r.Err != nil || r.N != 4 {
+		t.Fatalf("scale: %+v", r)
+	}
+	w.settleGood()
+	if res := w.reloadTo(t, testConfig(2, web("good", 2)), ""); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if n, from, slots := count(); n != 4 || from != status.CountScale || slots != 4 {
+		t.Errorf("after a reload with the same count: %d from %s, %d slots; want 4 from scale", n, from, slots)
+	}
+	if res := w.reloadTo(t, testConfig(3, web("good", 3)), ""); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if n, from, slots := count(); n != 3 || from != status.CountFile || slots != 3 {
+		t.Errorf("after a reload with a new count: %d from %s, %d slots; want 3 from the file", n, from, slots)
+	}
+	// A rejected reload declares nothing: the next one compares with the
+	// last accepted file.
+	w.file = nil
+	w.handle(ReloadRequested{})
+	w.settleGood()
+	w.handle(ScaleRequested{App: "web", Spec: "5", Reply: sc})
+	<-sc
+	if res := w.reloadTo(t, testConfig(4, web("good", 3)), ""); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if n, from, _ := count(); n != 5 || from != status.CountScale {
+		t.Errorf("after a rejected reload and one with the same count: %d from %s; want 5 from scale", n, from)
+	}
+}
+
+// With up -m, the formation's count is the declared one: a file that
+// changes its count does not change the app's, and a scale stays.
+func TestFormationCountsAcrossReloads(t *testing.T) {
+	w := newWorld(t, 23)
+	w.formation = map[string]int{"web": 3}
+	w.start(testConfig(1, web("good", 1)))
+	w.settleGood()
+	if st := w.snapshotApp("web"); st.Instances != 3 || st.InstancesFrom != status.CountFormation {
+		t.Fatalf("at start: %d from %s, want 3 from -m", st.Instances, st.InstancesFrom)
+	}
+	sc := make(chan ScaleResult, 1)
+	w.handle(ScaleRequested{App: "web", Spec: "2", Reply: sc})
+	<-sc
+	w.reloadTo(t, testConfig(2, web("good", 6)), "")
+	if st := w.snapshotApp("web"); st.Instances != 2 || st.InstancesFrom != status.CountScale {
+		t.Errorf("after a reload: %d from %s, want the scale's 2", st.Instances, st.InstancesFrom)
+	}
+}
+
+// Issue 17: `start web` after `up -m web=0` answered `no app "web"`. The
+// runner knows the app, keeps it stopped, and starts it (with the file's
+// count) when asked.
+func TestFormationZeroLeavesTheAppToStart(t *testing.T) {
+	w := newWorld(t, 24)
+	w.formation = map[string]int{"web": 0}
+	w.start(testConfig(1, appSpec{name: "api", kind: "good", instances: 1}, web("good", 2)))
+	w.settleGood()
+	if n := len(w.live("web")); n != 0 {
+		t.Fatalf("%d web processes with -m web=0", n)
+	}
+	if st := w.snapshotApp("web"); st.State != "stopped" {
+		t.Errorf("web is %s, want stopped", st.State)
+	}
+	reply := make(chan error, 1)
+	w.handle(StartRequested{App: "web", Reply: reply})
+	if err := <-reply; err != nil {
+		t.Fatalf("start web: %v", err)
+	}
+	w.settleGood()
+	if st := w.snapshotApp("web"); st.State != "ready" || st.Instances != 2 || st.InstancesFrom != status.CountFile || len(w.live("web")) != 2 {
+		t.Errorf("after start web: %s, %d instances from %s, %d running", st.State, st.Instances, st.InstancesFrom, len(w.live("web")))
+	}
+}
+
+// proxied returns a config whose app serves through a proxy listener.
+func proxiedWeb(gen, n int) *hclconfig.Config {
+	cfg := testConfig(gen, appSpec{name: "web", kind: "good", instances: n, probed: true})
+	cfg.Apps[0].Health = hclconfig.Health{}
+	return cfg
+}
+
+// Issue 12: the stop signal and the stop timer belong to the machine. A
+// proxied instance that served is unroutable at once, gets its stop signal
+// only when the sockets report it quiesced, and only then is its stop timer
+// armed: its whole stop.timeout is its own.
+func TestStopSignalWaitsForQuiesced(t *testing.T) {
+	w := newWorld(t, 25)
+	w.start(proxiedWeb(1, 1))
+	w.settleGood()
+	old := w.live("web")[0]
+	reply := make(chan error, 1)
+	w.handle(StopRequested{App: "web", Reply: reply})
+	<-reply
+	if w.routable[old.id] || len(w.quiescing) != 1 || w.quiescing[0] != old.id {
+		t.Fatalf("after stop: routable %v, quiescing %v", w.routable[old.id], w.quiescing)
+	}
+	if old.signalled != 0 {
+		t.Fatalf("signalled %v before it was quiesced", old.signalled)
+	}
+	for _, tm := range w.activeTimers() {
+		if tf := tm.ev.(timerFired); tf.kind == tStop {
+			t.Fatal("the stop timer is armed before the stop signal")
+		}
+	}
+	w.advance(2 * time.Second) // quiesce still under way: nothing
+	if old.signalled != 0 {
+		t.Fatalf("signalled %v while its connections are still open, within stop.timeout", old.signalled)
+	}
+	signalledAt := w.now
+	w.quiesce(0)
+	if old.signalled != syscall.SIGTERM {
+		t.Fatalf("not signalled once quiesced: %v", old.signalled)
+	}
+	old.hung = true
+	w.settleGood()
+	// SIGKILL came a full stop.timeout (3s) after the signal, not after the
+	// stop was decided.
+	var killedAt time.Time
+	for _, ev := range w.events {
+		if ev.ID == old.id && ev.Kind == status.Signalled && ev.Reason == "SIGKILL" {
+			killedAt = ev.Time
+		}
+	}
+	if got := killedAt.Sub(signalledAt); got != 3*time.Second {
+		t.Errorf("SIGKILL %v after the stop signal, want stop.timeout (3s)", got)
+	}
+}
+
+// When Quiesced never comes (a connection that stays busy), the signal is
+// sent anyway at stop.timeout, and the log says why.
+func TestQuiesceTimeoutSignalsAnyway(t *testing.T) {
+	w := newWorld(t, 26)
+	w.start(proxiedWeb(1, 1))
+	w.settleGood()
+	old := w.live("web")[0]
+	reply := make(chan error, 1)
+	w.handle(StopRequested{App: "web", Reply: reply})
+	<-reply
+	w.quiescing = nil // never answered
+	w.advance(3 * time.Second)
+	if old.signalled != syscall.SIGTERM || !logHas(w, "connections forwarded to it are still open after 3s; sending SIGTERM anyway") {
+		t.Fatalf("at stop.timeout: signalled %v; log:\n%s", old.signalled, strings.Join(w.logs, "\n"))
+	}
+	w.settleGood()
+	if old.alive {
+		t.Error("the instance outlived its stop")
+	}
+}
+
+// An instance that never served through the proxy has no connection to
+// wait for: it is signalled at once.
+func TestNeverReadyProxiedInstanceIsSignalledAtOnce(t *testing.T) {
+	w := newWorld(t, 27)
+	w.start(proxiedWeb(1, 1))
+	w.spawn(0, false)
+	p := w.live("web")[0]
+	reply := make(chan error, 1)
+	w.handle(StopRequested{App: "web", Reply: reply})
+	<-reply
+	if p.signalled != syscall.SIGTERM || len(w.quiescing) != 0 {
+		t.Errorf("a starting instance: signalled %v, quiescing %v", p.signalled, w.quiescing)
+	}
+}
+
+// Health recovery: an instance that failed health.failures checks in a row
+// is unroutable and its replacement starts; one check that passes makes it
+// routable again until the replacement is ready, which then replaces it.
+func TestHealthRecovers(t *testing.T) {
+	w := newWorld(t, 28)
+	cfg := testConfig(1, web("good", 1))
+	cfg.Apps[0].Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
+	cfg.Apps[0].Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/", Interval: time.Second, Timeout: time.Second, Failures: 2}
+	w.start(cfg)
+	w.spawn(0, false)
+	old := w.live("web")[0]
+	w.handle(ProbeResult{ID: old.id, OK: true})
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	if w.routable[old.id] || len(w.spawns) != 1 {
+		t.Fatalf("after 2 failed checks: routable %v, %d starts", w.routable[old.id], len(w.spawns))
+	}
+	w.handle(ProbeResult{ID: old.id, Health: true, OK: true})
+	if !w.routable[old.id] || !logHas(w, "passes its http check again") {
+		t.Fatalf("after a check that passes: routable %v; log:\n%s", w.routable[old.id], strings.Join(w.logs, "\n"))
+	}
+	// Its replacement goes on, and replaces it once ready.
+	w.spawn(0, false)
+	nw := w.live("web")[1]
+	w.handle(ProbeResult{ID: nw.id, OK: true})
+	if w.routable[old.id] || !w.routable[nw.id] || old.signalled != syscall.SIGTERM {
+		t.Errorf("once the replacement is ready: old routable %v signalled %v, new routable %v", w.routable[old.id], old.signalled, w.routable[nw.id])
+	}
+	// Routable twice, Ready once: what metrics count readiness on.
+	ready := 0
+	for _, ev := range w.events {
+		if ev.ID == old.id && ev.Kind == status.Ready {
+			ready++
+		}
+	}
+	if ready != 1 {
+		t.Errorf("Ready published %d times for the recovered instance", ready)
+	}
+}
+
+// An unhealthy instance whose replacement failed is replaced again at its
+// next failed check: it stayed unroutable for good before.
+func TestUnhealthyInstanceIsRepairedAgainAfterItsReplacementFailed(t *testing.T) {
+	w := newWorld(t, 29)
+	cfg := testConfig(1, web("good", 1))
+	cfg.Apps[0].Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
+	cfg.Apps[0].Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/", Interval: time.Second, Timeout: time.Second, Failures: 2}
+	w.start(cfg)
+	w.spawn(0, false)
+	old := w.live("web")[0]
+	w.handle(ProbeResult{ID: old.id, OK: true})
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	w.spawn(0, true) // the replacement cannot start
+	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	if len(w.spawns) != 1 {
+		t.Fatalf("no second replacement after the first failed:\n%s", strings.Join(w.logs, "\n"))
+	}
+}
+
+// Issue 17: the LAST EXIT of a serving row is its own slot's, never that of
+// a replacement that failed; the app says how its last rollout ended.
+func TestFailedReplacementLeavesLastExitAlone(t *testing.T) {
+	w := newWorld(t, 30)
+	w.start(testConfig(1, web("good", 1)))
+	w.settleGood()
+	res := w.reloadTo(t, testConfig(2, web("crash", 1)), "")
+	if res.Err == nil {
+		t.Fatalf("a crash-on-boot release: %q", res.Summary)
+	}
+	st := w.snapshotApp("web")
+	if p := st.Procs[0]; p.Role != "serving" || p.LastExit != nil {
+		t.Errorf("the serving row after the abort: %+v, last exit %+v", p, p.LastExit)
+	}
+	lr := st.LastRollout
+	if lr == nil || lr.Kind != "reload" || lr.Outcome != status.ReloadAborted || lr.Release != 2 || !strings.Contains(lr.Why, "exited with status 1 before it was ready") {
+		t.Errorf("last rollout %+v", lr)
+	}
+	if st.Release != 1 {
+		t.Errorf("release %d after the abort, want 1 (numbered per app)", st.Release)
+	}
+}
+
+// Releases are numbered per app: a reload of one app does not move the
+// other's number.
+func TestReleasesArePerApp(t *testing.T) {
+	w := newWorld(t, 31)
+	w.start(testConfig(1, web("good", 1), appSpec{name: "worker", kind: "good", instances: 1}))
+	w.settleGood()
+	w.reloadTo(t, testConfig(2, web("good", 1), appSpec{name: "worker", kind: "good", instances: 1}), "web")
+	w.reloadTo(t, testConfig(3, web("good", 1), appSpec{name: "worker", kind: "good", instances: 1}), "web")
+	if web, worker := w.snapshotApp("web").Release, w.snapshotApp("worker").Release; web != 3 || worker != 1 {
+		t.Errorf("releases web %d, worker %d; want 3 and 1", web, worker)
+	}
+}
+
+// A subscriber sees every change: what happens to instances, restarts with
+// their reason, rollouts and their outcome, rejected reloads, new counts,
+// give-ups and app states.
+func TestLifecycleStreamIsComplete(t *testing.T) {
+	w := newWorld(t, 32)
+	giveUpAtOnce := func(gen int) *hclconfig.Config {
+		cfg := testConfig(gen, web("good", 1))
+		cfg.Apps[0].Restart.MaxRestarts = 0
+		return cfg
+	}
+	w.start(giveUpAtOnce(1))
+	w.settleGood()
+	w.reloadTo(t, giveUpAtOnce(2), "")
+	w.file = nil
+	w.handle(ReloadRequested{})
+	w.settleGood()
+	sc := make(chan ScaleResult, 1)
+	w.handle(ScaleRequested{App: "web", Spec: "2", Reply: sc})
+	<-sc
+	w.settleGood()
+	w.handle(RestartRequested{App: "web", Instance: 0, Reply: make(chan status.ReloadResult, 1)})
+	w.settleGood()
+	w.exit(w.live("web")[0], proc.Status{Code: 1}) // max_restarts 0: gives up
+	reply := make(chan error, 1)
+	w.handle(StopRequested{App: "web", Reply: reply})
+	<-reply
+	w.settleGood()
+	seen := map[status.LifecycleKind][]status.Lifecycle{}
+	for _, ev := range w.events {
+		seen[ev.Kind] = append(seen[ev.Kind], ev)
+	}
+	for k := status.Started; k <= status.AppState; k++ {
+		if len(seen[k]) == 0 {
+			t.Errorf("no %s event", k)
+		}
+	}
+	if r := seen[status.Restart]; len(r) == 0 || r[0].Reason != status.RestartManual || r[0].Instance != 0 {
+		t.Errorf("restart events %+v", r)
+	}
+	if s := seen[status.Scaled]; len(s) == 0 || s[0].Count != 2 || s[0].Reason != status.CountScale {
+		t.Errorf("scaled events %+v", s)
+	}
+	for _, ev := range seen[status.RolloutEnded] {
+		if ev.Outcome == "" || ev.Detail == "" {
+			t.Errorf("a rollout's end without its outcome: %+v", ev)
+		}
+	}
+}
