@@ -17,8 +17,10 @@ func newScaleCmd(*cobra.Command) *cobra.Command {
 		Long: `Set APP's instance count to N, or add (+N) or remove (-N) instances, while it
 runs. New instances start on the same sockets; removed ones (the highest
 numbers) drain with the app's stop signal and timeout. The count stays
-within 1..4096; anything else is refused. The change lasts until the next
-reload, which sets the count back to the file's (or to up's -m).
+within 1..4096; anything else is refused. A reload keeps the new count
+unless the count the file (or up's -m) gives the app changed since the last
+accepted load, as kubectl apply does; status shows where each count came
+from.
 
 -N is a number, not a flag: "clusterrun scale web -1" removes one instance.
 

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +20,7 @@ func newStatusCmd(*cobra.Command) *cobra.Command {
 		file   *string
 		asJSON *bool
 		check  *bool
+		colors *enumValue
 	)
 	cmd := &cobra.Command{
 		Use:     "status",
@@ -30,7 +33,31 @@ over its whole process group: PSS counts each page split among the
 processes that map it (so shared code counts once across instances), USS
 only the pages no other process maps (what stopping it would free). The
 first line gives the same two figures for clusterrun itself: the runner and
-its guard process together.
+its guard process together. A line per app follows: its state, its
+instance count and where the count came from (the file, up -m, or scale,
+which a reload keeps unless the file's count changed), its release, and how
+its last reload, restart or rollback ended. Crashes, give-ups and aborted
+rollouts are red (--color, as for up).
+
+Columns:
+  REL        the release the instance runs; each app counts its own from 1,
+             and every reload the runner accepts makes the next
+  STATE      of a process: spawning, starting (not ready yet), ready, dying
+             (it announced STOPPING=1), quiescing (taken out of routing,
+             waiting for its proxied connections before its stop signal),
+             stopping, killing; of an instance number without a process:
+             backoff (crashed, restarting soon), failed (gave up), done (a
+             one-shot step that exited 0), stopped. "(crash loop)": it
+             crashed recently and has not stayed up min_uptime since
+  ROLE       serving (the instance's process), replacement (starting beside
+             it for a reload, a restart or a repair), draining (replaced or
+             stopped, finishing its work), "-" for an instance number
+             without a process
+  LAST EXIT  how the last process that served this instance number ended
+             (a replacement that failed before it was ready is not counted:
+             the app's line says how its rollout ended)
+App states: waiting, starting, ready, reloading, restarting, rolling-back,
+crashloop, failed, done, stopping, stopped, removing.
 
 --json prints the same as one JSON object, for scripts.
 
@@ -50,18 +77,19 @@ when the runner is ready and 1 when it is not (or not up).`,
 			if *check {
 				return result(checkReady(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file))
 			}
-			return result(showStatus(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, *asJSON))
+			return result(showStatus(cmd.OutOrStdout(), cmd.ErrOrStderr(), *file, *asJSON, colorMode(colors.value, cmd.OutOrStdout())))
 		},
 	}
 	file = fileFlag(cmd)
 	asJSON = cmd.Flags().Bool("json", false, "print JSON")
 	check = cmd.Flags().Bool("check", false, "print whether the runner is ready, in one line; exit 0 when it is, 1 when not")
+	colors = colorFlag(cmd)
 	cmd.MarkFlagsMutuallyExclusive("json", "check")
 	return cmd
 }
 
 // showStatus prints the running runner's apps and processes.
-func showStatus(stdout, stderr io.Writer, file string, asJSON bool) int {
+func showStatus(stdout, stderr io.Writer, file string, asJSON, colors bool) int {
 	c, code := dialRunner(file, stderr)
 	if c == nil {
 		return code
@@ -79,11 +107,15 @@ func showStatus(stdout, stderr io.Writer, file string, asJSON bool) int {
 		enc.Encode(st)
 		return ExitOK
 	}
-	printStatus(stdout, &st)
+	printStatus(stdout, &st, colors)
 	return ExitOK
 }
 
-func printStatus(w io.Writer, st *status.Runner) {
+// red is what starts and ends a line that says something went wrong
+// (a crash, an aborted rollout, a give-up), when colors are on.
+const red, plain = "\x1b[31m", "\x1b[0m"
+
+func printStatus(w io.Writer, st *status.Runner, colors bool) {
 	now := time.Now()
 	fmt.Fprintf(w, "runner pid %d, %s, %s", st.PID, st.Config, st.Phase)
 	if !st.Started.IsZero() {
@@ -93,8 +125,9 @@ func printStatus(w io.Writer, st *status.Runner) {
 		fmt.Fprintf(w, "; runner + guard PSS %s, USS %s", mib(st.PSSBytes), mib(st.USSBytes))
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Listeners) > 0 {
+		var b bytes.Buffer
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nLISTENER\tADDRESS\tMODE")
 		for _, l := range st.Listeners {
 			mode := l.Mode
@@ -103,11 +136,19 @@ func printStatus(w io.Writer, st *status.Runner) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Address, mode)
 		}
+		tw.Flush()
+		w.Write(b.Bytes())
 	}
+	// The table is laid out without colors (escape codes would count as
+	// width), then the rows that say something went wrong are colored.
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	bad := []bool{false, false} // the blank line and the heading
 	fmt.Fprintln(tw, "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tPSS\tUSS")
 	for _, a := range st.Apps {
 		if len(a.Procs) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\n", a.Name, a.Release, a.State)
+			bad = append(bad, a.State == "failed")
 		}
 		for _, p := range a.Procs {
 			pid, up, cpu, pss, uss, role, last := "-", "-", "-", "-", "-", p.Role, "-"
@@ -136,9 +177,56 @@ func printStatus(w io.Writer, st *status.Runner) {
 				last = fmt.Sprintf("%s, %s ago", how, roundAge(now.Sub(e.At)))
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, pss, uss)
+			bad = append(bad, p.CrashLoop || p.State == "failed" || p.State == "backoff")
 		}
 	}
 	tw.Flush()
+	for i, line := range strings.SplitAfter(b.String(), "\n") {
+		if colors && i < len(bad) && bad[i] {
+			line = red + strings.TrimSuffix(line, "\n") + plain + "\n"
+		}
+		io.WriteString(w, line)
+	}
+	// One line per app: its count and where it came from, its release,
+	// and how its last reload, restart or rollback ended.
+	fmt.Fprintln(w)
+	width := 0
+	for _, a := range st.Apps {
+		width = max(width, len(a.Name))
+	}
+	for _, a := range st.Apps {
+		line, wrong := appLine(a, now)
+		line = fmt.Sprintf("%-*s  %s", width+1, a.Name+":", line)
+		if colors && wrong {
+			line = red + line + plain
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// appLine describes an app in one line, and says whether it tells of
+// something that went wrong (a give-up, a crash loop, an aborted rollout).
+func appLine(a status.App, now time.Time) (string, bool) {
+	from := map[string]string{status.CountFile: "the file", status.CountFormation: "up -m", status.CountScale: "scale"}[a.InstancesFrom]
+	if from == "" {
+		from = a.InstancesFrom
+	}
+	noun := "instances"
+	if a.Instances == 1 {
+		noun = "instance"
+	}
+	line := fmt.Sprintf("%s, %d %s (count from %s), release %d", a.State, a.Instances, noun, from, a.Release)
+	wrong := a.State == "failed" || a.State == "crashloop"
+	if r := a.LastRollout; r != nil {
+		line += fmt.Sprintf("; last %s %s %s ago", r.Kind, r.Outcome, roundAge(now.Sub(r.At)))
+		if r.Why != "" {
+			line += ": " + r.Why
+		} else {
+			line += fmt.Sprintf(" (%d of %d replaced, release %d)", r.Replaced, r.Total, r.Release)
+		}
+		wrong = wrong || r.Outcome == status.ReloadAborted
+	}
+	return line, wrong
 }
 
 // mib prints a byte count in MiB, as status shows memory.

@@ -46,7 +46,8 @@ apps over one instance at a time.
 The file is -f, else cluster.hcl, else a Procfile, in the working directory
 or the nearest parent directory that has one. -m sets instance counts for
 this run, as foreman's formation does: they override the file at start and
-at every reload; APP=0 leaves an app out, all=N sets every app. Apps named
+at every reload (a "clusterrun scale" since then stays); APP=0 leaves an
+app stopped until "clusterrun start APP", all=N sets every app. Apps named
 on the command line start (with their dependencies); the others stay
 stopped until "clusterrun start APP".
 

@@ -240,9 +240,9 @@ func (m *Machine) scale(name, spec string) (int, error) {
 	return n, nil
 }
 
-// ScaleSpec reads "N", "+N" or "-N": the count, and whether it is relative
+// scaleSpec reads "N", "+N" or "-N": the count, and whether it is relative
 // (delta is then +N or -N).
-func ScaleSpec(spec string) (n int, relative bool, err error) {
+func scaleSpec(spec string) (n int, relative bool, err error) {
 	relative = strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "-")
 	digits := strings.TrimLeft(spec, "+-")
 	if digits == "" || len(digits) > 6 || strings.Trim(digits, "0123456789") != "" || len(spec)-len(digits) > 1 {
@@ -260,7 +260,7 @@ func ScaleSpec(spec string) (n int, relative bool, err error) {
 // ParseScale reads "N", "+N" or "-N" relative to cur and checks that the
 // result is within 1..4096.
 func ParseScale(spec string, cur int) (int, error) {
-	n, rel, err := ScaleSpec(spec)
+	n, rel, err := scaleSpec(spec)
 	if err != nil {
 		return 0, err
 	}
