@@ -361,10 +361,11 @@ type statusJSON struct {
 	PID        int `json:"pid"`
 	Goroutines int `json:"goroutines"`
 	Apps       []struct {
-		Name      string `json:"name"`
-		State     string `json:"state"`
-		Instances int    `json:"instances"`
-		Procs     []struct {
+		Name          string `json:"name"`
+		State         string `json:"state"`
+		Instances     int    `json:"instances"`
+		InstancesFrom string `json:"instances_from"`
+		Procs         []struct {
 			Instance int    `json:"instance"`
 			PID      int    `json:"pid"`
 			State    string `json:"state"`

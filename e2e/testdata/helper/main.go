@@ -3,8 +3,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -84,6 +86,31 @@ func main() {
 			}
 			fmt.Printf("holder: run %d exited with status %d\n", run, ws.ExitStatus())
 		}
+		os.Exit(0)
+	case "logterm":
+		// An HTTP server on $PORT (a proxy listener's private port) that
+		// says when it gets SIGTERM, then finishes the requests under way
+		// and exits 0. GET /slow takes 400ms to answer.
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(400 * time.Millisecond) // a request slower than stop.timeout
+			}
+			fmt.Fprintf(w, "pid %d\n", os.Getpid())
+		})}
+		go srv.Serve(ln)
+		fmt.Printf("serving, pid %d\n", os.Getpid())
+		<-term
+		fmt.Printf("SIGTERM received, pid %d\n", os.Getpid())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
 		os.Exit(0)
 	case "env":
 		// Prints selected variables, then sleeps.
