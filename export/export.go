@@ -77,7 +77,7 @@ func (e *RefusedError) Error() string {
 	for _, d := range e.Diags {
 		b.WriteString("\n  ")
 		if d.Subject != nil && d.Subject.Filename != "" {
-			fmt.Fprintf(&b, "%s:%d,%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+			fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
 		}
 		b.WriteString(d.Detail)
 	}
