@@ -296,18 +296,23 @@ func TestSystemdRoundTrip(t *testing.T) {
 // render: each string of the input in one place a value can be (the env
 // file optional, so that it loads whether or not it exists).
 func systemdFuzzConfig(dir, arg, envVal, envFile, user, group, script string) string {
+	account := ""
+	if user != "" {
+		account += "\n  user     = " + initconfig.Quote(user)
+	}
+	if group != "" {
+		account += "\n  group    = " + initconfig.Quote(group)
+	}
 	return fmt.Sprintf(`env_file = [%s]
 app "web" {
   command  = ["/bin/echo", %s, "x"]
   dir      = %s
-  env      = { V = %s }
-  user     = %s
-  group    = %s
+  env      = { V = %s }%s
 }
 app "sh" {
   command = %s
 }
-`, initconfig.Quote("-"+envFile), initconfig.Quote(arg), initconfig.Quote(dir), initconfig.Quote(envVal), initconfig.Quote(user), initconfig.Quote(group), initconfig.Quote(script))
+`, initconfig.Quote("-"+envFile), initconfig.Quote(arg), initconfig.Quote(dir), initconfig.Quote(envVal), account, initconfig.Quote(script))
 }
 
 var fuzzSeeds = [][7]string{
