@@ -341,6 +341,19 @@ func jsonText(s string) string {
 	return ""
 }
 
+// execText checks text that ends up in a process's argv, environment or
+// working directory through JSON or YAML: no NUL, which execve cannot
+// carry, and nothing JSON cannot hold.
+func execText(s string) string {
+	if bad := jsonText(s); bad != "" {
+		return bad
+	}
+	if strings.ContainsRune(s, 0) {
+		return "a command line, an environment variable or a path cannot hold a NUL byte"
+	}
+	return ""
+}
+
 // nomadVar is what Nomad replaces in a task's config and env with its own
 // variables (NOMAD_*, node attributes, the task's env), with no escape.
 var nomadVar = regexp.MustCompile(`\$\{[a-zA-Z0-9_\-.\[\]"]+\}`)
@@ -348,7 +361,7 @@ var nomadVar = regexp.MustCompile(`\$\{[a-zA-Z0-9_\-.\[\]"]+\}`)
 // nomadText checks text for a Nomad task's args or env: JSON, and no
 // "${...}" that Nomad would replace.
 func nomadText(s string) string {
-	if bad := jsonText(s); bad != "" {
+	if bad := execText(s); bad != "" {
 		return bad
 	}
 	if m := nomadVar.FindString(s); m != "" {

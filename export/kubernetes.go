@@ -134,12 +134,12 @@ func (r *renderer) deployment(a *hclconfig.App, name string) (obj, []k8sPort) {
 	c.set("image", r.image())
 	var words list
 	for i, w := range a.Command {
-		words = append(words, k8sEscape(r.text(a, commandPath(a, i), fmt.Sprintf("word %d of the command of app %q", i+1, a.Name), w, jsonText)))
+		words = append(words, k8sEscape(r.text(a, commandPath(a, i), fmt.Sprintf("word %d of the command of app %q", i+1, a.Name), w, execText)))
 	}
 	c.set("command", words[:1])
 	c.set("args", words[1:])
 	if dir, written := r.workDir(a); written {
-		c.set("workingDir", r.text(a, []any{"dir"}, fmt.Sprintf("the dir of app %q", a.Name), dir, jsonText))
+		c.set("workingDir", r.text(a, []any{"dir"}, fmt.Sprintf("the dir of app %q", a.Name), dir, execText))
 	}
 	c.set("env", r.k8sEnv(a, ports))
 	c.set("envFrom", r.k8sEnvFrom(a))
@@ -362,7 +362,7 @@ func (r *renderer) k8sEnv(a *hclconfig.App, ports []k8sPort) list {
 			rng, _ := r.places.find(at, path...)
 			r.refuse(rng, "The variable name %q cannot be written into a Kubernetes manifest: the API takes names of letters, digits, \"_\", \"-\" and \".\", not starting with a digit. Nothing was written.", v.Name)
 		}
-		r.text(at, path, "the variable "+v.Name, value, jsonText)
+		r.text(at, path, "the variable "+v.Name, value, execText)
 	}
 	add("CLUSTERRUN_APP", a.Name)
 	if len(ports) > 0 {

@@ -298,8 +298,8 @@ func (r *renderer) kubernetesRunner() []File {
 	c := obj{}
 	c.set("name", "clusterrun")
 	c.set("image", r.image())
-	c.set("command", list{r.optionText("the clusterrun binary (--clusterrun)", r.opts.Clusterrun, jsonText), "up", "-f", r.optionText("the config file's path (--dir)", config, jsonText)})
-	c.set("workingDir", r.optionText("the config file's directory (--dir)", dir, jsonText))
+	c.set("command", list{r.optionText("the clusterrun binary (--clusterrun)", r.opts.Clusterrun, execText), "up", "-f", r.optionText("the config file's path (--dir)", config, execText)})
+	c.set("workingDir", r.optionText("the config file's directory (--dir)", dir, execText))
 	c.set("ports", cports)
 	c.set("volumeMounts", list{obj{{"name", "config"}, {"mountPath", config}, {"subPath", base}, {"readOnly", true}}})
 	c.set("readinessProbe", obj{{"httpGet", obj{{"path", "/readyz"}, {"port", "health"}}}, {"periodSeconds", 2}, {"failureThreshold", 2}})

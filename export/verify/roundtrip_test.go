@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,12 @@ func checkKubernetes(cfg *hclconfig.Config, files []export.File) error {
 		}
 		if !slices.Equal(argv, a.Command) {
 			return fmt.Errorf("%s runs %q, want %q", a.Name, argv, a.Command)
+		}
+		// The container runtime execs these: execve cannot carry a NUL.
+		for _, s := range append(append(slices.Clone(argv), c.WorkingDir), slices.Collect(maps.Values(env))...) {
+			if strings.ContainsRune(s, 0) {
+				return fmt.Errorf("%s: %q holds a NUL byte, which no exec can carry", a.Name, s)
+			}
 		}
 		if a.Dir != cfg.Dir && c.WorkingDir != a.Dir {
 			return fmt.Errorf("%s: workingDir %q, want %q", a.Name, c.WorkingDir, a.Dir)
