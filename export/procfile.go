@@ -23,6 +23,15 @@ func (r *renderer) procfile() []File {
 				rng, _ := r.places.find(a, "command")
 				r.refuseValue(rng, fmt.Sprintf("the command of app %q", a.Name), "", cmd, bad+"; write it on one line, or put it in a script")
 			}
+			// Procfile readers strip blanks at either end of a line's
+			// command. To sh they mean nothing, unless the last one is
+			// escaped ("echo a\ ").
+			trimmed := strings.TrimRight(cmd, " \t")
+			if trimmed != cmd && (len(trimmed)-len(strings.TrimRight(trimmed, `\`)))%2 == 1 {
+				rng, _ := r.places.find(a, "command")
+				r.refuseValue(rng, fmt.Sprintf("the command of app %q", a.Name), "", cmd, "a Procfile reader strips the blanks at the end of a line, and here the last one is escaped: quote it")
+			}
+			cmd = strings.TrimLeft(trimmed, " \t")
 		} else {
 			words := make([]string, len(a.Command))
 			for i, w := range a.Command {
