@@ -2,13 +2,14 @@ package verify
 
 import (
 	"bytes"
-	"maps"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -165,6 +166,11 @@ func shWords(t testing.TB, words string) []string {
 	return got[:len(got)-1]
 }
 
+// nomadInterpolation is what Nomad replaces in a task's config and env
+// when it names one of its variables (NOMAD_*, the task's env, attr.*,
+// meta.*, node.*).
+var nomadInterpolation = regexp.MustCompile(`\$\{[a-zA-Z0-9_\-.\[\]"]+\}`)
+
 // checkNomad decodes the job strictly into Nomad's api.Job and compares
 // each task with the config: the script's directory and argv as /bin/sh
 // reads them, the literal env values, and that no string holds a ${...}
@@ -196,8 +202,10 @@ func checkNomad(t testing.TB, cfg *hclconfig.Config, files []export.File) error 
 			return fmt.Errorf("%s: changes to %q, want %q", a.Name, got, a.Dir)
 		}
 		for _, w := range words {
-			if strings.Contains(w, "${") && !strings.Contains(w, "${NOMAD_") {
-				return fmt.Errorf("%s: %q holds a ${...} Nomad would replace", a.Name, w)
+			for _, m := range nomadInterpolation.FindAllString(w, -1) {
+				if !strings.HasPrefix(m, "${NOMAD_") {
+					return fmt.Errorf("%s: %q holds %s, which Nomad would replace", a.Name, w, m)
+				}
 			}
 		}
 		if strings.HasPrefix(a.Command[0], "/bin/sh") && len(a.Command) == 3 && a.Written.CommandString != "" {
