@@ -217,7 +217,12 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 	}
 	if l.Network == NetworkSystemd {
 		if l.Mode == ReusePort && modeOK {
-			e.errorf(r.Mode, "Reuseport needs sockets of its own", "Listener %q takes its socket from systemd (%q), but mode \"reuseport\" gives every instance a socket of its own, which socket activation cannot pass. Use mode \"shared\" or \"proxy\", or a host:port address.", r.Name, "systemd:"+l.Address)
+			e.diags = append(e.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagWarning,
+				Summary:  "Reuseport with one socket",
+				Detail:   fmt.Sprintf("Listener %q takes its socket from systemd (%q), which is one socket, not one per instance as mode \"reuseport\" binds them: every instance shares it, as in mode \"shared\". Write mode = \"shared\" to say so.", r.Name, "systemd:"+l.Address),
+				Subject:  r.Mode.Range().Ptr(),
+			})
 		}
 		for _, a := range []struct {
 			expr       hcl.Expression

@@ -70,7 +70,16 @@ func adopt(d *hclconfig.Listener, in *inherited) (sk *socket, warnings []string,
 	nonblocking := flags&unix.O_NONBLOCK != 0
 	switch d.Mode {
 	case hclconfig.ReusePort:
-		return nil, nil, fmt.Errorf("cannot take %s: mode \"reuseport\" gives every instance a socket of its own, which socket activation cannot pass; use mode \"shared\" or \"proxy\"", what)
+		// One socket cannot be one per instance: they share it, which
+		// keeps what a restart is for, the port held across it.
+		warnings = append(warnings, fmt.Sprintf("listener %q is in reuseport mode, but %s is one socket: every instance shares it, as in shared mode", d.Name, what))
+		fallthrough
+	default:
+		if d.NonBlocking != nonblocking && d.Network != hclconfig.NetworkSystemd {
+			warnings = append(warnings, fmt.Sprintf("listener %q: nonblocking = %v, but %s is %s, as its unit's NonBlocking= says, and instances get it so; set NonBlocking=%s in the socket unit",
+				d.Name, d.NonBlocking, what, map[bool]string{true: "non-blocking", false: "blocking"}[nonblocking], map[bool]string{true: "yes", false: "no"}[d.NonBlocking]))
+		}
+		sk.shared = &rawSock{fd: fd, port: sk.port}
 	case hclconfig.Proxy:
 		// Only the runner accepts on it (instances have private sockets).
 		if err := unix.SetNonblock(fd, true); err != nil {
@@ -81,12 +90,6 @@ func adopt(d *hclconfig.Listener, in *inherited) (sk *socket, warnings []string,
 			return nil, nil, fmt.Errorf("cannot use %s: %w", what, err)
 		}
 		sk.public = ln
-	default:
-		if d.NonBlocking != nonblocking && d.Network != hclconfig.NetworkSystemd {
-			warnings = append(warnings, fmt.Sprintf("listener %q: nonblocking = %v, but %s is %s, as its unit's NonBlocking= says, and instances get it so; set NonBlocking=%s in the socket unit",
-				d.Name, d.NonBlocking, what, map[bool]string{true: "non-blocking", false: "blocking"}[nonblocking], map[bool]string{true: "yes", false: "no"}[d.NonBlocking]))
-		}
-		sk.shared = &rawSock{fd: fd, port: sk.port}
 	}
 	return sk, warnings, nil
 }

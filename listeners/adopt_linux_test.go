@@ -165,7 +165,7 @@ func TestAdoptProxyAccepts(t *testing.T) {
 }
 
 // What is refused: not listening, not a stream, the wrong family, a
-// reuseport listener, a systemd:NAME that was not passed; and a socket no
+// systemd:NAME that was not passed; and a socket no
 // listener takes is closed with a warning.
 func TestAdoptRefusals(t *testing.T) {
 	for _, tc := range []struct {
@@ -183,8 +183,6 @@ func TestAdoptRefusals(t *testing.T) {
 		}, tcp("http", "127.0.0.1:0", hclconfig.Shared), "is a unix socket"},
 		{"ipv4 for ipv6", func() int { return passed(t, unix.AF_INET, unix.SOCK_STREAM, loopback4(), true, false) },
 			tcp("http", "[::1]:0", hclconfig.Shared), "is a tcp4 socket"},
-		{"reuseport", func() int { return passed(t, unix.AF_INET, unix.SOCK_STREAM, loopback4(), true, false) },
-			tcp("http", "127.0.0.1:0", hclconfig.ReusePort), "reuseport"},
 	} {
 		fd := tc.fd()
 		s := NewSet()
@@ -243,5 +241,25 @@ func TestActivatedEnv(t *testing.T) {
 		if a != nil || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%v: %v %v, want error %q", tc.vals, a, err, tc.err)
 		}
+	}
+}
+
+// A reuseport listener shares the one passed socket among its instances.
+func TestAdoptReusePortShares(t *testing.T) {
+	fd := passed(t, unix.AF_INET, unix.SOCK_STREAM, loopback4(), true, false)
+	s := NewSet()
+	defer s.Close()
+	s.Adopt(activationOf(map[string]int{"http": fd}))
+	d := tcp("http", "127.0.0.1:0", hclconfig.ReusePort)
+	warnings, err := s.Bind([]*hclconfig.Listener{d})
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "every instance shares it") {
+		t.Fatalf("Bind: %v %q", err, warnings)
+	}
+	for i := range 2 {
+		g := grant(t, s, []*hclconfig.Listener{d}, i, 0)
+		if inode(t, g.Files[0]) != inode(t, uintptr(fd)) {
+			t.Errorf("instance %d got a socket of its own", i)
+		}
+		g.Close()
 	}
 }

@@ -288,7 +288,9 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 		port := sk.port
 		switch d.Mode {
 		case hclconfig.ReusePort:
-			rs, err = s.slotLocked(sk, index)
+			if rs = sk.shared; rs == nil { // else adopted: one socket for all
+				rs, err = s.slotLocked(sk, index)
+			}
 		case hclconfig.Proxy:
 			rs, err = s.privateLocked(sk, app, index, private)
 			if err == nil {
