@@ -446,8 +446,119 @@ func TestImageConfigAsPID1(t *testing.T) {
 		t.Errorf("GET /: %s %s", resp.Status, body)
 	}
 
-	if code := n.stop(runner); code != 0 {
-		t.Errorf("clusterrun exited with status %d after SIGTERM, want 0", code)
+	// The image's HEALTHCHECK, run as Docker runs it: in the WORKDIR, where
+	// cluster.hcl is, with the image's PATH.
+	health := func() (int, string) {
+		t.Helper()
+		hc := healthcheck(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, hc[0]), hc[1:]...) // the image's PATH
+		cmd.Dir, cmd.Env = dir, n.env
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), strings.TrimSpace(string(out))
+	}
+	if code, out := health(); code != 0 || out != "ready" {
+		t.Errorf("HEALTHCHECK with every instance ready: exit %d %q, want 0 \"ready\"", code, out)
+	}
+
+	// "docker kill -s HUP": a rolling reload with a request in flight.
+	url := "http://" + st.Listeners[0].Address
+	slow := inFlight(url + "/slow?ms=1000")
+	syscall.Kill(runner, syscall.SIGHUP)
+	n.waitLines(`web: reload complete`, 1, 60*time.Second)
+	if err := <-slow; err != nil {
+		t.Errorf("request in flight during the reload: %v", err)
+	}
+	if code, out := health(); code != 0 {
+		t.Errorf("HEALTHCHECK after the reload: exit %d %q", code, out)
+	}
+
+	// "docker stop": SIGTERM with a request in flight, which finishes; the
+	// health check says not ready while the runner drains.
+	slow = inFlight(url + "/slow?ms=3000")
+	_, port, _ := strings.Cut(st.Listeners[0].Address, ":")
+	waitAccepted(t, port, descendants(runner))
+	syscall.Kill(runner, syscall.SIGTERM)
+	n.waitLines(`received SIGTERM`, 1, 10*time.Second)
+	if code, out := health(); code != 1 || !strings.HasPrefix(out, "not ready") {
+		t.Errorf("HEALTHCHECK while draining: exit %d %q, want 1 \"not ready: ...\"", code, out)
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("request in flight at SIGTERM: %v", err)
+	}
+	select {
+	case <-n.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("clusterrun did not exit within 30s of SIGTERM")
+	}
+	if n.code != 0 {
+		t.Errorf("clusterrun exited with status %d after SIGTERM, want 0", n.code)
 	}
 	n.assertNoSurvivors()
+}
+
+// healthcheck is the Dockerfile's HEALTHCHECK CMD, exec form.
+func healthcheck(t *testing.T) []string {
+	t.Helper()
+	df, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^HEALTHCHECK .*\\\n\s*CMD (\[.*\])$`).FindSubmatch(df)
+	if m == nil {
+		t.Fatal("the Dockerfile has no HEALTHCHECK ... CMD [...] (exec form)")
+	}
+	var argv []string
+	if err := json.Unmarshal(m[1], &argv); err != nil || len(argv) == 0 {
+		t.Fatalf("HEALTHCHECK CMD %s: %v", m[1], err)
+	}
+	return argv
+}
+
+// inFlight sends a GET and delivers its outcome.
+func inFlight(url string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("%s", resp.Status)
+			}
+		}
+		done <- err
+	}()
+	return done
+}
+
+// waitAccepted waits until one of procs holds an accepted connection on
+// port (an established socket with that local port): the request is in an
+// instance, not in the socket's queue, where a stop would end it.
+func waitAccepted(t *testing.T, port string, procs map[int]stat) {
+	t.Helper()
+	p, _ := strconv.Atoi(port)
+	local := fmt.Sprintf(":%04X", p)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		inodes := map[string]bool{}
+		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, _ := os.ReadFile(f)
+			for _, line := range strings.Split(string(b), "\n") {
+				// local address, state (01: established), inode
+				if fs := strings.Fields(line); len(fs) > 9 && strings.HasSuffix(fs[1], local) && fs[3] == "01" {
+					inodes["socket:["+fs[9]+"]"] = true
+				}
+			}
+		}
+		for pid := range procs {
+			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			for _, e := range ents {
+				if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && inodes[l] {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("no instance accepted a connection on port %s within 10s", port)
 }
