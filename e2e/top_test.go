@@ -152,3 +152,29 @@ func TestTopWaitsForRunnerToComeBack(t *testing.T) {
 	p.keys("q")
 	p.waitScreen(10*time.Second, "top's exit", `TOP-EXIT-0`)
 }
+
+// top --addr watches a runner over TCP with a token; with the read-only
+// token a key that changes something is refused on the status line.
+func TestTopRemote(t *testing.T) {
+	dir := t.TempDir()
+	const ro = "read-only-secret-0123456789"
+	os.WriteFile(dir+"/full.token", []byte("full-secret-0123456789abcdef\n"), 0o600)
+	os.WriteFile(dir+"/ro.token", []byte(ro+"\n"), 0o600)
+	r := startRunnerIn(t, dir, writeConfig(t, dir, sleepers(2)+`
+control {
+  address              = "127.0.0.1:0"
+  token_file           = "full.token"
+  read_only_token_file = "ro.token"
+}
+`))
+	port := boundPort(t, r, `control API: http://127\.0\.0\.1:\d+/v1/`)
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	// Another XDG_RUNTIME_DIR: top cannot reach the unix socket.
+	p := newTmux(t, "XDG_RUNTIME_DIR="+t.TempDir(), "NO_COLOR=1")
+	p.keys(fmt.Sprintf("%s top --addr 127.0.0.1:%d --token-file %s/ro.token; echo TOP-EXIT-$?", bin, port, dir), "Enter")
+	p.waitScreen(30*time.Second, "the remote table", `\nweb +1 +\d+ +1 +ready`)
+	p.keys("+")
+	p.waitScreen(30*time.Second, "the refusal on the status line", `scale web \+1: the read-only token allows GET requests only`)
+	p.keys("q")
+	p.waitScreen(10*time.Second, "top's exit", `TOP-EXIT-0`)
+}
