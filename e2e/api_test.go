@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterrun/clusterrun/proc"
 )
 
 // apiClient is an HTTP client of the runner's unix socket.
@@ -361,21 +363,15 @@ control {
 	}
 }
 
-// pss returns a process's proportional set size in bytes.
+// pss returns a process's proportional set size in bytes, read the way
+// the runner reads its instances'.
 func pss(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	m, err := proc.ProcessMemory(pid)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("PSS of pid %d: %v", pid, err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatalf("no Pss in /proc/%d/smaps_rollup", pid)
-	return 0
+	return m.PSS
 }
 
 // Hostile clients: one that sends its headers slowly is cut off; a
