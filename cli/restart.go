@@ -28,7 +28,7 @@ failed or no runner is up, 2 when the runner has no app APP.`,
 			path := "/v1/apps/" + url.PathEscape(args[0]) + "/restart"
 			if strings.Contains(args[0], ".") {
 				if _, _, err := control.ParseInstance(args[0]); err != nil {
-					return usageErrorf("restart takes APP or APP.N: %v", err)
+					return usageErrorf("restart takes APP or APP.N, not %q", args[0])
 				}
 				path = "/v1/instances/" + url.PathEscape(args[0]) + "/restart"
 			}
