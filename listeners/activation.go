@@ -153,3 +153,18 @@ func closeOnExec(fd int) error {
 }
 
 func closeFD(fd int) { syscall.Close(fd) }
+
+// StopAccepting closes the runner's own descriptor of every proxy listener
+// that came from socket activation, so that the runner accepts no more
+// connections on it: they wait in the socket's queue, which systemd keeps,
+// for the next runner. Sockets the runner bound itself are left alone (on
+// them a connection would wait for nobody).
+func (s *Set) StopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sk := range s.socks {
+		if sk.adopted && sk.public != nil {
+			sk.public.Close()
+		}
+	}
+}

@@ -248,7 +248,16 @@ func (r *Runner) Run() int {
 			r.m.Handle(ev)
 			r.progress()
 		case sev := <-r.opts.Signals:
-			r.m.Handle(translate(sev))
+			ev := translate(sev)
+			if _, ok := ev.(DrainRequested); ok {
+				// Sockets from socket activation outlive this runner: the
+				// proxy stops accepting on them before any instance leaves
+				// it, so that what arrives during the drain waits in the
+				// socket's queue for the next runner, not in a proxy with
+				// nowhere to send it.
+				r.lset.StopAccepting()
+			}
+			r.m.Handle(ev)
 			r.progress()
 		case <-supTick:
 			r.opts.Supervisor.Tick()
