@@ -674,7 +674,7 @@ EOT
 	first := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(line)[1]
 	r.waitLine(0, `hog.0 +\| grew to 150 MiB`, 30*time.Second)
 	// 3 samples 2s apart, then a replacement ready after 500ms.
-	over, i := r.waitLine(0, `hog.0 \(pid `+first+`\) used [0-9.]+MiB, above max_memory = 64\.0MiB, for 3 samples in a row; its replacement hog\.0 is starting`, 30*time.Second)
+	over, i := r.waitLine(0, `hog.0 \(pid `+first+`\) used [0-9.]+MiB \(PSS\), above max_memory = 64\.0MiB, for 3 samples in a row; its replacement hog\.0 is starting`, 30*time.Second)
 	t.Logf("%s", over)
 	m := regexp.MustCompile(`used ([0-9.]+)MiB`).FindStringSubmatch(over)
 	if mib, _ := strconv.ParseFloat(m[1], 64); mib < 140 {
