@@ -65,7 +65,7 @@ func TestViewFitsTheTerminal(t *testing.T) {
 	m.help = false
 	m = update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
 	v := ansi.Strip(m.View())
-	for _, want := range []string{"pid 100 running", "web        0    201", "web        1    202", "worker", "stopped", "1.5%", "3.0M"} {
+	for _, want := range []string{"pid 100 running", "web       0    201", "web       1    202", "worker", "stopped", "1.5%", "3.0M"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("the screen lacks %q:\n%s", want, v)
 		}

@@ -29,10 +29,11 @@ type column struct {
 	wide  bool
 }
 
+// At 80 columns every column but ROLE fits, CONNS included.
 var columns = []column{
-	{"APP", 10, false}, {"INST", 4, false}, {"PID", 7, false}, {"REL", 3, false}, {"STATE", 10, false},
-	{"ROLE", 8, true}, {"RST", 3, false}, {"LAST EXIT", 11, false}, {"UP", 6, false}, {"CPU", 6, false},
-	{"MEM", 8, false}, {"CONNS", 5, true},
+	{"APP", 9, false}, {"INST", 4, false}, {"PID", 7, false}, {"REL", 3, false}, {"STATE", 9, false},
+	{"ROLE", 11, true}, {"RST", 3, false}, {"LAST EXIT", 10, false}, {"UP", 5, false}, {"CPU", 6, false},
+	{"MEM", 8, false}, {"CONNS", 5, false},
 }
 
 // View draws the whole screen: exactly h lines of at most w cells, so
