@@ -22,6 +22,7 @@
 // (for at most 10s) and exits 0.
 
 const http = require('node:http');
+const net = require('node:net');
 
 const DRAIN_TIMEOUT_MS = 10000; // bound on waiting for in-flight requests
 const MAX_SLOW_MS = 60000; // largest wait /slow accepts
