@@ -67,6 +67,12 @@ def listening_socket():
             del os.environ[var]
         os.set_inheritable(3, False)
         sock = socket.socket(fileno=3)  # family and type are read from the fd
+        # A shared or reuseport socket comes listening; a listener in proxy
+        # mode passes the instance's private socket bound but not yet
+        # listening. listen() only when needed: on a shared socket it would
+        # replace the backlog the runner chose for every instance.
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.listen()
         return sock, f"fd 3 ({name})"
     port = os.environ.get("PORT") or "8080"
     return socket.create_server(("", int(port))), f"port {port}"
