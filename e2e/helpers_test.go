@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,12 +17,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -183,13 +187,42 @@ func startRunnerRT(t *testing.T, dir, cfg, rt string, args ...string) *runner {
 
 func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, env []string, args ...string) *runner {
 	t.Helper()
+	return startWith(t, exe, dir, cfg, rt, spawnOpts{}, args...)
+}
+
+// spawnOpts are the less common ways of starting a runner.
+type spawnOpts struct {
+	// env is added to the runner's environment (and the CLI's).
+	env []string
+	// wrap is a command line the runner is started under, such as
+	// timeout(1): the test's signals then go to the wrapper.
+	wrap []string
+}
+
+// startRunnerWith starts `clusterrun up -f cfg` in dir as o says, with a
+// private XDG_RUNTIME_DIR.
+func startRunnerWith(t *testing.T, dir, cfg string, o spawnOpts, args ...string) *runner {
+	t.Helper()
+	rt, err := os.MkdirTemp("", "cr-rt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(rt, 0o700)
+	t.Cleanup(func() { os.RemoveAll(rt) })
+	return startWith(t, bin, dir, cfg, rt, o, args...)
+}
+
+func startWith(t *testing.T, exe, dir, cfg, rt string, o spawnOpts, args ...string) *runner {
+	t.Helper()
 	r := &runner{t: t, bin: exe, dir: dir, cfg: cfg, out: newLineLog(), errs: newLineLog(), exited: make(chan struct{})}
 	r.marker = fmt.Sprintf("CLUSTERRUN_E2E_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
 	r.rt = rt
 	// A race-built binary sleeps a second at exit to flush reports; every
 	// CLI call of the tests would pay it.
 	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker, "GORACE=atexit_sleep_ms=0")
-	r.cmd = exec.Command(exe, append([]string{"up", "-f", cfg}, args...)...)
+	r.env = append(r.env, o.env...)
+	argv := slices.Concat(o.wrap, []string{exe, "up", "-f", cfg}, args)
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Dir = dir
 	r.cmd.Env = append(r.env[:len(r.env):len(r.env)], env...)
 	stdout, _ := r.cmd.StdoutPipe()
@@ -418,7 +451,12 @@ var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 
 func get(t *testing.T, url string) (answer, error) {
 	t.Helper()
-	resp, err := client.Get(url)
+	return getWith(client, url)
+}
+
+// getWith GETs url through c and decodes the example apps' answer.
+func getWith(c *http.Client, url string) (answer, error) {
+	resp, err := c.Get(url)
 	if err != nil {
 		return answer{}, err
 	}
@@ -527,4 +565,60 @@ func listeningOn(t *testing.T, port int) []string {
 		}
 	}
 	return out
+}
+
+// acceptedConns returns the fds of process pid that are TCP connections
+// with local port port: the connections it accepted on a listener of that
+// port. It reads each socket's own address through a copy of the fd
+// (pidfd_getfd(2), allowed on the test's descendants), which is exact;
+// /proc/net/tcp is not on a machine with tens of thousands of sockets in
+// TIME_WAIT: a read of it takes long and skips entries that move meanwhile.
+// A process that is gone holds nothing.
+func acceptedConns(t *testing.T, pid, port int) []int {
+	t.Helper()
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(pidfd)
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var out []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, n)); err != nil || !strings.HasPrefix(l, "socket:[") {
+			continue
+		}
+		fd, err := unix.PidfdGetfd(pidfd, n, 0)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
+			t.Fatalf("cannot copy fd %d of pid %d to read its address (pidfd_getfd needs Linux 5.6 and the right to ptrace the process): %v", n, pid, err)
+		}
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if local, ok := connPort(fd); ok && local == port {
+			out = append(out, n)
+		}
+		unix.Close(fd)
+	}
+	return out
+}
+
+// connPort returns the local port of a connected TCP socket.
+func connPort(fd int) (int, bool) {
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		return 0, false
+	}
+	if _, err := unix.Getpeername(fd); err != nil {
+		return 0, false // listening, or not connected
+	}
+	switch sa, _ := unix.Getsockname(fd); a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port, true
+	case *unix.SockaddrInet6:
+		return a.Port, true
+	}
+	return 0, false
 }

@@ -245,30 +245,14 @@ func TestSigtermLetsInflightRequestFinish(t *testing.T) {
 	}
 }
 
-// waitAccepted waits until one of pids holds an accepted connection on port:
-// an established socket with that local port among its file descriptors.
+// waitAccepted waits until one of pids holds an accepted connection on port.
 func waitAccepted(t *testing.T, port int, pids map[int]int) {
 	t.Helper()
-	hex := fmt.Sprintf(":%04X", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		inodes := map[string]bool{}
-		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-			b, _ := os.ReadFile(f)
-			for _, line := range strings.Split(string(b), "\n") {
-				fs := strings.Fields(line)
-				// local address is field 1, state 01 = ESTABLISHED, inode field 9.
-				if len(fs) > 9 && strings.HasSuffix(fs[1], hex) && fs[3] == "01" {
-					inodes["socket:["+fs[9]+"]"] = true
-				}
-			}
-		}
 		for _, pid := range pids {
-			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-			for _, e := range ents {
-				if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && inodes[l] {
-					return
-				}
+			if len(acceptedConns(t, pid, port)) > 0 {
+				return
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
