@@ -56,12 +56,14 @@
     const port = portOf(args);
     if (port !== undefined && fdByPort.has(port)) {
       this.once('listening', announce);
+      gracefulClose(this);
       const opts = { fd: fdByPort.get(port) };
       return cb ? listen.call(this, opts, cb) : listen.call(this, opts);
     }
     const a = args[0];
     if (a && typeof a === 'object' && ours.has(a.fd)) {
       this.once('listening', announce); // listen({fd: 3}) written by hand
+      gracefulClose(this);
     } else if (port !== undefined && port !== 0 && fdByPort.size > 0) {
       // A port none of the app's listeners has: the first instance may
       // bind it, the others cannot. Rather than a crash loop on
@@ -72,6 +74,70 @@
     }
     return listen.apply(this, args);
   };
+
+  // IDLE_GRACE_MS is how long a draining HTTP server leaves its idle
+  // keep-alive connections open for one more request, answered with
+  // Connection: close.
+  const IDLE_GRACE_MS = 1000;
+
+  // gracefulClose makes close() of an HTTP server on one of the runner's
+  // sockets lose no keep-alive request. Node's http.Server.close() stops
+  // accepting and also closes every idle keep-alive connection at once,
+  // which races a client that is sending its next request on one: it
+  // reads an EOF or a reset (about one failed request per open connection
+  // per reload). Here close() stops accepting (this process's copy of the
+  // socket only), every response from then on says Connection: close and
+  // ends its connection, and what is still idle after the grace is closed
+  // then, as Node would have at once. Callbacks and the 'close' event are
+  // Node's own: they come once every connection has ended. Other servers,
+  // and closeAllConnections(), are left as they are.
+  function gracefulClose(server) {
+    if (typeof server.closeIdleConnections !== 'function' || server.close !== Object.getPrototypeOf(server).close) {
+      return; // not an HTTP server, or one whose close() is already its own
+    }
+    const closeIdle = server.closeIdleConnections;
+    const open = new Set(); // responses not yet finished
+    let draining = false;
+    let graceOver = false;
+
+    server.prependListener('request', (req, res) => {
+      if (draining) {
+        res.setHeader('Connection', 'close');
+        return;
+      }
+      open.add(res);
+      res.once('finish', () => open.delete(res));
+      res.once('close', () => open.delete(res));
+    });
+
+    server.close = function clusterrunGracefulClose(...args) {
+      if (draining) return net.Server.prototype.close.apply(this, args);
+      draining = true;
+      net.Server.prototype.close.apply(this, args);
+      for (const res of open) {
+        if (!res.headersSent) res.setHeader('Connection', 'close');
+      }
+      open.clear();
+      // unref: the open connections keep the process alive, these timers
+      // must not once they have ended.
+      setTimeout(() => {
+        graceOver = true;
+        closeIdle.call(server);
+        // A response that was already under way with keep-alive leaves
+        // its connection idle later on: close those as they come.
+        const sweep = setInterval(() => closeIdle.call(server), 100);
+        sweep.unref();
+        server.once('close', () => clearInterval(sweep));
+      }, IDLE_GRACE_MS).unref();
+      return this;
+    };
+
+    // A framework may close idle connections itself right after close()
+    // (Fastify does): inside the grace, that waits for the grace's end.
+    server.closeIdleConnections = function clusterrunCloseIdle() {
+      if (!draining || graceOver) closeIdle.call(server);
+    };
+  }
 
   function fatal(port) {
     const known = [...fdByPort.keys()].join(', ');

@@ -1,0 +1,59 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterrun/clusterrun/bench/loadgen"
+)
+
+// An unmodified Node app whose SIGTERM handler calls server.close() (as
+// Express's and Node's own docs show) loses no keep-alive request across
+// reloads: the preload turns that close into a graceful one (stop
+// accepting, Connection: close on the next response of every open
+// connection, idle ones closed after a grace), where Node's own close
+// would end idle keep-alive connections at once and race the clients'
+// next requests. Every instance still exits 0.
+func TestNodePreloadKeepsKeepAliveClientsThroughReloads(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["node", "{{repo}}/e2e/testdata/nodeclose/server.js"]
+  instances = 4
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 4 of 4 instances ready`, 60*time.Second)
+	stop := loadWith(t, loadgen.Options{
+		Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: 16, KeepAlive: true,
+		Duration: 2 * time.Minute, MaxRequests: 2_000_000, Timeout: 10 * time.Second,
+	})
+	for round := 0; round < 3; round++ {
+		if out, errOut, code := r.cli("reload"); code != 0 {
+			stop()
+			t.Fatalf("reload %d: exit %d\n%s%s", round+1, code, out, errOut)
+		}
+	}
+	res := stop()
+	requireNoFailures(t, "keep-alive load through 3 reloads", res)
+	if n := len(loadgen.PIDs(res.Samples)); n < 8 {
+		t.Errorf("%d pids answered; the reloads did not move the load to new instances", n)
+	}
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	for pid, how := range r.exits() {
+		if how != "exited with status 0" {
+			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
+		}
+	}
+}
