@@ -91,22 +91,6 @@ func startLoad(url string, workers int) *restartLoad {
 	return l
 }
 
-func getWith(c *http.Client, url string) (answer, error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	var a answer
-	buf := make([]byte, 4096)
-	n, _ := resp.Body.Read(buf)
-	if resp.StatusCode != 200 {
-		return a, fmt.Errorf("%s", resp.Status)
-	}
-	_, err = fmt.Sscanf(regexp.MustCompile(`"pid":\s*(\d+)`).FindString(string(buf[:n])), `"pid":%d`, &a.PID)
-	return a, err
-}
-
 // waitAnswers waits until instances other than those in old answered n
 // requests, and returns their pids.
 func (l *restartLoad) waitAnswers(t *testing.T, old map[int]bool, n int) map[int]bool {

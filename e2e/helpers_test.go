@@ -187,13 +187,15 @@ func startRunnerRT(t *testing.T, dir, cfg, rt string, args ...string) *runner {
 
 func startBinaryRT(t *testing.T, exe, dir, cfg, rt string, env []string, args ...string) *runner {
 	t.Helper()
-	return startWith(t, exe, dir, cfg, rt, spawnOpts{}, args...)
+	return startWith(t, exe, dir, cfg, rt, spawnOpts{upEnv: env}, args...)
 }
 
 // spawnOpts are the less common ways of starting a runner.
 type spawnOpts struct {
-	// env is added to the runner's environment (and the CLI's).
+	// env is added to the runner's environment and the CLI's.
 	env []string
+	// upEnv is added to the runner's environment only.
+	upEnv []string
 	// wrap is a command line the runner is started under, such as
 	// timeout(1): the test's signals then go to the wrapper.
 	wrap []string
@@ -224,7 +226,7 @@ func startWith(t *testing.T, exe, dir, cfg, rt string, o spawnOpts, args ...stri
 	argv := slices.Concat(o.wrap, []string{exe, "up", "-f", cfg}, args)
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Dir = dir
-	r.cmd.Env = append(r.env[:len(r.env):len(r.env)], env...)
+	r.cmd.Env = append(r.env[:len(r.env):len(r.env)], o.upEnv...)
 	stdout, _ := r.cmd.StdoutPipe()
 	stderr, _ := r.cmd.StderrPipe()
 	if err := r.cmd.Start(); err != nil {
