@@ -95,6 +95,9 @@ func TestRun(t *testing.T) {
 		{name: "restart needs an app", args: []string{"restart", "-f", cfg}, code: 2, stderr: []string{"restart needs one argument, APP or APP.N"}},
 		{name: "restart APP.N", args: []string{"restart", "a.x", "-f", cfg}, code: 2, stderr: []string{`restart takes APP or APP.N, not "a.x"`}},
 		{name: "scale needs a count", args: []string{"scale", "a"}, code: 2, stderr: []string{"scale needs two arguments"}},
+		// Issue 17: a count that is not a number is a usage error, before
+		// any runner is asked.
+		{name: "scale to a word", args: []string{"scale", "a", "abc", "-f", cfg}, code: 2, stderr: []string{`scale takes N, +N or -N, not "abc"`}},
 		{name: "completion needs a shell", args: []string{"completion"}, code: 2, stderr: []string{"bash, zsh or fish"}},
 		{name: "completion of an unknown shell", args: []string{"completion", "tcsh"}, code: 2, stderr: []string{"bash, zsh or fish"}},
 
