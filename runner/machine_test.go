@@ -676,11 +676,11 @@ func TestNeverReadyProxiedInstanceIsSignalledAtOnce(t *testing.T) {
 	}
 }
 
-// Health recovery: an instance that failed health.failures checks in a row
-// is unroutable and its replacement starts; one check that passes makes it
-// routable again until the replacement is ready, which then replaces it.
-func TestHealthRecovers(t *testing.T) {
-	w := newWorld(t, 28)
+// unhealthyWeb runs one web instance, ready by a tcp probe, with an http
+// health check that two failures in a row fail; it makes it ready, then
+// fails its check twice.
+func unhealthyWeb(t *testing.T, seed uint64) (*world, *fproc) {
+	w := newWorld(t, seed)
 	cfg := testConfig(1, web("good", 1))
 	cfg.Apps[0].Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
 	cfg.Apps[0].Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/", Interval: time.Second, Timeout: time.Second, Failures: 2}
@@ -690,6 +690,14 @@ func TestHealthRecovers(t *testing.T) {
 	w.handle(ProbeResult{ID: old.id, OK: true})
 	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
 	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	return w, old
+}
+
+// Health recovery: an instance that failed health.failures checks in a row
+// is unroutable and its replacement starts; one check that passes makes it
+// routable again until the replacement is ready, which then replaces it.
+func TestHealthRecovers(t *testing.T) {
+	w, old := unhealthyWeb(t, 28)
 	if w.routable[old.id] || len(w.spawns) != 1 {
 		t.Fatalf("after 2 failed checks: routable %v, %d starts", w.routable[old.id], len(w.spawns))
 	}
@@ -719,16 +727,7 @@ func TestHealthRecovers(t *testing.T) {
 // An unhealthy instance whose replacement failed is replaced again at its
 // next failed check: it stayed unroutable for good before.
 func TestUnhealthyInstanceIsRepairedAgainAfterItsReplacementFailed(t *testing.T) {
-	w := newWorld(t, 29)
-	cfg := testConfig(1, web("good", 1))
-	cfg.Apps[0].Ready = hclconfig.Ready{Check: hclconfig.ReadyTCP, Timeout: 10 * time.Second}
-	cfg.Apps[0].Health = hclconfig.Health{Check: hclconfig.HealthHTTP, Path: "/", Interval: time.Second, Timeout: time.Second, Failures: 2}
-	w.start(cfg)
-	w.spawn(0, false)
-	old := w.live("web")[0]
-	w.handle(ProbeResult{ID: old.id, OK: true})
-	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
-	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
+	w, old := unhealthyWeb(t, 29)
 	w.spawn(0, true) // the replacement cannot start
 	w.handle(ProbeResult{ID: old.id, Health: true, Detail: "status 503"})
 	if len(w.spawns) != 1 {

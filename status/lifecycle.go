@@ -27,8 +27,14 @@ const (
 	// Unroutable: it takes no new connections any more. Published before
 	// its stop signal is sent.
 	Unroutable
-	// Draining: the runner decided it stops (Reason says why: "replaced",
-	// "scaled down", "stopped", …), or it announced STOPPING=1.
+	// Draining: the runner decided it stops, and Reason says why:
+	// "replaced" (a ready replacement took its place), "restarted in place"
+	// (stop-first: its slot starts again once it exits), "retired" (scaled
+	// down, its app restarted or removed), "stopped" (clusterrun stop),
+	// "shutdown" (the runner drains), "forced" (a second SIGTERM),
+	// "abandoned" (a rollout's replacement nobody waits for), "not ready in
+	// time", "unhealthy" (restart policy never); or "STOPPING=1": it
+	// announced that it stops.
 	Draining
 	// Signalled: it was sent its stop signal (Reason names it), once the
 	// connections forwarded to it were answered, or the wait for them
