@@ -145,11 +145,13 @@ func (i intent) open() bool {
 // location is where an instance hangs in its app. A live instance is in
 // exactly one location, and the location limits its state:
 //
-//	locCur      the slot's serving process: spawning, starting, ready or dying
+//	locCur      the slot's serving process, in any state of its life
 //	locNext     the slot's replacement, not ready yet: spawning or starting
+//	            (or stopping, killing: its start failed)
 //	locDraining detached from its slot (replaced, scaled away, stopped, part
-//	            of an aborted rollout): spawning (cancelled: it is stopped as
-//	            soon as it has a pid), quiescing, stopping or killing
+//	            of an aborted rollout), with a decided intent: spawning
+//	            (cancelled: it is stopped as soon as it has a pid),
+//	            quiescing, stopping or killing
 //
 // A serving process or a replacement that was stopped (a failed ready
 // check, a stop-first replacement, clusterrun stop) stays in its place
@@ -191,8 +193,8 @@ const (
 	// slotDone: it exited 0 and its policy does not restart it (a run-once
 	// step such as a build).
 	slotDone
-	// slotStopped: stopped on purpose (clusterrun stop, drain, stop-first
-	// replacement waiting for the exit).
+	// slotStopped: no process, and none on its way: stopped on purpose
+	// (clusterrun stop, a drain), or not started yet (a new slot).
 	slotStopped
 )
 
