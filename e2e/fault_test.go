@@ -573,10 +573,11 @@ func TestFaultControlConnectionFlood(t *testing.T) {
 	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	base := faultStatus(r)
-	// The server holds at most 64 connections and refuses the rest at
-	// once, so a limit of 32 above what the runner has open now is reached
-	// by the held ones. Go raises the soft limit to the hard one at start;
-	// setting both on the running process (prlimit(2)) sidesteps that.
+	// The server holds up to 1,280 connections (control.MaxFollowers +
+	// MaxCommands) before it answers 503, so a limit of 32 above what the
+	// runner has open now is reached by the held ones first. Go raises the
+	// soft limit to the hard one at start; setting both on the running
+	// process (prlimit(2)) sidesteps that.
 	limit := uint64(base.FDs + 32)
 	pid := r.cmd.Process.Pid
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}, nil); err != nil {
