@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -463,8 +462,25 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	if !follow || rc.Flush() != nil {
 		return
 	}
-	ctx := r.Context()
-	var lost uint64
+	// An empty line keeps a quiet log stream alive: JSON-lines readers
+	// skip it.
+	stream(r.Context(), w, rc, recs, dropped, []byte("\n"), func(rec logmux.Record) bool { return send(&rec) },
+		func(n uint64) bool {
+			note := logmux.Record{Time: time.Now(), App: "clusterrun", Instance: -1, Stream: logmux.Runner,
+				Line: fmt.Appendf(nil, "logs: %d lines dropped because this client did not keep up", n)}
+			return send(&note)
+		})
+}
+
+// stream writes what arrives on items to a follower until ctx ends, the
+// channel closes or a write fails: each item with send, a note with lost
+// before an item when the follower fell behind (lost is how many items it
+// missed since the last note), and keepAlive when the stream was quiet
+// for a while (a write is how a client that vanished is noticed). It
+// flushes once the items already waiting are written.
+func stream[T any](ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, items <-chan T, dropped func() uint64, keepAliveMsg []byte,
+	send func(T) bool, lost func(n uint64) bool) {
+	var noted uint64
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	for {
@@ -472,29 +488,21 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			// An empty line: JSON-lines readers skip it, and a write is
-			// how a vanished client is noticed.
 			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := w.Write([]byte("\n")); err != nil || rc.Flush() != nil {
+			if _, err := w.Write(keepAliveMsg); err != nil || rc.Flush() != nil {
 				return
 			}
-		case rec, ok := <-recs:
+		case it, ok := <-items:
 			if !ok {
 				return
 			}
-			if d := dropped(); d > lost {
-				note := logmux.Record{Time: time.Now(), App: "clusterrun", Instance: -1, Stream: logmux.Runner,
-					Line: fmt.Appendf(nil, "logs: %d lines dropped because this client did not keep up", d-lost)}
-				lost = d
-				if !send(&note) {
+			if d := dropped(); d > noted {
+				if !lost(d - noted) {
 					return
 				}
+				noted = d
 			}
-			if !send(&rec) {
-				return
-			}
-			// Flush once the burst that is already buffered is written.
-			if len(recs) == 0 && rc.Flush() != nil {
+			if !send(it) || len(items) == 0 && rc.Flush() != nil {
 				return
 			}
 		}
@@ -546,34 +554,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	if !send("status", 0, st) || rc.Flush() != nil {
 		return
 	}
-	var lost uint64
-	tick := time.NewTicker(keepAlive)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-tick.C:
-			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
-				return
-			}
-		case ev, ok := <-evs:
-			if !ok {
-				return
-			}
-			if d := dropped(); d > lost {
-				if !send("dropped", 0, map[string]uint64{"dropped": d - lost}) {
-					return
-				}
-				lost = d
-			}
-			if !send(ev.Kind.String(), ev.Seq, ev) {
-				return
-			}
-			if len(evs) == 0 && rc.Flush() != nil {
-				return
-			}
-		}
-	}
+	// A comment line keeps a quiet event stream alive.
+	stream(r.Context(), w, rc, evs, dropped, []byte(": keep-alive\n\n"), func(ev *Event) bool { return send(ev.Kind.String(), ev.Seq, ev) },
+		func(n uint64) bool { return send("dropped", 0, map[string]uint64{"dropped": n}) })
 }
