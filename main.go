@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/clusterrun/clusterrun/cli"
+	"github.com/clusterrun/clusterrun/configload"
 	"github.com/clusterrun/clusterrun/listeners"
 	"github.com/clusterrun/clusterrun/proc"
 )
@@ -17,9 +18,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == listeners.ShimArg {
 		os.Exit(listeners.ExecShim(os.Args[2:]))
 	}
-	// So does the guard, which kills the instances if the runner is killed.
+	// So does the guard, which kills the instances if the runner is killed,
+	// and the config reader, which parses the file where a parser failure
+	// cannot hurt the runner.
 	if len(os.Args) > 1 && os.Args[1] == proc.GuardArg {
 		os.Exit(proc.RunGuard(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == configload.ChildArg {
+		os.Exit(configload.RunChild(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

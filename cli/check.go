@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/clusterrun/clusterrun/configload"
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/spf13/cobra"
 )
@@ -51,7 +52,7 @@ func check(stdout, stderr io.Writer, file, colors string, asJSON bool) int {
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
 	}
-	cfg := load(path, stderr, colorMode(colors, stderr))
+	cfg := load(path, stderr, configload.Options{Width: termWidth(stderr), Color: colorMode(colors, stderr)})
 	if cfg == nil {
 		return ExitUsage
 	}

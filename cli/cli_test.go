@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/clusterrun/clusterrun/hclconfig"
 )
 
 func TestNegativeArgs(t *testing.T) {
@@ -93,7 +95,7 @@ func TestFindConfig(t *testing.T) {
 	// (Skipped when a directory above the test's temp dir has a config.)
 	lone := mkdir("lone/sub")
 	for d := filepath.Dir(root); ; d = filepath.Dir(d) {
-		for _, n := range defaultNames {
+		for _, n := range hclconfig.DefaultFiles {
 			if _, err := os.Stat(filepath.Join(d, n)); err == nil {
 				t.Skipf("%s has a %s: cannot test the walk to the root", d, n)
 			}
@@ -126,7 +128,7 @@ func TestLoaderChecksFormationOnEveryReload(t *testing.T) {
 	if err := f.Set("worker=0"); err != nil {
 		t.Fatal(err)
 	}
-	load := loader(path, &f)
+	load := loader(path, &f, nil)
 
 	write("app \"web\" {\n  command = [\"true\"]\n}\napp \"worker\" {\n  command = [\"true\"]\n  instances = 2\n}\n")
 	cfg, err := load()
@@ -147,7 +149,7 @@ func TestLoaderChecksFormationOnEveryReload(t *testing.T) {
 	// Without -m, the file's counts.
 	var none formationValue
 	write("app \"web\" {\n  command = [\"true\"]\n  instances = 8\n}\n")
-	if cfg, err := loader(path, &none)(); err != nil || cfg.App("web").Instances != 8 {
+	if cfg, err := loader(path, &none, nil)(); err != nil || cfg.App("web").Instances != 8 {
 		t.Errorf("no formation: %v, %+v", err, cfg)
 	}
 }

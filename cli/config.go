@@ -9,14 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/clusterrun/clusterrun/configload"
 	"github.com/clusterrun/clusterrun/hclconfig"
-	"github.com/hashicorp/hcl/v2"
+	"github.com/clusterrun/clusterrun/proc"
 	"github.com/mattn/go-isatty"
 )
-
-// defaultNames are the files findConfig looks for in each directory, as
-// hclconfig.Find does.
-var defaultNames = []string{"cluster.hcl", "Procfile"}
 
 // configFile resolves -f (or, when it is empty, the file findConfig finds
 // from the working directory) to an absolute path. The control socket of a
@@ -43,7 +40,7 @@ func findConfig(dir string) (string, error) {
 		return "", fmt.Errorf("cannot find the config file: %w", err)
 	}
 	for d := dir; ; {
-		for _, name := range defaultNames {
+		for _, name := range hclconfig.DefaultFiles {
 			_, err := os.Stat(filepath.Join(d, name))
 			if err == nil || !errors.Is(err, fs.ErrNotExist) {
 				// Present, or unreadable: Find says which, or why not.
@@ -59,53 +56,39 @@ func findConfig(dir string) (string, error) {
 	return "", fmt.Errorf("no cluster.hcl or Procfile in %s or any parent directory: create one, or name a file with -f", dir)
 }
 
-// load reads the config and prints its diagnostics to stderr. It returns
-// nil when there were errors.
-func load(path string, stderr io.Writer, color bool) *hclconfig.Config {
-	return loadWith(path, stderr, color, hclconfig.Options{})
-}
-
-// loadWith is load with options: export reads a file without checking it
-// against this machine, since it will run on another one.
-func loadWith(path string, stderr io.Writer, color bool, o hclconfig.Options) *hclconfig.Config {
-	cfg, files, diags := hclconfig.LoadWith(path, o)
-	if len(diags) > 0 {
-		hclconfig.WriteDiagnostics(stderr, files, diags, termWidth(stderr), color)
-	}
-	if diags.HasErrors() {
+// load reads the config in a child process (package configload) and
+// prints its diagnostics to stderr. It returns nil when the file has
+// errors or could not be read.
+func load(path string, stderr io.Writer, o configload.Options) *hclconfig.Config {
+	res, err := configload.Load(path, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return nil
 	}
-	return cfg
+	io.WriteString(stderr, res.Diagnostics)
+	return res.Config
 }
 
-// loader returns the reload function: it reads the file again, checks that
-// the formation of -m still applies to it, and returns the diagnostics as
-// the error text when the file is invalid. It returns the file as written:
-// the runner applies the formation's counts itself, so that it knows the
-// apps -m leaves out (and where each count comes from).
-func loader(path string, formation *formationValue) func() (*hclconfig.Config, error) {
+// loader returns the reload function: it reads the file again in a child
+// process that reaper starts and reaps (package configload), checks that
+// the formation of -m still applies to it, and returns the errors, rendered,
+// as the error text when the file is invalid. It returns the file as
+// written: the runner applies the formation's counts itself, so that it
+// knows the apps -m leaves out (and where each count comes from).
+func loader(path string, formation *formationValue, reaper *proc.Reaper) func() (*hclconfig.Config, error) {
 	return func() (*hclconfig.Config, error) {
-		cfg, files, diags := hclconfig.Load(path)
-		if diags.HasErrors() {
-			var b strings.Builder
-			hclconfig.WriteDiagnostics(&b, files, onlyErrors(diags), 0, false)
-			return nil, errors.New(strings.TrimRight(b.String(), "\n"))
-		}
-		if _, err := formation.apply(cfg); err != nil {
+		res, err := configload.Load(path, configload.Options{ErrorsOnly: true, Reaper: reaper})
+		if err != nil {
 			return nil, err
 		}
-		return cfg, nil
-	}
-}
-
-func onlyErrors(diags hcl.Diagnostics) hcl.Diagnostics {
-	var out hcl.Diagnostics
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError {
-			out = append(out, d)
+		if res.Config == nil {
+			return nil, errors.New(strings.TrimRight(res.Diagnostics, "\n"))
 		}
+		if _, err := formation.apply(res.Config); err != nil {
+			return nil, err
+		}
+		return res.Config, nil
 	}
-	return out
 }
 
 func termWidth(w io.Writer) uint {

@@ -147,7 +147,10 @@ func runExport(stdout, stderr io.Writer, format, file, outDir string, force bool
 		return ExitUsage
 	}
 	color := colorMode(colors, stderr)
-	cfg, hclFiles, diags := hclconfig.LoadWith(path, hclconfig.Options{SkipMachine: true})
+	// In this process (not configload's child): a refusal is rendered at
+	// its place in the file, which needs the parsed file. Load checks
+	// nothing of this machine, where the file does not run.
+	cfg, hclFiles, diags := hclconfig.Load(path)
 	if len(diags) > 0 {
 		hclconfig.WriteDiagnostics(stderr, hclFiles, diags, termWidth(stderr), color)
 	}

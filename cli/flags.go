@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/clusterrun/clusterrun/configload"
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
@@ -129,10 +130,11 @@ func completeApps(max int) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		cfg, _, diags := hclconfig.Load(path)
-		if diags.HasErrors() {
+		res, err := configload.Load(path, configload.Options{SkipMachine: true})
+		if err != nil || res.Config == nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
+		cfg := res.Config
 		given := make(map[string]bool, len(args))
 		for _, a := range args {
 			given[a] = true

@@ -19,7 +19,7 @@ func TestInitTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, diags := hclconfig.ParseWith(out, src, hclconfig.Options{SkipMachine: true}); diags.HasErrors() {
+	if _, _, diags := hclconfig.Parse(out, src); diags.HasErrors() {
 		t.Errorf("the template does not load: %s", diags)
 	}
 

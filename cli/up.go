@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clusterrun/clusterrun/configload"
 	"github.com/clusterrun/clusterrun/control"
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/listeners"
@@ -99,7 +100,15 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 		return ExitUsage
 	}
-	written := load(path, stderr, errColor)
+	// The reaper first: the file is read in a child process (package
+	// configload), and the reaper must be the one waiter for every child.
+	reaper, err := proc.NewReaper()
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
+		return ExitFailure
+	}
+	defer reaper.Close()
+	written := load(path, stderr, configload.Options{Width: termWidth(stderr), Color: errColor, Reaper: reaper})
 	if written == nil {
 		return ExitUsage
 	}
@@ -131,12 +140,6 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 		return ExitFailure
 	}
 	defer ctl.Close()
-	reaper, err := proc.NewReaper()
-	if err != nil {
-		fmt.Fprintf(stderr, "clusterrun: %v\n", err)
-		return ExitFailure
-	}
-	defer reaper.Close()
 	rdir, err := os.MkdirTemp("", "clusterrun-")
 	if err != nil {
 		fmt.Fprintf(stderr, "clusterrun: cannot create a runtime directory: %v\n", err)
@@ -191,7 +194,7 @@ func up(stdout, stderr io.Writer, file string, only []string, timestamps bool, l
 	r, err := runner.New(runner.Options{
 		Config:     cfg,
 		Formation:  formation.counts,
-		Load:       loader(path, formation),
+		Load:       loader(path, formation, reaper),
 		Log:        mux,
 		Signals:    sigs.Events(),
 		Only:       only,

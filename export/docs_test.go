@@ -33,7 +33,7 @@ func TestDocsShowWhatExportWrites(t *testing.T) {
 		if err := os.WriteFile(path, hcl[1], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cfg, _, diags := hclconfig.LoadWith(path, hclconfig.Options{SkipMachine: true})
+		cfg, _, diags := hclconfig.Load(path)
 		if diags.HasErrors() {
 			t.Fatalf("%s: %v", page, diags)
 		}

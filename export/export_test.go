@@ -67,7 +67,7 @@ func load(t *testing.T, c config) *hclconfig.Config {
 	if c.root && os.Geteuid() != 0 {
 		t.Skipf("%s names another user, which only root may load (hclconfig's preflight)", c.path)
 	}
-	cfg, files, diags := hclconfig.LoadWith(c.path, hclconfig.Options{SkipMachine: true})
+	cfg, files, diags := hclconfig.Load(c.path)
 	if diags.HasErrors() {
 		var b strings.Builder
 		hclconfig.WriteDiagnostics(&b, files, diags, 0, false)

@@ -33,7 +33,7 @@ func shWords(t testing.TB, words string) []string {
 // its command in its dir.
 func checkProcfile(t testing.TB, cfg *hclconfig.Config, data []byte) error {
 	dir := t.TempDir()
-	back, _, diags := hclconfig.ParseWith(filepath.Join(dir, "Procfile"), data, hclconfig.Options{SkipMachine: true})
+	back, _, diags := hclconfig.Parse(filepath.Join(dir, "Procfile"), data)
 	if diags.HasErrors() {
 		return fmt.Errorf("the Procfile does not read back: %v\n%s", diags, data)
 	}

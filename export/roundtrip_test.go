@@ -25,7 +25,7 @@ func loadText(t testing.TB, dir, name, text string) (*hclconfig.Config, error) {
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, diags := hclconfig.LoadWith(p, hclconfig.Options{SkipMachine: true})
+	cfg, _, diags := hclconfig.Load(p)
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -83,8 +83,11 @@ type Listener struct {
 	// Balance is set in proxy mode only (BalanceLeastConn unless written);
 	// it is "" for the other modes, where the kernel picks the instance.
 	Balance Balance
-	// DefRange is where the block is defined, for messages about it.
-	DefRange hcl.Range
+	// DefRange is where the block is defined, for messages about it;
+	// AddressRange where its address was written (for a Procfile's web
+	// listener, the line's name).
+	DefRange     hcl.Range
+	AddressRange hcl.Range
 }
 
 // Written is the address as the file writes it: "host:port",
@@ -100,8 +103,9 @@ func (l *Listener) Written() string {
 type Metrics struct {
 	// Address is "host:port" (tcp only, never port 0).
 	Address string
-	// DefRange is where the block is defined.
-	DefRange hcl.Range
+	// DefRange is where the block is defined, AddressRange its address.
+	DefRange     hcl.Range
+	AddressRange hcl.Range
 }
 
 // Control is the control block: the HTTP API over TCP, besides the
@@ -279,6 +283,24 @@ type App struct {
 	Written Written
 	// DefRange is where the block (or Procfile line) is defined.
 	DefRange hcl.Range
+	// At is where the values that depend on the machine were written,
+	// for the checks against it (package preflight).
+	At AppRanges
+}
+
+// AppRanges locates what an app asks of the machine. A range is nil when
+// the value was not written, or could not be decoded: there is then
+// nothing to check.
+type AppRanges struct {
+	// Command is where the program is named: the first element of a list,
+	// the string, or a Procfile line's command.
+	Command hcl.Range
+	Dir     *hcl.Range
+	User    *hcl.Range
+	Group   *hcl.Range
+	// DirUnknown: dir was written but could not be decoded, so where a
+	// relative program is, is not known.
+	DirUnknown bool
 }
 
 // Written keeps what the user wrote for an app beside the resolved values,

@@ -138,10 +138,6 @@ type appSource struct {
 	delayExpr hcl.Expression
 	// healthCheckExpr is the health block's check, when it was valid.
 	healthCheckExpr hcl.Expression
-	// command is where the program is named: the first list element, or
-	// the string; dir is the dir attribute when written. For preflight.
-	command hcl.Range
-	dir     hcl.Expression
 	// backoff and max_backoff, when written, for the backoff order check.
 	backoffExpr    hcl.Expression
 	maxBackoffExpr hcl.Expression
@@ -177,7 +173,10 @@ const MaxInstances = 4096
 // decodeListener resolves one listener block. Values that fail keep their
 // defaults so later checks see a plausible listener and do not pile on.
 func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*Listener, *listenerSource) {
-	l := &Listener{Name: r.Name, Mode: Shared, DefRange: r.DefRange}
+	l := &Listener{Name: r.Name, Mode: Shared, DefRange: r.DefRange, AddressRange: r.DefRange}
+	if !absent(r.Address) {
+		l.AddressRange = r.Address.Range()
+	}
 	src := &listenerSource{raw: r}
 
 	decodeAddress(e, r, dir, srcs, l, src)
@@ -305,7 +304,8 @@ type globals struct {
 // global env_file and env.
 func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, srcs *sources) (*App, *appSource) {
 	a := newApp(r.Name, dir, nil, r.DefRange)
-	src := &appSource{raw: r, command: r.DefRange}
+	src := &appSource{raw: r}
+	a.At.Command = r.DefRange
 	if d, ok := envs.charge(len(g.env)+len(g.envFiles), r.Name, r.DefRange); !ok {
 		if d != nil {
 			e.diags = append(e.diags, d)
@@ -319,7 +319,9 @@ func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, 
 
 	decodeCommand(e, r, a, src, srcs)
 
-	if d, ok := e.str(r.Dir, "dir"); ok {
+	d, ok := e.str(r.Dir, "dir")
+	a.At.DirUnknown = !ok && !absent(r.Dir)
+	if ok {
 		switch {
 		case d == "":
 			e.errorf(r.Dir, "Invalid dir", "The dir is empty. Leave it out to run in the config file's directory, or give a path.")
@@ -327,8 +329,9 @@ func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, 
 			e.errorf(r.Dir, "Invalid dir", "The dir %q starts with \"~\", which is not expanded here: a relative dir is relative to the config file. For the home directory write \"${env.HOME}%s\".", d, strings.TrimPrefix(d, "~"))
 		default:
 			a.Dir = resolvePath(dir, d)
-			src.dir = r.Dir
+			a.At.Dir = r.Dir.Range().Ptr()
 		}
+		a.At.DirUnknown = a.At.Dir == nil
 	}
 
 	decodeInstances(e, r.Instances, a)
@@ -379,12 +382,14 @@ func decodeApp(e *evaluator, r *rawApp, dir string, g globals, envs *envReader, 
 		expr hcl.Expression
 		name string
 		dst  *string
-	}{{r.User, "user", &a.User}, {r.Group, "group", &a.Group}} {
+		at   **hcl.Range
+	}{{r.User, "user", &a.User, &a.At.User}, {r.Group, "group", &a.Group, &a.At.Group}} {
 		if s, ok := e.str(acct.expr, acct.name); ok {
 			if s == "" {
 				e.errorf(acct.expr, "Invalid "+acct.name, "The %s is empty. Leave it out to run as the runner's own %s, or give a name or a numeric id.", acct.name, acct.name)
 			} else {
 				*acct.dst = s
+				*acct.at = acct.expr.Range().Ptr()
 			}
 		}
 	}
@@ -438,7 +443,7 @@ func decodeCommand(e *evaluator, r *rawApp, a *App, src *appSource, srcs *source
 		})
 		return
 	}
-	src.command = r.Command.Range()
+	a.At.Command = r.Command.Range()
 	v, ok := e.value(r.Command)
 	if !ok {
 		return
@@ -468,7 +473,7 @@ func decodeCommand(e *evaluator, r *rawApp, a *App, src *appSource, srcs *source
 		e.diags = append(e.diags, items[0].errorf("Invalid command", "The first element of command is the program to run, and it is empty."))
 		return
 	}
-	src.command = items[0].rng()
+	a.At.Command = items[0].rng()
 	for _, it := range items {
 		if strings.ContainsRune(it.val, 0) {
 			e.diags = append(e.diags, it.errorf("Invalid command", "This argument contains a NUL byte, which no program argument can hold."))
@@ -690,7 +695,10 @@ func decodeWatch(e *evaluator, r *rawWatch, dir string, a *App, srcs *sources) {
 
 // decodeMetrics resolves the metrics block.
 func decodeMetrics(e *evaluator, r *rawMetrics, dir string, srcs *sources) *Metrics {
-	m := &Metrics{DefRange: r.DefRange}
+	m := &Metrics{DefRange: r.DefRange, AddressRange: r.DefRange}
+	if !absent(r.Address) {
+		m.AddressRange = r.Address.Range()
+	}
 	srcs.metrics = &metricsSource{raw: r}
 	if absent(r.Address) {
 		if !srcs.suggested(r.Body, "address") {

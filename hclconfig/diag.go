@@ -279,10 +279,10 @@ func posString(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
-// sortDiagnostics orders diags by where they point, so that a file's
+// SortDiagnostics orders diags by where they point, so that a file's
 // problems read top to bottom and the order never depends on map iteration
 // (gohcl walks its attributes and blocks through maps).
-func sortDiagnostics(diags hcl.Diagnostics) {
+func SortDiagnostics(diags hcl.Diagnostics) {
 	sort.SliceStable(diags, func(i, j int) bool {
 		a, b := diags[i].Subject, diags[j].Subject
 		switch {

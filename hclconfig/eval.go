@@ -33,7 +33,7 @@ var functions = map[string]function.Function{
 	"coalesce":   stdlib.CoalesceFunc,
 	"concat":     stdlib.ConcatFunc,
 	"contains":   stdlib.ContainsFunc,
-	"format":     wrappedFormat, // stdlib's, with its padding bounded
+	"format":     stdlib.FormatFunc,
 	"join":       stdlib.JoinFunc,
 	"keys":       stdlib.KeysFunc,
 	"length":     stdlib.LengthFunc,

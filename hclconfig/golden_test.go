@@ -1,8 +1,6 @@
 package hclconfig
 
 import (
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,65 +34,6 @@ func TestInvalidGolden(t *testing.T) {
 	}
 	for _, path := range inputs {
 		t.Run(path, func(t *testing.T) { checkGolden(t, path) })
-	}
-}
-
-// TestPreflightGolden is TestInvalidGolden for what the file asks of the
-// machine, on a fixed fake one: uid 1000 without capabilities, the users
-// and programs goldenHost knows, and real files under testdata/preflight.
-func TestPreflightGolden(t *testing.T) {
-	fixedEnviron(t, append(testEnviron, "PATH=/usr/local/bin:/usr/bin:/bin")...)
-	useHost(t, goldenHost(t))
-	// Git may not keep modes (core.fileMode=false); the test needs them.
-	for name, mode := range map[string]os.FileMode{"notexec.sh": 0o644, "tool.sh": 0o755} {
-		if err := os.Chmod(filepath.Join("testdata/preflight", name), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	inputs, err := filepath.Glob("testdata/preflight/*.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs = append(inputs, "testdata/preflight/procfile/Procfile")
-	if len(inputs) < 5 {
-		t.Fatalf("found %d preflight configs, want at least 5", len(inputs))
-	}
-	for _, path := range inputs {
-		t.Run(path, func(t *testing.T) { checkGolden(t, path) })
-	}
-}
-
-// goldenHost is the machine of TestPreflightGolden.
-func goldenHost(t *testing.T) *host {
-	t.Helper()
-	real := realHost()
-	known := func(names ...string) func(string) error {
-		return func(name string) error {
-			for _, n := range names {
-				if n == name {
-					return nil
-				}
-			}
-			return fmt.Errorf("unknown %q", name)
-		}
-	}
-	programs := map[string]bool{"/usr/bin/node": true, "/usr/bin/python3": true, "/usr/bin/sh": true}
-	return &host{
-		euid:                  func() int { return 1000 },
-		capEff:                func() (uint64, bool) { return 0, true },
-		unprivilegedPortStart: func() (int, bool) { return 1024, true },
-		lookupUser:            known("root", "www-data"),
-		lookupGroup:           known("root", "www-data"),
-		isDir:                 real.isDir,
-		isExecutable:          real.isExecutable,
-		lookPath: func(prog, pathVar string) (int, bool) {
-			return searchPath(func(p string) error {
-				if programs[p] {
-					return nil
-				}
-				return fs.ErrNotExist
-			}, prog, pathVar)
-		},
 	}
 }
 

@@ -69,32 +69,5 @@ func TestMain(m *testing.M) {
 		// TestExecFormWithShell.
 		os.Exit(printProcess())
 	}
-	// Tests never depend on this machine's users, PATH or privileges: the
-	// default host grants everything, and the preflight tests install
-	// their own with useHost.
-	sys = permissiveHost()
 	os.Exit(m.Run())
-}
-
-// permissiveHost is a machine where every account exists, every program
-// and directory is there, and the runner is root.
-func permissiveHost() *host {
-	return &host{
-		euid:                  func() int { return 0 },
-		capEff:                func() (uint64, bool) { return 1<<41 - 1, true },
-		unprivilegedPortStart: func() (int, bool) { return 1024, true },
-		lookupUser:            func(string) error { return nil },
-		lookupGroup:           func(string) error { return nil },
-		isDir:                 func(string) error { return nil },
-		isExecutable:          func(string) error { return nil },
-		lookPath:              func(string, string) (int, bool) { return 1, true },
-	}
-}
-
-// useHost swaps sys for h for the duration of the test.
-func useHost(t *testing.T, h *host) {
-	t.Helper()
-	old := sys
-	sys = h
-	t.Cleanup(func() { sys = old })
 }

@@ -4,17 +4,18 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-// A config file, and every env file it names, is untrusted input that a
-// reload reads inside the live runner, so what it can cost is bounded before
-// any of it is parsed. hcl's parser recurses once per nesting level, and Go
-// cannot recover from the stack overflow a file of 100,000 "[" causes; the
-// bounds below are far beyond anything a real config needs.
+// A config file, and every env file it names, is untrusted input. What a
+// parser failure could cost is contained by reading it in a child process
+// (package configload); the two bounds kept here are those whose message is
+// better than that child's death, because they say where: a file too large
+// to be a config, and an expression nested deeper than anyone writes (hcl's
+// parser recurses once per level, and a file of 100,000 "[" overflows its
+// stack).
 const (
 	// maxFileSize bounds cluster.hcl, a Procfile and each env file.
 	maxFileSize = 1 << 20
@@ -25,7 +26,7 @@ const (
 	maxDepth = 64
 	// maxNumberExponent bounds a number literal's exponent and digits: a
 	// number turns into a string digit by digit, so "1e99999999" would be
-	// 100 MB.
+	// 100 MB, and minutes of CPU to write out.
 	maxNumberExponent = 1000
 )
 
@@ -93,38 +94,55 @@ const (
 	frameTemplate                  // "%{ if }" or "%{ for }" up to its end directive
 )
 
+// checkSyntaxLimits reports the first token of src that nests deeper than
+// maxDepth, and number literals too large to write out, with their
+// positions, reading src with hcl's own lexer: what the parser would
+// recurse into, it sees exactly. It runs in the config reader's child
+// process (package configload), whose memory limit bounds the lexer's
+// tokens, as they bound the parser's.
+func checkSyntaxLimits(filename string, src []byte) hcl.Diagnostics {
+	tokens, _ := hclsyntax.LexConfig(src, filename, hcl.InitialPos)
+	c := &depthCounter{stack: []depthFrame{{kind: frameBody}}, limit: maxDepth}
+	var diags hcl.Diagnostics
+	for i, tok := range tokens {
+		if tok.Type == hclsyntax.TokenNumberLit {
+			if msg := numberTooLarge(tok.Bytes); msg != "" {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Number too large", Detail: msg, Subject: tok.Range.Ptr()})
+			}
+		}
+		keyword := ""
+		if tok.Type == hclsyntax.TokenTemplateControl && i+1 < len(tokens) && tokens[i+1].Type == hclsyntax.TokenIdent {
+			keyword = string(tokens[i+1].Bytes)
+		}
+		if c.token(tok, keyword) {
+			return append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Nesting too deep",
+				Detail:   fmt.Sprintf("The expression here is nested more than %d levels deep (brackets, braces, parentheses, template interpolations and chains of operators all count). No config needs that much; write it flatter.", maxDepth),
+				Subject:  tok.Range.Ptr(),
+			})
+		}
+	}
+	return diags
+}
+
 // depthCounter follows a stream of hcl tokens and measures how deeply the
-// parser would nest to read them. It stops at the first token too deep.
+// parser would nest to read them.
 type depthCounter struct {
-	filename string
-	src      []byte
-	stack    []depthFrame
-	depth    int // len(stack)-1 plus every frame's chain
-	max      int // the deepest depth seen
-	limit    int // stop past this depth; 0: never stop (tests)
-	stopped  bool
-	diags    hcl.Diagnostics
+	stack []depthFrame
+	depth int // len(stack)-1 plus every frame's chain
+	limit int // stop past this depth; 0: never stop (tests)
+	max   int // the deepest depth seen
 	// prevEndsTerm: the previous token ended a term, so a "[" after it is
 	// an index step rather than a list.
 	prevEndsTerm bool
-	pos          posCursor
 }
 
-func newDepthCounter(filename string, src []byte, limit int) *depthCounter {
-	return &depthCounter{
-		filename: filename,
-		src:      src,
-		stack:    []depthFrame{{kind: frameBody}},
-		limit:    limit,
-		pos:      posCursor{src: src, pos: hcl.InitialPos},
-	}
-}
-
-// token takes the next token, src[start:end], of type typ. keyword is the
-// identifier after a "%{" (if, for, endif, ...).
-func (c *depthCounter) token(typ hclsyntax.TokenType, start, end int, keyword string) {
+// token takes the next token; keyword is the identifier after a "%{" (if,
+// for, endif, ...). It reports whether the token goes past the limit.
+func (c *depthCounter) token(tok hclsyntax.Token, keyword string) bool {
 	endsTerm := false
-	switch typ {
+	switch tok.Type {
 	case hclsyntax.TokenOBrace:
 		c.push(frameBody)
 	case hclsyntax.TokenOBrack:
@@ -159,42 +177,22 @@ func (c *depthCounter) token(typ hclsyntax.TokenType, start, end int, keyword st
 	case hclsyntax.TokenComment:
 		// A "#" or "//" comment takes the newline that ends it, and the
 		// parser reads that as a newline.
-		if end > start && c.src[end-1] == '\n' && c.stack[len(c.stack)-1].kind == frameBody {
+		if b := tok.Bytes; len(b) > 0 && b[len(b)-1] == '\n' && c.stack[len(c.stack)-1].kind == frameBody {
 			c.endExpr()
 		}
-		return // a comment between a term and "[" does not separate them
+		return false // a comment between a term and "[" does not separate them
 	case hclsyntax.TokenPlus, hclsyntax.TokenMinus, hclsyntax.TokenStar, hclsyntax.TokenSlash,
 		hclsyntax.TokenPercent, hclsyntax.TokenEqualOp, hclsyntax.TokenNotEqual,
 		hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq, hclsyntax.TokenGreaterThan,
 		hclsyntax.TokenGreaterThanEq, hclsyntax.TokenAnd, hclsyntax.TokenOr,
 		hclsyntax.TokenBang, hclsyntax.TokenQuestion:
 		c.chain()
-	case hclsyntax.TokenNumberLit:
-		if msg := numberTooLarge(c.src[start:end]); msg != "" {
-			c.diags = append(c.diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Number too large",
-				Detail:   msg,
-				Subject:  c.rangeOf(start, end).Ptr(),
-			})
-		}
-		endsTerm = true
-	case hclsyntax.TokenIdent, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
+	case hclsyntax.TokenIdent, hclsyntax.TokenNumberLit, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
 		endsTerm = true
 	}
 	c.prevEndsTerm = endsTerm
-	if c.depth > c.max {
-		c.max = c.depth
-		if c.limit > 0 && c.max > c.limit {
-			c.stopped = true
-			c.diags = append(c.diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Nesting too deep",
-				Detail:   fmt.Sprintf("The expression here is nested more than %d levels deep (brackets, braces, parentheses, template interpolations and chains of operators all count). No config needs that much; write it flatter.", c.limit),
-				Subject:  c.rangeOf(start, end).Ptr(),
-			})
-		}
-	}
+	c.max = max(c.max, c.depth)
+	return c.limit > 0 && c.depth > c.limit
 }
 
 func (c *depthCounter) push(kind frameKind) {
@@ -221,69 +219,6 @@ func (c *depthCounter) endExpr() {
 	top := &c.stack[len(c.stack)-1]
 	c.depth -= top.chain
 	top.chain = 0
-}
-
-func (c *depthCounter) rangeOf(start, end int) hcl.Range {
-	return hcl.Range{Filename: c.filename, Start: c.pos.at(start), End: c.pos.at(end)}
-}
-
-// posCursor turns byte offsets into positions, moving forward only, so
-// that positions for every token of a file cost one pass over it. Columns
-// count characters, as hcl's do.
-type posCursor struct {
-	src []byte
-	pos hcl.Pos
-}
-
-func (p *posCursor) at(offset int) hcl.Pos {
-	offset = min(offset, len(p.src))
-	if offset < p.pos.Byte {
-		p.pos = hcl.InitialPos
-	}
-	for i := p.pos.Byte; i < offset; i++ {
-		switch b := p.src[i]; {
-		case b == '\n':
-			p.pos.Line++
-			p.pos.Column = 1
-		case utf8.RuneStart(b):
-			p.pos.Column++
-		}
-	}
-	p.pos.Byte = offset
-	return p.pos
-}
-
-// checkSyntaxLimits reports the first token of src that nests deeper than
-// maxDepth, and number literals too large to compute with. Both would make
-// the parser or the evaluator crash or take unbounded time and memory. It
-// reads src with scanHCL, which follows hcl's lexer without keeping its
-// tokens: hcl's own lexer allocates some 500 bytes per token, 96 MB for a
-// 200 KB file of "[".
-//
-// A file that is not UTF-8 is refused first, as hcl refuses such strings:
-// hcl's lexer reads a broken UTF-8 sequence unpredictably (it can swallow
-// the quote after one into an identifier), and the scan must agree with it.
-func checkSyntaxLimits(filename string, src []byte) hcl.Diagnostics {
-	if !utf8.Valid(src) {
-		bad := 0
-		for bad < len(src) {
-			r, n := utf8.DecodeRune(src[bad:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			bad += n
-		}
-		c := newDepthCounter(filename, src, 0)
-		return hcl.Diagnostics{{
-			Severity: hcl.DiagError,
-			Summary:  "Invalid character encoding",
-			Detail:   "The file is not valid UTF-8 here. A config must be UTF-8 encoded; save it as UTF-8 in your editor.",
-			Subject:  c.rangeOf(bad, bad+1).Ptr(),
-		}}
-	}
-	c := newDepthCounter(filename, src, maxDepth)
-	scanHCL(src, c)
-	return c.diags
 }
 
 // numberTooLarge explains why a number literal is refused, or returns "":

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -15,13 +14,13 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-// defaultFiles are the names Find looks for, in order.
-var defaultFiles = []string{"cluster.hcl", "Procfile"}
+// DefaultFiles are the names Find looks for, in order.
+var DefaultFiles = []string{"cluster.hcl", "Procfile"}
 
 // Find returns the config file clusterrun uses in dir when none is named:
 // cluster.hcl, else Procfile.
 func Find(dir string) (string, error) {
-	for _, name := range defaultFiles {
+	for _, name := range DefaultFiles {
 		p := filepath.Join(dir, name)
 		fi, err := os.Stat(p)
 		switch {
@@ -44,19 +43,15 @@ func Find(dir string) (string, error) {
 // starts with "Procfile", else cluster.hcl syntax. A file over 1 MiB is
 // refused without being read whole. See Parse.
 func Load(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
-	return LoadWith(path, Options{})
+	return complete(LoadPartial(path))
 }
 
-// Options change how a file is read.
-type Options struct {
-	// SkipMachine leaves out the checks against this machine (preflight):
-	// for a file read to be exported, whose programs, directories and
-	// accounts are on the machine it is exported to.
-	SkipMachine bool
-}
-
-// LoadWith is Load with options.
-func LoadWith(path string, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+// LoadPartial is Load, but the Config is returned as far as it could be
+// decoded even when there are errors: a value that failed keeps its
+// default, and its range in App.At is nil. It is nil only when the file
+// could not be read or parsed. The checks against the machine (package
+// preflight) run on it, so that check reports every mistake at once.
+func LoadPartial(path string) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	src, size, err := readLimited(path)
 	switch {
 	case err != nil:
@@ -69,7 +64,15 @@ func LoadWith(path string, o Options) (*Config, map[string]*hcl.File, hcl.Diagno
 		files := map[string]*hcl.File{}
 		return nil, files, hcl.Diagnostics{sizeError(path, size, files, src)}
 	}
-	return ParseWith(path, src, o)
+	return ParsePartial(path, src)
+}
+
+// complete drops the Config when there are errors.
+func complete(cfg *Config, files map[string]*hcl.File, diags hcl.Diagnostics) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+	if diags.HasErrors() {
+		return nil, files, diags
+	}
+	return cfg, files, diags
 }
 
 // readLimited reads at most maxFileSize+1 bytes of path, so that a huge
@@ -109,18 +112,18 @@ func readLimited(path string) (data []byte, size int64, err error) {
 // valid Config. files holds every file a diagnostic points into, for
 // WriteDiagnostics.
 //
-// src is untrusted (a reload parses it inside the live runner), so what it
-// may cost is bounded before it is parsed or evaluated: 1 MiB, nesting 64
-// deep (limits.go), what its expressions could produce (cost.go), and the
-// environment variables copied into apps (envfile.go). A file that is
-// valid is then checked against the machine (preflight.go): what `up`
-// would refuse or crash-loop on is an error here.
+// src is untrusted, and this parses it in the calling process: the runner
+// and the CLI read a file through package configload, which runs this in
+// a child process under resource limits, so that a parser that crashes,
+// hangs or blows up harms nothing. The limits kept here are those whose
+// message is better than the child's death: 1 MiB, and nesting 64 deep
+// with the position where it goes deeper (limits.go).
 func Parse(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
-	return ParseWith(filename, src, Options{})
+	return complete(ParsePartial(filename, src))
 }
 
-// ParseWith is Parse with options.
-func ParseWith(filename string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+// ParsePartial is Parse with the Config as LoadPartial returns it.
+func ParsePartial(filename string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	abs, err := filepath.Abs(filename)
 	if err != nil {
 		return nil, map[string]*hcl.File{}, hcl.Diagnostics{{
@@ -139,14 +142,11 @@ func ParseWith(filename string, src []byte, o Options) (*Config, map[string]*hcl
 		files = map[string]*hcl.File{}
 		diags = hcl.Diagnostics{sizeError(filename, int64(len(src)), files, src)}
 	case isProcfile(filename):
-		cfg, files, diags = parseProcfile(filename, abs, src, o)
+		cfg, files, diags = parseProcfile(filename, abs, src)
 	default:
-		cfg, files, diags = parseHCL(filename, abs, src, o)
+		cfg, files, diags = parseHCL(filename, abs, src)
 	}
-	sortDiagnostics(diags)
-	if diags.HasErrors() {
-		return nil, files, diags
-	}
+	SortDiagnostics(diags)
 	return cfg, files, diags
 }
 
@@ -154,7 +154,7 @@ func isProcfile(filename string) bool {
 	return strings.HasPrefix(filepath.Base(filename), "Procfile")
 }
 
-func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+func parseHCL(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
 	if diags := checkSyntaxLimits(filename, src); diags.HasErrors() {
 		// The parser must not see the file: its recursion is what a deep
@@ -180,10 +180,6 @@ func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]
 	// Schema errors are left to the full decode below, which sees them too.
 	content, _, _ := f.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "env_file"}}})
 	if attr := content.Attributes["env_file"]; attr != nil {
-		z := newCoster(osenv)
-		if z.check(attr.Expr); z.diags.HasErrors() {
-			return nil, files, append(diags, z.diags...)
-		}
 		if items, ok := pre.stringList(attr.Expr, "env_file"); ok {
 			m, paths, d := envs.read(items, "")
 			pre.diags = append(pre.diags, d...)
@@ -203,11 +199,6 @@ func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]
 		exprEnv[k] = v
 	}
 	e := &evaluator{ctx: evalContext(exprEnv)}
-	// Nothing is evaluated before the whole file's cost is known.
-	z := newCoster(osenv, fileEnv)
-	if z.checkBody(f.Body); z.diags.HasErrors() {
-		return nil, files, append(diags, z.diags...)
-	}
 
 	raw, schemaDiags := decodeBody(f.Body)
 	diags = append(diags, schemaDiags...)
@@ -220,7 +211,7 @@ func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]
 	for _, it := range items {
 		cfg.Env[it.key] = it.val
 	}
-	srcs := &sources{schemaDiags: schemaDiags, filename: filename, src: src, end: endOfFile(f)}
+	srcs := &sources{filename: filename, src: src, end: endOfFile(f)}
 	cfg.WrittenEnv = writtenVars(items, src)
 
 	for _, rl := range raw.Listeners {
@@ -243,66 +234,39 @@ func parseHCL(filename, abs string, src []byte, o Options) (*Config, map[string]
 	diags = append(diags, e.diags...)
 	applyProxyDefaults(cfg, srcs)
 	diags = append(diags, validate(cfg, srcs, diags.HasErrors())...)
-	if !diags.HasErrors() && !o.SkipMachine {
-		// The machine is checked only once the file itself is right:
-		// until then its errors are what to fix, and a half-decoded app
-		// would only produce noise here.
-		diags = append(diags, preflight(cfg, hclPlaces(cfg, srcs), sys)...)
-	}
 	return cfg, files, diags
 }
 
 // sources is what validate needs besides the Config: where each value was
 // written, and what the schema check already reported.
 type sources struct {
-	filename    string
-	src         []byte    // the file, for the source text of expressions
-	end         hcl.Range // the end of the file, where a missing app would go
-	schemaDiags hcl.Diagnostics
-	listeners   []*listenerSource // parallel to Config.Listeners
-	apps        []*appSource      // parallel to Config.Apps
-	metrics     *metricsSource    // nil without a metrics block
+	filename  string
+	src       []byte            // the file, for the source text of expressions
+	end       hcl.Range         // the end of the file, where a missing app would go
+	listeners []*listenerSource // parallel to Config.Listeners
+	apps      []*appSource      // parallel to Config.Apps
+	metrics   *metricsSource    // nil without a metrics block
 
 	// listenersUnknown is set when an app's listeners failed to evaluate:
 	// which listeners are unused is then not known.
 	listenersUnknown bool
-
-	// hints indexes the schema check's "Did you mean" suggestions by the
-	// name suggested, each list sorted by position; built on first use.
-	hints map[string][]hcl.Range
 }
 
-// suggested reports whether the schema check already told the user that
-// a misspelled argument in body was probably name ("comand": Did you mean
-// "command"?). Reporting name as missing too would only repeat that.
+// suggested reports whether body has an attribute whose name is a slip
+// for name ("comand" for "command"): the schema check already reported it
+// as unsupported, with its suggestion, and reporting name as missing too
+// would only repeat that.
 func (s *sources) suggested(body hcl.Body, name string) bool {
 	b, ok := body.(*hclsyntax.Body)
 	if !ok {
 		return false
 	}
-	if s.hints == nil {
-		// An index, not a scan per body: a file of 5,000 app blocks each
-		// missing a command must not cost 5,000 x 5,000 comparisons.
-		s.hints = make(map[string][]hcl.Range)
-		for _, d := range s.schemaDiags {
-			if d.Subject == nil {
-				continue
-			}
-			_, after, ok := strings.Cut(d.Detail, "Did you mean \"")
-			if !ok {
-				continue
-			}
-			if hint, _, ok := strings.Cut(after, "\"?"); ok {
-				s.hints[hint] = append(s.hints[hint], *d.Subject)
-			}
-		}
-		for _, rs := range s.hints {
-			sort.Slice(rs, func(i, j int) bool { return rs[i].Start.Byte < rs[j].Start.Byte })
+	for given := range b.Attributes {
+		if given != name && didYouMean(given, name) != "" {
+			return true
 		}
 	}
-	rs := s.hints[name]
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].End.Byte > b.SrcRange.Start.Byte })
-	return i < len(rs) && b.SrcRange.Overlaps(rs[i])
+	return false
 }
 
 func endOfFile(f *hcl.File) hcl.Range {

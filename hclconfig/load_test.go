@@ -48,7 +48,7 @@ func TestSpecExample(t *testing.T) {
 	}
 
 	l := cfg.Listener("http")
-	want := &Listener{Name: "http", Network: "tcp", Address: "0.0.0.0:8080", Mode: Proxy, Backlog: 1024, Balance: BalanceLeastConn, DefRange: l.DefRange}
+	want := &Listener{Name: "http", Network: "tcp", Address: "0.0.0.0:8080", Mode: Proxy, Backlog: 1024, Balance: BalanceLeastConn, DefRange: l.DefRange, AddressRange: l.AddressRange}
 	if !reflect.DeepEqual(l, want) {
 		t.Errorf("listener http = %+v, want %+v", l, want)
 	}
@@ -156,6 +156,7 @@ func TestMinimalDefaults(t *testing.T) {
 		Stop:     Stop{Signal: syscall.SIGTERM, Timeout: DefaultStopTimeout},
 		Reload:   Reload{Parallel: 1, Order: OrderStartFirst},
 		DefRange: got.DefRange,
+		At:       got.At,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("app = %+v\nwant  %+v", got, want)
@@ -275,7 +276,7 @@ func TestSockets(t *testing.T) {
 	}
 	for i, l := range cfg.Listeners {
 		got := *l
-		got.DefRange = hcl.Range{}
+		got.DefRange, got.AddressRange = hcl.Range{}, hcl.Range{}
 		if got != want[i] {
 			t.Errorf("listener %d = %+v, want %+v", i, got, want[i])
 		}
@@ -563,7 +564,7 @@ func TestWatchIgnoreAsUp(t *testing.T) {
   }
 }
 `)
-	_, _, diags := ParseWith(path, src, Options{SkipMachine: true})
+	_, _, diags := Parse(path, src)
 	type at struct {
 		col    int
 		detail string

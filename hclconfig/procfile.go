@@ -21,7 +21,7 @@ import (
 // holds a proxy listener named "web" on foreman's port and gives each web
 // instance a private PORT, so web reloads and scales without a failed
 // request. The other lines bind what they bind, so they reload stop-first.
-func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
+func parseProcfile(filename, abs string, src []byte) (*Config, map[string]*hcl.File, hcl.Diagnostics) {
 	dir := filepath.Dir(abs)
 	files := map[string]*hcl.File{filename: {Body: hcl.EmptyBody(), Bytes: src}}
 	var diags hcl.Diagnostics
@@ -43,7 +43,6 @@ func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[st
 	cfg := &Config{Path: abs, Dir: dir, Env: env, Procfile: true}
 	envs := newEnvReader(dir)
 	envFiles := []string{filepath.Join(dir, ".env")}
-	var at places
 	seen := make(map[string]hcl.Range)
 	for _, ln := range splitLines(filename, src) {
 		text := strings.TrimRight(ln.text, " \t\r")
@@ -140,22 +139,22 @@ func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[st
 		a.EnvFiles = append([]string(nil), envFiles...)
 		if name == "web" {
 			cfg.Listeners = append(cfg.Listeners, &Listener{
-				Name:     "web",
-				Network:  "tcp",
-				Address:  "0.0.0.0:" + strconv.Itoa(port),
-				Mode:     Proxy,
-				Balance:  BalanceLeastConn,
-				DefRange: lineRange,
+				Name:         "web",
+				Network:      "tcp",
+				Address:      "0.0.0.0:" + strconv.Itoa(port),
+				Mode:         Proxy,
+				Balance:      BalanceLeastConn,
+				DefRange:     lineRange,
+				AddressRange: nameRange,
 			})
-			at.listeners = append(at.listeners, nameRange)
 			a.Listeners = []string{"web"}
 			a.Ready.Check = ReadyTCP
 		} else {
 			a.Port = port
 			a.Reload.Order = OrderStopFirst
 		}
+		a.At.Command = commandRange
 		cfg.Apps = append(cfg.Apps, a)
-		at.apps = append(at.apps, appPlace{command: commandRange})
 	}
 
 	if len(cfg.Apps) == 0 && !diags.HasErrors() {
@@ -166,9 +165,6 @@ func parseProcfile(filename, abs string, src []byte, o Options) (*Config, map[st
 			Detail:   `The Procfile defines no process, so there is nothing to run. Add a "name: command" line, such as "web: bundle exec puma -p $PORT".`,
 			Subject:  &hcl.Range{Filename: filename, Start: start, End: start},
 		})
-	}
-	if !diags.HasErrors() && !o.SkipMachine {
-		diags = append(diags, preflight(cfg, at, sys)...)
 	}
 	return cfg, files, diags
 }

@@ -111,7 +111,7 @@ func TestProcfileValid(t *testing.T) {
 	}
 	if l := *cfg.Listeners[0]; l.DefRange.Start.Line != 2 {
 		t.Errorf("web listener defined on line %d, want 2", l.DefRange.Start.Line)
-	} else if l.DefRange = (hcl.Range{}); l != wantListener {
+	} else if l.DefRange, l.AddressRange = (hcl.Range{}), (hcl.Range{}); l != wantListener {
 		t.Errorf("web listener = %+v, want %+v", l, wantListener)
 	}
 }

@@ -251,3 +251,28 @@ func expansion(s string) (n int, ok bool) {
 		return 1, true
 	}
 }
+
+// Program is the program the app's command runs, for a check that it is
+// there: the first element of a list, or the program of a command string
+// that is one simple command. It is "" when only the shell that runs the
+// string knows it: a pipe or a list, a program named by an expansion, a
+// PATH set on the line. viaShell is true for a string command.
+func (a *App) Program() (prog string, viaShell bool) {
+	if len(a.Command) == 0 {
+		return "", false
+	}
+	s := a.Written.CommandString
+	if s == "" {
+		return a.Command[0], false
+	}
+	assigns, w, ok := simpleCommand(s)
+	if !ok || w.expands || w.glob {
+		return "", true
+	}
+	for _, as := range assigns {
+		if strings.HasPrefix(s[as.start:as.end], "PATH=") {
+			return "", true // the shell looks it up on a PATH set right there
+		}
+	}
+	return w.value, true
+}

@@ -165,7 +165,13 @@ func shown(v cty.Value) string {
 	case v.Type() == cty.String:
 		return fmt.Sprintf("%q", v.AsString())
 	case v.Type() == cty.Number:
-		return v.AsBigFloat().Text('g', 15)
+		// Written out, a number of a huge exponent (from a string such as
+		// "1e99999999") takes minutes; its size is what the message needs.
+		f := v.AsBigFloat()
+		if e := f.MantExp(nil); e > 3000 || e < -3000 {
+			return fmt.Sprintf("a number of about 10^%d", int(float64(e)*math.Log10(2)))
+		}
+		return f.Text('g', 15)
 	case v.Type() == cty.Bool:
 		return fmt.Sprint(v.True())
 	default:

@@ -101,6 +101,40 @@ func NewReaper() (*Reaper, error) {
 // then every other member of its group has been sent SIGKILL, so that no
 // leftover keeps a port or a pipe (systemd's KillMode=control-group).
 func (r *Reaper) Start(spec Spec) (pid int, exited <-chan Status, err error) {
+	ch := make(chan Status, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pid, err = syscall.ForkExec(spec.Path, spec.Args, spec.attr())
+	if err != nil {
+		return 0, nil, err
+	}
+	r.waiting[pid] = ch
+	return pid, ch, nil
+}
+
+// StartOne starts spec as Reaper.Start does, in a process that has no
+// Reaper (a command of the CLI): the status comes from waiting for this
+// pid alone, which takes nothing from anyone where nobody else waits.
+func StartOne(spec Spec) (pid int, exited <-chan Status, err error) {
+	pid, err = syscall.ForkExec(spec.Path, spec.Args, spec.attr())
+	if err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan Status, 1)
+	go func() {
+		var ws syscall.WaitStatus
+		for {
+			_, err := syscall.Wait4(pid, &ws, 0, nil)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		ch <- statusOf(ws)
+	}()
+	return pid, ch, nil
+}
+
+func (spec Spec) attr() *syscall.ProcAttr {
 	attr := &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
@@ -111,15 +145,7 @@ func (r *Reaper) Start(spec Spec) (pid int, exited <-chan Status, err error) {
 	if spec.KeepOnParentDeath {
 		noDeathSignal(attr.Sys)
 	}
-	ch := make(chan Status, 1)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	pid, err = syscall.ForkExec(spec.Path, spec.Args, attr)
-	if err != nil {
-		return 0, nil, err
-	}
-	r.waiting[pid] = ch
-	return pid, ch, nil
+	return attr
 }
 
 // Orphans returns how many reparented orphans the reaper has reaped.

@@ -52,7 +52,7 @@ func loadText(t testing.TB, dir, text string) *hclconfig.Config {
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, diags := hclconfig.LoadWith(p, hclconfig.Options{SkipMachine: true})
+	cfg, _, diags := hclconfig.Load(p)
 	if diags.HasErrors() {
 		t.Logf("does not load: %v", diags)
 		return nil

@@ -45,7 +45,7 @@ func load(t *testing.T, path string) *hclconfig.Config {
 	if bytes.Contains(src, []byte("user ")) && os.Geteuid() != 0 {
 		t.Skipf("%s names another user, which only root may load", path)
 	}
-	cfg, files, diags := hclconfig.LoadWith(path, hclconfig.Options{SkipMachine: true})
+	cfg, files, diags := hclconfig.Load(path)
 	if diags.HasErrors() {
 		var b strings.Builder
 		hclconfig.WriteDiagnostics(&b, files, diags, 0, false)
