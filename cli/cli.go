@@ -118,8 +118,8 @@ nearest parent directory that has one (as git finds .git); -f names another.
 The control commands (status, reload, scale, ...) find the running "up" of
 that file through a socket only its owner can open.
 
-Signals to "up": SIGHUP reloads, SIGTERM or SIGINT drain (a second one
-kills), SIGTTIN and SIGTTOU add or remove one instance of every app with
+Signals to "up": SIGHUP reloads, SIGTERM or SIGINT drain (a second one,
+half a second or more later, kills), SIGTTIN and SIGTTOU add or remove one instance of every app with
 listeners; others are forwarded to every instance.
 
 Exit codes: 0 ok, 1 failure (or a required app gave up), 2 usage or

@@ -41,7 +41,8 @@ func newUpCmd(*cobra.Command) *cobra.Command {
 on) in the foreground, N instances each, on the listening sockets the runner
 binds itself, with their output as one prefixed, colored stream. It exits
 when stopped: SIGTERM or SIGINT (Ctrl-C) drain every instance, a second one
-kills them; SIGHUP (or "clusterrun reload") re-reads the file and rolls the
+kills them (one within half a second of the first is the same send, as GNU
+timeout delivers it twice, and changes nothing); SIGHUP (or "clusterrun reload") re-reads the file and rolls the
 apps over one instance at a time.
 
 The file is -f, else cluster.hcl, else a Procfile, in the working directory

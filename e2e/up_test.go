@@ -306,14 +306,72 @@ app "stubborn" {
 `)
 	r.waitLine(0, `stubborn.0 +\| up`, 30*time.Second)
 	r.signal(syscall.SIGINT)
-	r.waitLine(0, `received SIGINT: stopping every app`, 10*time.Second)
+	_, m := r.waitLine(0, `received SIGINT: stopping every app`, 10*time.Second)
 	t0 := time.Now()
-	r.signal(syscall.SIGINT)
+	// A second signal within signals.SameSend of the first is the same
+	// send; the runner says so, and the next one kills.
+	for {
+		r.signal(syscall.SIGINT)
+		line, next := r.waitLine(m, `received SIGINT again`, 10*time.Second)
+		m = next
+		if strings.Contains(line, "killing every instance now") {
+			break
+		}
+		if !strings.Contains(line, "the same request to stop") || time.Since(t0) > time.Minute {
+			t.Fatalf("after a second SIGINT: %q", line)
+		}
+	}
 	if code := r.wait(10 * time.Second); code != 1 {
 		t.Errorf("exit code %d after a forced stop, want 1", code)
 	}
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("forced stop took %s", d)
+	}
+}
+
+// GNU timeout signals its child and then its own process group, which
+// holds the child too: "timeout -s INT 5 clusterrun up" delivers SIGINT to
+// the runner twice in the same instant. That is one request to stop: the
+// runner drains (a request in flight is answered), every instance exits
+// 0, and so does the runner. SIGALRM to timeout is what its own timer
+// sends when the duration is up, so the test picks the moment instead of
+// guessing how long the start takes.
+func TestTimeoutsDoubleSignalDrains(t *testing.T) {
+	if _, err := exec.LookPath("timeout"); err != nil {
+		t.Fatalf("GNU timeout (coreutils) is not installed: %v", err)
+	}
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, goWeb(2))
+	r := startRunnerWith(t, dir, cfg, spawnOpts{wrap: []string{"timeout", "--preserve-status", "-s", "INT", "10m"}})
+	port := r.port("http")
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	pids := r.servingPids("web")
+	res := make(chan error, 1)
+	go func() {
+		_, err := get(t, fmt.Sprintf("http://127.0.0.1:%d/slow?ms=2000", port))
+		res <- err
+	}()
+	waitAccepted(t, port, pids)
+	m := r.mark()
+	r.signal(syscall.SIGALRM) // to timeout: the duration is up
+	r.waitLine(m, `received SIGINT: stopping every app`, 10*time.Second)
+	if err := <-res; err != nil {
+		t.Errorf("the request in flight: %v", err)
+	}
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit status %d (through timeout --preserve-status), want 0", code)
+	}
+	out := r.out.all()
+	if strings.Contains(out, "killing every instance now") {
+		t.Errorf("timeout's two SIGINTs were taken as two requests: everything was killed")
+	}
+	if !strings.Contains(out, "received SIGINT again within") {
+		t.Logf("the runner saw one SIGINT this time: a signal that arrives while one of its kind is still pending is merged with it")
+	}
+	for pid, how := range r.exits() {
+		if how != "exited with status 0" {
+			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
+		}
 	}
 }
 

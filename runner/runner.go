@@ -248,6 +248,11 @@ func (r *Runner) Run() int {
 			r.m.Handle(ev)
 			r.progress()
 		case sev := <-r.opts.Signals:
+			if sev.Kind == signals.Repeated {
+				r.log.Printf("received %s again within %s of the first: the same request to stop (GNU timeout, for one, signals the runner and then its process group); send it again to kill at once",
+					signals.Name(sev.Signal), human(signals.SameSend))
+				continue
+			}
 			ev := translate(sev)
 			if _, ok := ev.(DrainRequested); ok {
 				// Sockets from socket activation outlive this runner: the
