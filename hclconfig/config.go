@@ -4,6 +4,7 @@
 package hclconfig
 
 import (
+	"strconv"
 	"syscall"
 	"time"
 
@@ -355,6 +356,21 @@ const (
 	DefaultStopTimeout    = 10 * time.Second
 	DefaultProcfilePort   = 5000
 )
+
+// InstancePort is the PORT that instance index of a gets when no listener
+// of the runner gives it one: a Procfile line's foreman port plus the
+// index, else the port its env sets (the same for every instance); 0 when
+// it has none. It is the one place that knows: the runner sets it, probes
+// it, and check validates what relies on it.
+func (a *App) InstancePort(index int) int {
+	if a.Port != 0 {
+		return a.Port + index
+	}
+	if p, err := strconv.Atoi(a.Env["PORT"]); err == nil && p > 0 && p <= 65535 {
+		return p
+	}
+	return 0
+}
 
 // Listener returns the listener block called name, or nil.
 func (c *Config) Listener(name string) *Listener {

@@ -97,12 +97,20 @@ func TestProcfileValid(t *testing.T) {
 		// web is behind the runner's proxy, so it reloads start-first and
 		// is ready once its private port answers; the others bind their
 		// port themselves and must stop before their replacement starts.
-		wantReady, wantOrder, wantListeners := ReadyDelay, OrderStopFirst, []string(nil)
-		if a.Name == "web" {
+		// release (Heroku's release phase) is a step every other line
+		// waits for: done once it exits 0, never restarted.
+		wantReady, wantOrder, wantListeners, wantDeps, wantPolicy := ReadyDelay, OrderStopFirst, []string(nil), []string{"release"}, RestartOnFailure
+		switch a.Name {
+		case "web":
 			wantReady, wantOrder, wantListeners = ReadyTCP, OrderStartFirst, []string{"web"}
+		case "release":
+			wantReady, wantOrder, wantDeps, wantPolicy = ReadyExit, OrderStartFirst, nil, RestartNever
 		}
 		if a.Ready.Check != wantReady || a.Reload.Order != wantOrder || !reflect.DeepEqual(a.Listeners, wantListeners) {
 			t.Errorf("app %s ready %q order %q listeners %q, want %q %q %q", a.Name, a.Ready.Check, a.Reload.Order, a.Listeners, wantReady, wantOrder, wantListeners)
+		}
+		if !reflect.DeepEqual(a.DependsOn, wantDeps) || a.Restart.Policy != wantPolicy {
+			t.Errorf("app %s depends on %q, restart %q; want %q, %q", a.Name, a.DependsOn, a.Restart.Policy, wantDeps, wantPolicy)
 		}
 	}
 	wantListener := Listener{Name: "web", Network: "tcp", Address: "0.0.0.0:5000", Mode: Proxy, Balance: BalanceLeastConn}
@@ -127,5 +135,66 @@ func TestProcfileDetection(t *testing.T) {
 	// "web: x" is not HCL, so reading it as cluster.hcl must fail.
 	if _, _, diags := Parse("cluster.hcl", []byte("web: x\n")); !diags.HasErrors() {
 		t.Errorf("cluster.hcl parsed as a Procfile")
+	}
+}
+
+// A web line that sets PORT itself listens there, as under foreman: no
+// proxy in front, the runner probes that port, a reload stops it first,
+// and a warning at the assignment says how to get the proxy back.
+func TestProcfileWebSetsItsOwnPort(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	for _, line := range []string{
+		"web: PORT=3000 bundle exec puma -C config/puma.rb",
+		"web: env PORT=3000 RAILS_ENV=production bundle exec puma",
+		"web: RAILS_ENV=x env PORT='3000' puma",
+	} {
+		src := line + "\nworker: bundle exec sidekiq\n"
+		cfg, _, diags := Parse(filepath.Join(t.TempDir(), "Procfile"), []byte(src))
+		if cfg == nil {
+			t.Fatalf("%q: %v", line, diags)
+		}
+		web := cfg.App("web")
+		if len(cfg.Listeners) != 0 || len(web.Listeners) != 0 || web.Env["PORT"] != "3000" || web.Port != 0 ||
+			web.Ready.Check != ReadyTCP || web.Reload.Order != OrderStopFirst || web.InstancePort(0) != 3000 {
+			t.Errorf("%q: listeners %v, web %+v", line, cfg.Listeners, web)
+		}
+		if cfg.App("worker").Port != 5100 {
+			t.Errorf("%q: worker's port %d, want foreman's 5100", line, cfg.App("worker").Port)
+		}
+		if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Summary != "Web line sets its own PORT" {
+			t.Fatalf("%q: diagnostics %v, want the one warning", line, diags)
+		}
+		if at := diags[0].Subject; src[at.Start.Byte:at.End.Byte] != "PORT=3000" && src[at.Start.Byte:at.End.Byte] != "PORT='3000'" {
+			t.Errorf("%q: the warning points at %q", line, src[at.Start.Byte:at.End.Byte])
+		}
+	}
+	// PORT set from an expansion, or not to a number, is not known here:
+	// web stays behind the proxy.
+	for _, line := range []string{"web: PORT=$WEB_PORT puma", "web: PORT=abc puma", "web: puma -p $PORT"} {
+		cfg, _, diags := Parse(filepath.Join(t.TempDir(), "Procfile"), []byte(line+"\n"))
+		if cfg == nil || len(cfg.Listeners) != 1 || len(diags) != 0 {
+			t.Errorf("%q: listeners %v, %v", line, cfg.Listeners, diags)
+		}
+	}
+}
+
+func TestProcfileBasePort(t *testing.T) {
+	for _, tc := range []struct {
+		dotEnv  map[string]string
+		environ []string
+		port    int
+		from    string
+	}{
+		{nil, nil, 5000, "foreman's default"},
+		{map[string]string{"PORT": "3000"}, []string{"PORT=4000"}, 3000, "PORT in .env"},
+		{map[string]string{"PORT": "x"}, []string{"PORT=4000"}, 4000, "PORT in the environment"},
+		{nil, []string{"PORT=0", "PORT=99999"}, 5000, "foreman's default"},
+	} {
+		if port, from := ProcfileBasePort(tc.dotEnv, tc.environ); port != tc.port || from != tc.from {
+			t.Errorf("ProcfileBasePort(%v, %v) = %d, %q; want %d, %q", tc.dotEnv, tc.environ, port, from, tc.port, tc.from)
+		}
+	}
+	if ProcfilePort(5000, 2) != 5200 {
+		t.Errorf("ProcfilePort(5000, 2) = %d", ProcfilePort(5000, 2))
 	}
 }

@@ -1,6 +1,9 @@
 package hclconfig
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // A command written as a string runs as /bin/sh -c STRING. When the string
 // is one simple command, "exec " goes in front of the program, as foreman
@@ -48,46 +51,76 @@ func init() {
 // (after any leading NAME=value assignments, which stay in front), else s
 // unchanged. simple reports which.
 func execForm(s string) (form string, simple bool) {
-	_, program, ok := simpleCommand(s)
+	_, program, _, ok := simpleCommand(s)
 	if !ok {
 		return s, false
 	}
 	return s[:program.start] + "exec " + s[program.start:], true
 }
 
-// simpleCommand splits s into its leading assignments and the word that
-// names the program, when s is one simple command that exec can run.
-func simpleCommand(s string) (assigns []shellWord, program shellWord, ok bool) {
+// simpleCommand splits s into its leading assignments, the word that
+// names the program and the words after it, when s is one simple command
+// that exec can run.
+func simpleCommand(s string) (assigns []shellWord, program shellWord, args []shellWord, ok bool) {
 	words, ok := shellWords(s)
 	if !ok {
-		return nil, shellWord{}, false
+		return nil, shellWord{}, nil, false
 	}
 	i := 0
 	for i < len(words) && isAssignment(s[words[i].start:words[i].end]) {
 		i++
 	}
 	if i == len(words) {
-		return nil, shellWord{}, false // only assignments: no program
+		return nil, shellWord{}, nil, false // only assignments: no program
 	}
 	w := words[i]
 	raw := s[w.start:w.end]
 	switch {
 	case strings.HasPrefix(raw, "-"):
-		return nil, shellWord{}, false // exec would take it for an option
+		return nil, shellWord{}, nil, false // exec would take it for an option
 	case w.brace:
-		return nil, shellWord{}, false // a group, or brace expansion
+		return nil, shellWord{}, nil, false // a group, or brace expansion
 	case w.glob:
-		return nil, shellWord{}, false
+		return nil, shellWord{}, nil, false
 	case w.expands:
 		// "$JAVA_HOME/bin/java" is a path whatever it expands to, but a
 		// bare "$CMD" could turn out to be a builtin or an option.
 		if !strings.Contains(raw, "/") {
-			return nil, shellWord{}, false
+			return nil, shellWord{}, nil, false
 		}
 	case shellOnly[w.value], w.value == "" && !w.expands:
+		return nil, shellWord{}, nil, false
+	}
+	return words[:i], w, words[i+1:], true
+}
+
+// programOf splits the command string s, when it is one simple command,
+// into the variables it sets for its program and the word that names the
+// program: the leading NAME=value words, and those of env when the
+// program is env ("env RAILS_ENV=production bin/rails", as Procfiles
+// write). ok is false when s is no simple command, or env takes options
+// (-i, -u and -S change what runs).
+func programOf(s string) (vars []shellWord, program shellWord, ok bool) {
+	assigns, w, args, ok := simpleCommand(s)
+	if !ok {
 		return nil, shellWord{}, false
 	}
-	return words[:i], w, true
+	if w.expands || w.value != "env" && !strings.HasSuffix(w.value, "/env") {
+		return assigns, w, true
+	}
+	vars = assigns
+	for _, a := range args {
+		raw := s[a.start:a.end]
+		switch {
+		case isAssignment(raw):
+			vars = append(vars, a)
+		case strings.HasPrefix(raw, "-"), a.brace, a.glob, a.expands && !strings.Contains(raw, "/"), a.value == "":
+			return nil, shellWord{}, false
+		default:
+			return vars, a, true
+		}
+	}
+	return nil, shellWord{}, false // env alone prints the environment
 }
 
 // isAssignment reports whether a word, as written, is NAME=value.
@@ -265,14 +298,31 @@ func (a *App) Program() (prog string, viaShell bool) {
 	if s == "" {
 		return a.Command[0], false
 	}
-	assigns, w, ok := simpleCommand(s)
+	vars, w, ok := programOf(s)
 	if !ok || w.expands || w.glob {
 		return "", true
 	}
-	for _, as := range assigns {
-		if strings.HasPrefix(s[as.start:as.end], "PATH=") {
-			return "", true // the shell looks it up on a PATH set right there
+	for _, v := range vars {
+		if strings.HasPrefix(s[v.start:v.end], "PATH=") {
+			return "", true // it is looked up on a PATH set right there
 		}
 	}
 	return w.value, true
+}
+
+// setsPort returns the PORT the command string s sets for its program
+// itself ("PORT=3000 bundle exec puma", "env PORT=3000 rails s"), or 0
+// when it sets none, or none that is a port number written out.
+func setsPort(s string) (port int, at [2]int) {
+	vars, _, ok := programOf(s)
+	if !ok {
+		return 0, at
+	}
+	for _, v := range vars {
+		val, isPort := strings.CutPrefix(v.value, "PORT=")
+		if n, err := strconv.Atoi(val); isPort && !v.expands && err == nil && n > 0 && n <= 65535 {
+			port, at = n, [2]int{v.start, v.end}
+		}
+	}
+	return port, at
 }

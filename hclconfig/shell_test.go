@@ -205,7 +205,7 @@ func FuzzExecForm(f *testing.F) {
 			}
 			return
 		}
-		assigns, prog, ok := simpleCommand(s)
+		assigns, prog, _, ok := simpleCommand(s)
 		if !ok {
 			t.Fatalf("execForm says simple, simpleCommand does not: %q", s)
 		}
@@ -237,4 +237,27 @@ func FuzzExecForm(f *testing.F) {
 			t.Fatalf("%q: empty program", s)
 		}
 	})
+}
+
+// The program a command string runs, through leading assignments and
+// through env, for check to look it up.
+func TestProgram(t *testing.T) {
+	for _, tc := range []struct{ cmd, prog string }{
+		{"bundle exec puma", "bundle"},
+		{"RAILS_ENV=x bin/rails server", "bin/rails"},
+		{"env RAILS_ENV=x bin/rails server", "bin/rails"},
+		{"/usr/bin/env A=1 B='2 3' node server.js", "node"},
+		{"env PATH=/opt/bin:$PATH tool", ""}, // looked up on a PATH set on the line
+		{"PATH=/opt/bin tool", ""},
+		{"env -i A=1 node", ""}, // env's options change what runs
+		{"env", ""},
+		{"env A=1", ""},
+		{"env $CMD", ""},
+		{"cd sub && node x", ""},
+	} {
+		a := &App{Command: shellCommand(tc.cmd), Written: Written{CommandString: tc.cmd}}
+		if prog, viaShell := a.Program(); prog != tc.prog || !viaShell {
+			t.Errorf("Program(%q) = %q, %v; want %q", tc.cmd, prog, viaShell, tc.prog)
+		}
+	}
 }

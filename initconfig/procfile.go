@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/joho/godotenv"
 )
 
@@ -36,57 +36,28 @@ func (s Source) rel(p string) string {
 	return filepath.ToSlash(r)
 }
 
-// procfileLine is one process of a Procfile.
-type procfileLine struct {
-	name, command string
-	line          int
+// parseProcfile reads "name: command" lines with hclconfig's reader, the
+// one clusterrun runs a Procfile with; its first error is returned as
+// "Procfile:LINE: what is wrong".
+func parseProcfile(name string, data []byte) ([]hclconfig.ProcfileLine, error) {
+	lines, diags := hclconfig.ParseProcfile(name, data)
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			detail := d.Detail
+			if detail != "" {
+				detail = strings.ToLower(detail[:1]) + detail[1:]
+			}
+			return nil, fmt.Errorf("%s:%d: %s", name, d.Subject.Start.Line, detail)
+		}
+	}
+	return lines, nil
 }
 
-// parseProcfile reads "name: command" lines as foreman does: blank lines
-// and # comments are skipped, anything else must have a valid name and a
-// command.
-func parseProcfile(name string, data []byte) ([]procfileLine, error) {
-	var out []procfileLine
-	seen := make(map[string]int)
-	for i, text := range strings.Split(string(data), "\n") {
-		n := i + 1
-		t := strings.TrimSpace(text)
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		proc, command, ok := strings.Cut(t, ":")
-		proc, command = strings.TrimSpace(proc), strings.TrimSpace(command)
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("%s:%d: this line has no \":\"; each line of a Procfile is \"name: command\"", name, n)
-		case !hclconfig.ValidName(proc):
-			return nil, fmt.Errorf("%s:%d: the process name %q cannot be an app name: use letters, digits, \"-\" and \"_\", starting with a letter or digit", name, n, proc)
-		case command == "":
-			return nil, fmt.Errorf("%s:%d: process %q has no command", name, n, proc)
-		case seen[proc] > 0:
-			return nil, fmt.Errorf("%s:%d: process %q is already defined on line %d", name, n, proc, seen[proc])
-		case strings.ContainsRune(command, 0):
-			return nil, fmt.Errorf("%s:%d: the command contains a NUL byte", name, n)
-		}
-		seen[proc] = n
-		out = append(out, procfileLine{name: proc, command: command, line: n})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s defines no process: there is nothing to convert", name)
-	}
-	return out, nil
-}
-
-// basePort is the PORT foreman starts from: PORT in the .env next to the
-// Procfile, else in the environment, else 5000.
+// basePort is the PORT foreman starts from (hclconfig.ProcfileBasePort),
+// with the .env next to the Procfile.
 func basePort(dir string) (port int, from string) {
 	env, _ := godotenv.Read(filepath.Join(dir, ".env"))
-	for _, c := range []struct{ v, from string }{{env["PORT"], "PORT in .env"}, {os.Getenv("PORT"), "PORT in the environment"}} {
-		if n, err := strconv.Atoi(c.v); err == nil && n > 0 && n <= 65535 {
-			return n, c.from
-		}
-	}
-	return 5000, "foreman's default"
+	return hclconfig.ProcfileBasePort(env, os.Environ())
 }
 
 // FromProcfile converts a Procfile into the cluster.hcl that says what
@@ -99,7 +70,7 @@ func FromProcfile(src Source, data []byte) (Result, error) {
 		return Result{}, err
 	}
 	base, from := basePort(src.Dir)
-	if last := base + 100*(len(lines)-1); last > 65535 {
+	if last := hclconfig.ProcfilePort(base, len(lines)-1); last > 65535 {
 		return Result{}, fmt.Errorf("%s: its %d lines would get ports up to %d from %d (%s), above 65535", src.Name, len(lines), last, base, from)
 	}
 	w := &writer{}
@@ -115,10 +86,10 @@ old instance before it starts the new one, and their instances share one PORT.`,
 		dir = src.rel(src.Dir)
 	}
 	for i, l := range lines {
-		if l.name != "web" {
+		if l.Name != "web" {
 			continue
 		}
-		port := base + 100*i
+		port := hclconfig.ProcfilePort(base, i)
 		w.line("")
 		w.comment("", fmt.Sprintf(`The web line is served through a listener the runner holds: the runner
 accepts on port %d and forwards each connection to an instance's own $PORT,
@@ -130,18 +101,18 @@ so a reload or a scale drops no request.`, port))
 	}
 	for i, l := range lines {
 		w.line("")
-		w.line("app %s {", quote(l.name))
-		w.comment("  ", fmt.Sprintf("From %s line %d.", src.Name, l.line))
-		w.line("  command = %s", quote(l.command))
+		w.line("app %s {", quote(l.Name))
+		w.comment("  ", fmt.Sprintf("From %s line %d.", src.Name, l.Line))
+		w.line("  command = %s", quote(l.Command))
 		if dir != "" {
 			w.line("  dir     = %s # where foreman runs it: the Procfile's directory", quote(dir))
 		}
-		if l.name == "web" {
+		if l.Name == "web" {
 			w.line(`  listeners = ["web"]`)
 			w.line("}")
 			continue
 		}
-		w.line(`  env     = { PORT = "%d" } # foreman's PORT for this line`, base+100*i)
+		w.line(`  env     = { PORT = "%d" } # foreman's PORT for this line`, hclconfig.ProcfilePort(base, i))
 		w.line(`  reload { order = "stop-first" }`)
 		w.line("}")
 	}

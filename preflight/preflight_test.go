@@ -242,6 +242,8 @@ app "missing-dir" {
   command = ["./nowhere"]
   dir     = "nope"
 }
+app "via-env" { command = "env RAILS_ENV=production nodee server.js" }
+app "via-env-ok" { command = "env RAILS_ENV=production node server.js" }
 `
 	m := newFakeMachine()
 	got := preflightErrors(t, m, src)
@@ -254,6 +256,7 @@ app "missing-dir" {
 		`Program not executable at "/srv/app"`,
 		`Program not found at "nodee"`,
 		`Missing dir at "nope"`,
+		`Program not found at "env RAILS_ENV=production nodee server.js"`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

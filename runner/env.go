@@ -51,7 +51,7 @@ outer:
 		set(kv)
 	}
 	if rel.App.Port != 0 {
-		set("PORT=" + strconv.Itoa(rel.App.Port+index))
+		set("PORT=" + strconv.Itoa(rel.App.InstancePort(index)))
 	}
 	set(r.marker)
 	set("CLUSTERRUN_APP=" + rel.App.Name)
@@ -71,16 +71,6 @@ outer:
 		set("NODE_OPTIONS=" + opts)
 	}
 	return out
-}
-
-// instancePort is the PORT of an instance of an app without listeners: the
-// Procfile's for this instance, or PORT from the app's environment.
-func instancePort(a *hclconfig.App, index int) int {
-	if a.Port != 0 {
-		return a.Port + index
-	}
-	p, _ := strconv.Atoi(a.Env["PORT"])
-	return p
 }
 
 func sortedKeys(m map[string]string) []string {

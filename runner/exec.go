@@ -269,7 +269,7 @@ func probeAddr(rel *Release, index int, g *listeners.Grant) string {
 	if len(rel.Listeners) > 0 {
 		return ""
 	}
-	if port := instancePort(rel.App, index); port != 0 {
+	if port := rel.App.InstancePort(index); port != 0 {
 		return "127.0.0.1:" + strconv.Itoa(port)
 	}
 	return ""

@@ -487,7 +487,7 @@ func (m *Machine) advanceRollouts() {
 func orderNote(ro *rollout) string {
 	switch {
 	case ro.stopFirst && ro.target.App.Reload.Order != hclconfig.OrderStopFirst:
-		return fmt.Sprintf(" (stop-first: its %s check probes PORT %d, which old and new would share)", probedCheck(ro.target.App), instancePort(ro.target.App, 0))
+		return fmt.Sprintf(" (stop-first: its %s check probes PORT %d, which old and new would share)", probedCheck(ro.target.App), ro.target.App.InstancePort(0))
 	case ro.stopFirst:
 		return " (stop-first: the old instance stops before the new one starts)"
 	}
@@ -504,7 +504,7 @@ func stopFirst(rel *Release) bool {
 }
 
 func sharedProbe(rel *Release) bool {
-	return len(rel.Listeners) == 0 && instancePort(rel.App, 0) != 0 && probedCheck(rel.App) != ""
+	return len(rel.Listeners) == 0 && rel.App.InstancePort(0) != 0 && probedCheck(rel.App) != ""
 }
 
 // probedCheck names the tcp or http check of an app, or "".
