@@ -1,22 +1,181 @@
 package proxy
 
-import "sync/atomic"
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// Balance is how a new connection chooses among the routable backends.
+type Balance int
+
+const (
+	// LeastConn picks the backend with the fewest open connections (dials in
+	// flight included); ties rotate, so equal backends share the load.
+	LeastConn Balance = iota
+	// RoundRobin takes the backends in turn, whatever their load.
+	RoundRobin
+	// IPHash keeps each client address on one backend: rendezvous hashing
+	// of the client's address over the backends' addresses, with a bound
+	// on load (see ipHashBound), so only the clients of a removed backend
+	// move, and no backend holds more than 1.25 × the mean.
+	IPHash
+)
+
+// String returns the name cluster.hcl uses for b.
+func (b Balance) String() string {
+	switch b {
+	case LeastConn:
+		return "least-conn"
+	case RoundRobin:
+		return "round-robin"
+	case IPHash:
+		return "ip-hash"
+	}
+	return fmt.Sprintf("Balance(%d)", int(b))
+}
+
+// Backend is one instance's private address.
+type Backend struct {
+	ID   uint64 // the instance's id, stable for its life
+	Addr string // an IP literal and a port: "127.0.0.1:41234", "[::1]:41234"
+}
 
 // backend is one routable instance as the proxy tracks it. The same *backend
 // is kept across SetBackends calls while its ID and Addr stay, so its load
 // survives the swap; a backend that leaves the set gets removed and is never
 // put back (a later set with the same ID makes a new one).
+//
+// Nothing here knows how bytes move: a lease is one client's hold on the
+// backend, whether that is a TCP connection spliced through (this package's
+// loop) or, for an HTTP-aware mode, one request in flight.
 type backend struct {
 	id   uint64
 	addr string
-	// load counts the connections that picked this backend and have not
-	// ended: dials in flight and forwarded connections. Least-connections
-	// compares it; counting dials keeps a burst of accepts from all picking
-	// the same idle backend before any of their dials completes.
+	ap   netip.AddrPort
+	sa   dialAddr
+	// hash is the rendezvous weight's key: the address, so a client keeps
+	// its slot across a reload (the slot's private port does not change).
+	hash uint64
+
+	// load counts the leases that have not ended: dials in flight and
+	// forwarded connections. Least-connections compares it; counting dials
+	// keeps a burst of accepts from all picking the same idle backend
+	// before any of their dials completes.
 	load atomic.Int64
+	// unanswered counts the leases that have had no byte back yet: the
+	// instance may not even have accepted them. They are what its listen
+	// backlog holds, so backlog bounds them (see full).
+	unanswered atomic.Int64
+	// maxLoad is the per-instance connection limit (0: none); backlog is
+	// the instance's accept queue capacity as the kernel reports it (0:
+	// unknown).
+	maxLoad int64
+	backlog atomic.Int64
+
 	// removed is set by SetBackends, before it returns, when the backend
 	// leaves the set; a dial that completes afterwards is not used.
 	removed atomic.Bool
+	// hung is set by the watch when the backend answered nothing for
+	// HungAfter while a connection waited on it; see usable.
+	hung atomic.Bool
+
+	// mu guards the lease list, which Quiesce, Unanswered, Active and the
+	// hung watch scan. It is taken when a lease starts and ends, never per
+	// byte.
+	mu     sync.Mutex
+	leases *lease
+	// lastDownEnded is the latest lastDown of the leases that ended.
+	lastDownEnded int64
+}
+
+// full reports whether b can take no new lease now: it is at its
+// connection limit, or as many leases wait for an answer as its accept
+// queue holds, so the kernel would drop the next SYN and the dial would
+// wait for the SYN's retransmission (a second) or time out.
+func (b *backend) full() bool {
+	if b.maxLoad > 0 && b.load.Load() >= b.maxLoad {
+		return true
+	}
+	q := b.backlog.Load()
+	return q > 0 && b.unanswered.Load() >= q
+}
+
+// usable reports whether a new connection may go to b. A hung backend
+// still takes one connection while none waits on it: that one is the probe
+// whose answer clears hung.
+func (b *backend) usable() bool {
+	if b.full() {
+		return false
+	}
+	return !b.hung.Load() || b.unanswered.Load() == 0
+}
+
+// Lease states.
+const (
+	leaseDialing   int32 = iota // picked, not yet connected
+	leaseForwarded              // connected, no byte back yet
+	leaseAnswered               // has had bytes back
+)
+
+// lease is one connection's hold on a backend, from the pick to the close.
+// Its fields other than the list links are atomics, written by the
+// connection's owner and read by Quiesce and the watch.
+type lease struct {
+	b          *backend
+	prev, next *lease
+	since      int64 // monotonic ns when it was picked
+	state      atomic.Int32
+	// lastUp and lastDown are when the last byte went to and came from the
+	// backend (monotonic ns; 0 never).
+	lastUp, lastDown atomic.Int64
+}
+
+// acquire starts l on b at now.
+func (b *backend) acquire(l *lease, now int64) {
+	l.b, l.since = b, now
+	l.state.Store(leaseDialing)
+	l.lastUp.Store(0)
+	l.lastDown.Store(0)
+	b.load.Add(1)
+	b.unanswered.Add(1)
+	b.mu.Lock()
+	l.prev, l.next = nil, b.leases
+	if b.leases != nil {
+		b.leases.prev = l
+	}
+	b.leases = l
+	b.mu.Unlock()
+}
+
+// answered records the first byte back on l. Its owner calls it once.
+func (l *lease) answered(now int64) {
+	l.lastDown.Store(now)
+	l.state.Store(leaseAnswered)
+	l.b.unanswered.Add(-1)
+}
+
+// end takes l off its backend.
+func (l *lease) end() {
+	b := l.b
+	b.mu.Lock()
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		b.leases = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	}
+	l.prev, l.next = nil, nil
+	b.lastDownEnded = max(b.lastDownEnded, l.lastDown.Load())
+	b.mu.Unlock()
+	if l.state.Load() != leaseAnswered {
+		b.unanswered.Add(-1)
+	}
+	b.load.Add(-1)
+	l.b = nil
 }
 
 // snapshot is an immutable routable set. SetBackends publishes a new one and
@@ -36,21 +195,31 @@ func (s *snapshot) find(b Backend) *backend {
 	return nil
 }
 
-// pick chooses a backend of s, skipping those in tried, or returns nil when
-// none is left. rot is a counter every pick advances: it is where the scan
-// starts, so round-robin takes the backends in turn and least-connections
-// breaks ties between equally loaded backends in rotation instead of always
-// favouring the first. The caller adds to the winner's load.
-func (s *snapshot) pick(mode Balance, rot uint64, tried []*backend) *backend {
+// ipHashBound is the most a backend may hold under IPHash, as a multiple of
+// the mean load (consistent hashing with bounded loads, Mirrokni, Thorup
+// and Zadimoghaddam 2017): a client whose backend is at the bound goes to
+// its next choice.
+const ipHashBound = 1.25
+
+// pick chooses a usable backend of s, skipping those in tried, or returns
+// nil when none is left. rot is a counter every pick advances: it is where
+// the scan starts, so round-robin takes the backends in turn and
+// least-connections breaks ties between equally loaded backends in rotation
+// instead of always favouring the first. key is the client's address hash
+// (IPHash only). The caller acquires a lease on the winner.
+func (s *snapshot) pick(mode Balance, rot, key uint64, tried []*backend) *backend {
 	n := uint64(len(s.list))
 	if n == 0 {
 		return nil
+	}
+	if mode == IPHash {
+		return s.pickHash(key, tried)
 	}
 	var best *backend
 	var bestLoad int64
 	for i := range n {
 		b := s.list[(rot+i)%n]
-		if contains(tried, b) {
+		if contains(tried, b) || !b.usable() {
 			continue
 		}
 		if mode == RoundRobin {
@@ -63,6 +232,39 @@ func (s *snapshot) pick(mode Balance, rot uint64, tried []*backend) *backend {
 	return best
 }
 
+// pickHash takes the usable backend with the highest rendezvous weight for
+// key whose load is under the bound: ceil(1.25 × (total + 1) / n), the
+// total counting the new connection.
+func (s *snapshot) pickHash(key uint64, tried []*backend) *backend {
+	var total int64
+	for _, b := range s.list {
+		total += b.load.Load()
+	}
+	n := int64(len(s.list))
+	bound := int64(ipHashBound*float64(total+1)/float64(n) + 0.999999)
+	var best, fallback *backend
+	var bestW, fallbackW uint64
+	for _, b := range s.list {
+		if contains(tried, b) || !b.usable() {
+			continue
+		}
+		w := mix(key ^ b.hash)
+		if b.load.Load() < bound {
+			if best == nil || w > bestW {
+				best, bestW = b, w
+			}
+		} else if fallback == nil || w > fallbackW {
+			fallback, fallbackW = b, w
+		}
+	}
+	if best != nil {
+		return best
+	}
+	// Every usable backend is at the bound (loads change while we look):
+	// the heaviest weight still wins, so the choice stays stable.
+	return fallback
+}
+
 func contains(bs []*backend, b *backend) bool {
 	for _, x := range bs {
 		if x == b {
@@ -70,4 +272,38 @@ func contains(bs []*backend, b *backend) bool {
 		}
 	}
 	return false
+}
+
+// hashBytes is FNV-1a over b, finished by mix: a fixed function, so a
+// client keeps its backend across restarts of the runner too.
+func hashBytes(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return mix(h)
+}
+
+// mix is splitmix64's finaliser: every input bit moves every output bit.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// addrKey is the IPHash key of a client address; an IPv4-mapped IPv6
+// address hashes as the IPv4 address, so a dual-stack listener sends a
+// client to the same backend either way.
+func addrKey(a netip.Addr) uint64 {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return hashBytes(b[:])
+	}
+	b := a.As16()
+	return hashBytes(b[:])
 }

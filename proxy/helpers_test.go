@@ -100,16 +100,26 @@ func startProxy(t testing.TB, opts Options) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveOn(t, ln, opts)
+	return listenProxy(t, ln, opts)
 }
 
-func serveOn(t testing.TB, ln net.Listener, opts Options) *testProxy {
+// listenProxy serves a new Proxy on ln, its log kept unless opts has one.
+func listenProxy(t testing.TB, ln net.Listener, opts Options) *testProxy {
 	t.Helper()
 	rec := &logRecorder{}
 	if opts.Logf == nil {
 		opts.Logf = rec.logf
 	}
-	tp := &testProxy{Proxy: New(ln, opts), addr: ln.Addr().String(), served: make(chan error, 1), log: rec}
+	return serveOn(t, New(ln, opts), rec)
+}
+
+// serveOn serves p, whose Logf is rec's (or nil), until cleanup.
+func serveOn(t testing.TB, p *Proxy, rec *logRecorder) *testProxy {
+	t.Helper()
+	if rec == nil {
+		rec = &logRecorder{}
+	}
+	tp := &testProxy{Proxy: p, addr: p.lnString, served: make(chan error, 1), log: rec}
 	go func() { tp.served <- tp.Serve() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -336,19 +346,26 @@ func countSockets() int {
 	return n
 }
 
-// settled runs the garbage collector, so pooled splice pipes that are no
-// longer used are released (their fds close in a cleanup), and reports
-// whether the goroutine and fd counts are back to at most the given ones.
-func settled(goroutines, fds int) bool {
-	runtime.GC()
-	return runtime.NumGoroutine() <= goroutines && countFDs() <= fds
-}
-
 // registered returns the number of client connections the proxy tracks.
-func (p *Proxy) registered() int {
+func (p *Proxy) registered() int { return int(p.open.Load()) }
+
+// acceptFailures is how many accepts failed in the current burst, summed
+// over the loops.
+func (p *Proxy) acceptFailures() int {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
+	loops := p.loops
+	p.mu.Unlock()
+	n := 0
+	for _, l := range loops {
+		done := make(chan int)
+		l.post(func() { done <- l.failed })
+		select {
+		case f := <-done:
+			n += f
+		case <-p.done:
+		}
+	}
+	return n
 }
 
 // totalActive is the sum of p.Active().

@@ -17,13 +17,12 @@ import (
 // the whole wait (the runner by stop.timeout); a connection that never
 // becomes quiet keeps the channel open until it closes.
 //
-// Safe from any goroutine. Where the kernel does not tell the proxy when a
-// socket last carried data (outside Linux), an answered connection counts as
-// busy until it closes.
+// Safe from any goroutine. It only reads the leases (see lease): an
+// HTTP-aware mode that keeps a lease per request gets the same answer.
 func (p *Proxy) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
 	done := make(chan struct{})
-	// Counted before the first look, so a connection that changes state
-	// after that look announces it (see notifyQuiesce).
+	// Counted before the first look, so a lease that changes state after
+	// that look announces it (see notifyQuiesce).
 	p.quiescers.Add(1)
 	go func() {
 		defer p.quiescers.Add(-1)
@@ -32,13 +31,13 @@ func (p *Proxy) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
 		timer.Stop()
 		defer timer.Stop()
 		for {
-			changed, wait, busy := p.busyOn(id, idle)
+			changed, wait, busy := p.busyOn(id, int64(idle))
 			if !busy {
 				return
 			}
 			var tick <-chan time.Time
 			if wait > 0 {
-				timer.Reset(wait)
+				timer.Reset(time.Duration(wait))
 				tick = timer.C
 			}
 			select {
@@ -51,59 +50,36 @@ func (p *Proxy) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
 	return done
 }
 
-// busyOn reports whether a connection to backend id keeps it from being
-// quiet, and returns what to wait for before looking again: changed, closed
-// at the next change of state of any connection, and wait, when the last
-// of the connections that time alone can make quiet will have been idle
-// long enough (0 if there is none).
-func (p *Proxy) busyOn(id uint64, idle time.Duration) (changed <-chan struct{}, wait time.Duration, busy bool) {
+// busyOn reports whether a lease of backend id keeps it from being quiet,
+// and returns what to wait for before looking again: changed, closed at the
+// next change of state of any lease, and wait, when the last of the leases
+// that time alone can make quiet will have been idle long enough (0 if
+// there is none).
+func (p *Proxy) busyOn(id uint64, idle int64) (changed <-chan struct{}, wait int64, busy bool) {
+	// changed is read before the scan: a change after it closes it.
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	var latest time.Duration
-	for c := range p.conns {
-		b := c.target.Load()
-		if b == nil || b.id != id {
-			continue
-		}
-		bc := c.bc.Load()
-		if bc == nil || !c.answered.Load() {
-			// Dialing, or forwarded with no answer yet: only a change of
-			// state ends this.
-			busy = true
-			continue
-		}
-		since, ok := sinceLastData(bc)
-		if !ok {
-			busy = true
-			continue
-		}
-		if since >= idle {
-			continue
-		}
-		busy = true
-		// The last of them to become quiet decides: looking again
-		// before then finds one still busy.
-		latest = max(latest, idle-since)
-	}
-	return p.changed, latest, busy
-}
-
-// notifyQuiesce wakes the Quiesce waiters, if any, after a connection
-// changed state (forwarded, answered, dial abandoned, closed). It costs an
-// atomic load when nobody waits.
-func (p *Proxy) notifyQuiesce() {
-	if p.quiescers.Load() == 0 {
-		return
-	}
-	p.mu.Lock()
-	p.notifyQuiesceLocked()
+	changed = p.changed
 	p.mu.Unlock()
-}
-
-func (p *Proxy) notifyQuiesceLocked() {
-	if p.quiescers.Load() == 0 {
-		return
+	now := nanotime()
+	for _, b := range p.knownWith(id) {
+		b.mu.Lock()
+		for l := b.leases; l != nil; l = l.next {
+			if l.state.Load() != leaseAnswered {
+				// Dialing, or forwarded with no answer yet: only a change
+				// of state ends this.
+				busy = true
+				continue
+			}
+			since := now - max(l.lastUp.Load(), l.lastDown.Load())
+			if since >= idle {
+				continue
+			}
+			busy = true
+			// The last of them to become quiet decides: looking again
+			// before then finds one still busy.
+			wait = max(wait, idle-since)
+		}
+		b.mu.Unlock()
 	}
-	close(p.changed)
-	p.changed = make(chan struct{})
+	return changed, wait, busy
 }

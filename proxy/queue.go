@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// waitQueue holds the connections that wait for a backend able to take
+// them: none is routable, or every routable one is at its limit (see
+// backend.full). It is first in, first out: a connection that is woken and
+// still finds no room goes back to the front. Its owner (the event loop of
+// the connection, or whatever an HTTP-aware mode parks a request on) is
+// told through wake, never with the queue's lock held.
+type waitQueue struct {
+	mu         sync.Mutex
+	head, tail *waiter
+	// n is the length, also read without mu: the common case, nobody
+	// waiting, costs one atomic load per connection.
+	n atomic.Int64
+}
+
+// waiter is one entry; wake runs on the goroutine that woke it and must
+// only hand the news to the waiter's owner.
+type waiter struct {
+	prev, next *waiter
+	in         bool
+	wake       func()
+}
+
+// empty reports whether nobody waits; new connections that find someone
+// waiting queue behind them instead of overtaking.
+func (q *waitQueue) empty() bool { return q.n.Load() == 0 }
+
+func (q *waitQueue) pushBack(w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.in {
+		return
+	}
+	w.in, w.prev, w.next = true, q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.n.Add(1)
+}
+
+func (q *waitQueue) pushFront(w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if w.in {
+		return
+	}
+	w.in, w.prev, w.next = true, nil, q.head
+	if q.head != nil {
+		q.head.prev = w
+	} else {
+		q.tail = w
+	}
+	q.head = w
+	q.n.Add(1)
+}
+
+// remove takes w out if it is in; it reports whether it was.
+func (q *waitQueue) remove(w *waiter) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.unlinkLocked(w)
+}
+
+func (q *waitQueue) unlinkLocked(w *waiter) bool {
+	if !w.in {
+		return false
+	}
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.in, w.prev, w.next = false, nil, nil
+	q.n.Add(-1)
+	return true
+}
+
+// wakeOne wakes the first waiter, if any: one lease ended, so one
+// connection may now fit.
+func (q *waitQueue) wakeOne() {
+	if q.empty() {
+		return
+	}
+	q.mu.Lock()
+	w := q.head
+	if w != nil {
+		q.unlinkLocked(w)
+	}
+	q.mu.Unlock()
+	if w != nil {
+		w.wake()
+	}
+}
+
+// wakeSecond wakes the waiter after the first: the first was woken for
+// room it could not use, and went back to the front.
+func (q *waitQueue) wakeSecond() {
+	q.mu.Lock()
+	var w *waiter
+	if q.head != nil {
+		w = q.head.next
+	}
+	if w != nil {
+		q.unlinkLocked(w)
+	}
+	q.mu.Unlock()
+	if w != nil {
+		w.wake()
+	}
+}
+
+// wakeAll wakes every waiter, in order: the routable set changed.
+func (q *waitQueue) wakeAll() {
+	if q.empty() {
+		return
+	}
+	q.mu.Lock()
+	var ws []*waiter
+	for w := q.head; w != nil; w = w.next {
+		ws = append(ws, w)
+	}
+	for _, w := range ws {
+		q.unlinkLocked(w)
+	}
+	q.mu.Unlock()
+	for _, w := range ws {
+		w.wake()
+	}
+}
