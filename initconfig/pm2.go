@@ -128,7 +128,6 @@ var pm2Notes = map[string]string{
 	"time":                  "clusterrun up --timestamps",
 	"instance_var":          "every instance gets CLUSTERRUN_INSTANCE (0..N-1)",
 	"increment_var":         "derive it from CLUSTERRUN_INSTANCE",
-	"stop_exit_codes":       "only exit 0 counts as success",
 	"shutdown_with_message": "stops are signals, to the whole process group",
 	"treekill":              "stops always go to the instance's whole process group",
 	"namespace":             "no equivalent",
@@ -232,6 +231,18 @@ func msDuration(n int64) string {
 		return strconv.FormatInt(n/1000, 10) + "s"
 	}
 	return strconv.FormatInt(n, 10) + "ms"
+}
+
+// scalarList is a value pm2 takes as one item or a list, as strings.
+func scalarList(v any) []string {
+	if l, ok := v.([]any); ok {
+		out := make([]string, len(l))
+		for i, x := range l {
+			out[i] = scalar(x)
+		}
+		return out
+	}
+	return []string{scalar(v)}
 }
 
 func scalar(v any) string {
@@ -339,7 +350,13 @@ var ecosystemNotes = map[string]string{
 func FromEcosystem(src Source, eco *Ecosystem) Result {
 	w := &writer{}
 	w.comment("", fmt.Sprintf(`Converted by clusterrun init from %s (pm2). pm2 stops an app with
-SIGINT, and so does each app here (stop.signal); clusterrun's default is SIGTERM.`, src.Name))
+SIGINT, and so does each app here (stop.signal); clusterrun's default is SIGTERM.
+pm2 restarts an app whatever its exit status (restart.policy = "always" here).
+Where the file does not set them, pm2's defaults differ from clusterrun's:
+pm2 SIGKILLs 1.6s after SIGINT (kill_timeout), clusterrun after stop.timeout
+(10s); pm2 restarts at once, clusterrun after a backoff doubling from 100ms;
+pm2 gives up after 16 unstable restarts in a row, clusterrun after 10 within
+a minute (restart.max_restarts, window).`, src.Name))
 	for _, k := range sortedKeys(eco.Other) {
 		note, ok := ecosystemNotes[k]
 		if !ok {
@@ -640,9 +657,19 @@ READY=1 on $NOTIFY_SOCKET, or in Node:
 
 	// restart
 	var restart []string
+	policy := `policy = "always" # pm2 restarts whatever the exit status`
 	if v, ok := p.take("autorestart"); ok && v == false {
-		restart = append(restart, `policy = "never"`)
+		policy = `policy = "never"`
+	} else if v, ok := p.take("stop_exit_codes"); ok {
+		// Exits pm2 does not restart: exit 0 alone is clusterrun's
+		// on-failure.
+		if codes := scalarList(v); slices.Equal(codes, []string{"0"}) {
+			policy = `policy = "on-failure" # pm2's stop_exit_codes = [0]`
+		} else {
+			p.unmap("stop_exit_codes", "only exit 0 counts as success here: %s", jsonText(v))
+		}
 	}
+	restart = append(restart, policy)
 	if v, ok := p.take("max_restarts"); ok {
 		if n, err := strconv.Atoi(scalar(v)); err == nil && n >= 0 {
 			restart = append(restart, fmt.Sprintf("max_restarts = %d # within window (pm2 counts unstable restarts in a row)", n))
