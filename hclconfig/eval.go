@@ -3,6 +3,7 @@ package hclconfig
 import (
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -29,32 +30,36 @@ func osEnv() map[string]string {
 // functions is the curated set of go-cty stdlib functions a config may call.
 // Nothing here reads files or the clock, so a file evaluates the same way on
 // every load; the environment is reachable only through the env variable.
-var functions = map[string]function.Function{
-	"coalesce":   stdlib.CoalesceFunc,
-	"concat":     stdlib.ConcatFunc,
-	"contains":   stdlib.ContainsFunc,
-	"format":     stdlib.FormatFunc,
-	"join":       stdlib.JoinFunc,
-	"keys":       stdlib.KeysFunc,
-	"length":     stdlib.LengthFunc,
-	"lookup":     stdlib.LookupFunc,
-	"lower":      stdlib.LowerFunc,
-	"max":        stdlib.MaxFunc,
-	"merge":      stdlib.MergeFunc,
-	"min":        stdlib.MinFunc,
-	"replace":    stdlib.ReplaceFunc,
-	"split":      stdlib.SplitFunc,
-	"substr":     stdlib.SubstrFunc,
-	"title":      stdlib.TitleFunc,
-	"tonumber":   stdlib.MakeToFunc(cty.Number),
-	"tostring":   stdlib.MakeToFunc(cty.String),
-	"trim":       stdlib.TrimFunc,
-	"trimprefix": stdlib.TrimPrefixFunc,
-	"trimspace":  stdlib.TrimSpaceFunc,
-	"trimsuffix": stdlib.TrimSuffixFunc,
-	"upper":      stdlib.UpperFunc,
-	"values":     stdlib.ValuesFunc,
-}
+// It is made on first use: the processes of the binary that never evaluate
+// a file (the runner, its guard) do not keep it.
+var functions = sync.OnceValue(func() map[string]function.Function {
+	return map[string]function.Function{
+		"coalesce":   stdlib.CoalesceFunc,
+		"concat":     stdlib.ConcatFunc,
+		"contains":   stdlib.ContainsFunc,
+		"format":     stdlib.FormatFunc,
+		"join":       stdlib.JoinFunc,
+		"keys":       stdlib.KeysFunc,
+		"length":     stdlib.LengthFunc,
+		"lookup":     stdlib.LookupFunc,
+		"lower":      stdlib.LowerFunc,
+		"max":        stdlib.MaxFunc,
+		"merge":      stdlib.MergeFunc,
+		"min":        stdlib.MinFunc,
+		"replace":    stdlib.ReplaceFunc,
+		"split":      stdlib.SplitFunc,
+		"substr":     stdlib.SubstrFunc,
+		"title":      stdlib.TitleFunc,
+		"tonumber":   stdlib.MakeToFunc(cty.Number),
+		"tostring":   stdlib.MakeToFunc(cty.String),
+		"trim":       stdlib.TrimFunc,
+		"trimprefix": stdlib.TrimPrefixFunc,
+		"trimspace":  stdlib.TrimSpaceFunc,
+		"trimsuffix": stdlib.TrimSuffixFunc,
+		"upper":      stdlib.UpperFunc,
+		"values":     stdlib.ValuesFunc,
+	}
+})
 
 // evalContext returns the context expressions are evaluated in: the variable
 // env holds env, an object so that a missing env.FOO is hcl's own
@@ -66,6 +71,6 @@ func evalContext(env map[string]string) *hcl.EvalContext {
 	}
 	return &hcl.EvalContext{
 		Variables: map[string]cty.Value{"env": cty.ObjectVal(vals)},
-		Functions: functions,
+		Functions: functions(),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,10 +17,14 @@ import (
 // an error whose text is a full sentence a user can act on. The decode step
 // wraps that text into a diagnostic that points at the attribute.
 
-// namePattern is the shape of app and listener names. App names appear as
-// "APP.N" on the command line and as log prefixes, listener names are joined
-// with ':' into LISTEN_FDNAMES, so dots, colons and spaces are all out.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+// The shapes below are loops, not package-level regexps: every process of
+// the binary (the runner, its guard, the config reader) would compile a
+// regexp at start and keep it, used or not.
+
+// isAlnum reports whether b is an ASCII letter or digit.
+func isAlnum(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
 
 // NetworkSystemd is the network of a listener written "systemd:NAME": the
 // socket comes from socket activation (a systemd .socket unit's
@@ -42,7 +47,18 @@ func validFDName(s string) bool {
 
 // ValidName reports whether s may name an app or a listener.
 func ValidName(s string) bool {
-	return namePattern.MatchString(s)
+	// App names appear as "APP.N" on the command line and as log
+	// prefixes, listener names are joined with ':' into LISTEN_FDNAMES, so
+	// dots, colons and spaces are all out: [A-Za-z0-9][A-Za-z0-9_-]*.
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isAlnum(s[i]) && s[i] != '_' && s[i] != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // durationExamples ends every duration error, so each one says what is allowed.
@@ -68,7 +84,7 @@ func parseDuration(s string) (time.Duration, error) {
 			hint = ` Days are not a unit: write "24h" for one day.`
 		}
 		return 0, fmt.Errorf("The duration %q uses an unknown unit.%s %s", s, hint, durationExamples)
-	case durationSyntax.MatchString(s):
+	case durationSyntax().MatchString(s):
 		// Well-formed but rejected: time.ParseDuration only does that when
 		// the value overflows int64 nanoseconds.
 		return 0, fmt.Errorf("The duration %q is too long; the longest duration is about 292 years.", s)
@@ -77,7 +93,10 @@ func parseDuration(s string) (time.Duration, error) {
 	}
 }
 
-var durationSyntax = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+// durationSyntax is compiled on first use (see isAlnum).
+var durationSyntax = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+})
 
 func isNumber(s string) bool {
 	_, err := strconv.ParseFloat(s, 64)
@@ -249,8 +268,19 @@ func isDigits(s string) bool {
 	return true
 }
 
-// hostnamePattern is one DNS label; a host name is labels joined by dots.
-var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+// validLabel reports whether s is one DNS label (a host name is labels
+// joined by dots): [A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?.
+func validLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if !isAlnum(s[i]) && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func validHost(host string) bool {
 	if _, err := netip.ParseAddr(host); err == nil {
@@ -261,7 +291,7 @@ func validHost(host string) bool {
 	}
 	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
 	for _, label := range labels {
-		if !hostnamePattern.MatchString(label) {
+		if !validLabel(label) {
 			return false
 		}
 	}
