@@ -9,9 +9,9 @@
 //     socket with no runner at all (the limit of bench/throughput), in
 //     paired runs — limit, then clusterrun — reporting each pair and the
 //     median of the pairs' ratios;
-//   - the runner's RSS with 8 idle instances.
+//   - the runner's PSS with 8 idle instances.
 //
-// Targets: runner CPU < 1% of a core, throughput >= 0.97 x limit, RSS <=
+// Targets: runner CPU < 1% of a core, throughput >= 0.97 x limit, PSS <=
 // 10 MiB. Run it through bench/dataplane/run.sh.
 package main
 
@@ -37,10 +37,10 @@ var (
 
 	pairs    = flag.Int("pairs", 5, "paired runs (limit, then clusterrun)")
 	n        = flag.Int("n", 2, "instances in the paired runs")
-	idleN    = flag.Int("idle-instances", 8, "instances for the idle-RSS measurement; 0 skips it")
+	idleN    = flag.Int("idle-instances", 8, "instances for the idle-PSS measurement; 0 skips it")
 	duration = flag.Duration("duration", 10*time.Second, "load per run (wrk -d, whole seconds)")
 	warmup   = flag.Duration("warmup", 2*time.Second, "unmeasured load on each target before the pairs; 0 skips it")
-	idle     = flag.Duration("idle", 2*time.Second, "idle window for the runner's idle CPU and RSS")
+	idle     = flag.Duration("idle", 2*time.Second, "idle window for the runner's idle CPU and PSS")
 	threads  = flag.Int("threads", 2, "wrk threads (-t)")
 	conns    = flag.Int("conns", 64, "concurrent connections (-c)")
 	timeout  = flag.Duration("timeout", 2*time.Second, "per-request timeout (wrk's default)")
@@ -52,7 +52,7 @@ var (
 
 	maxCPU   = flag.Float64("target-cpu", 1, "target: runner CPU under load below this % of one core")
 	minRatio = flag.Float64("target-ratio", 0.97, "target: clusterrun/limit throughput at least this")
-	maxRSS   = flag.Float64("target-rss", 10, "target: runner RSS with -idle-instances idle instances at most this many MiB")
+	maxPSS   = flag.Float64("target-pss", 10, "target: runner PSS with -idle-instances idle instances at most this many MiB")
 )
 
 func init() {
@@ -112,7 +112,7 @@ func run() int {
 	app, _ := paths.App("go")
 	err := pairsRun(ctx, w, app, load)
 	if err == nil && *idleN > 0 {
-		err = idleRSS(ctx, w, app)
+		err = idlePSS(ctx, w, app)
 	}
 	if ctx.Err() != nil {
 		err = errors.New("interrupted")
@@ -151,10 +151,10 @@ func pairsRun(ctx context.Context, w io.Writer, app harness.App, load harness.Lo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nrunner idle (%d instances, %s window after the warm-up): CPU %.2f%% of a core, RSS %.1f MiB\n\n",
-		*n, *idle, idleUse.CPU, harness.MiB(float64(idleUse.RSS)))
+	fmt.Fprintf(w, "\nrunner idle (%d instances, %s window after the warm-up): CPU %.2f%% of a core, PSS %.1f MiB\n\n",
+		*n, *idle, idleUse.CPU, harness.MiB(float64(idleUse.PSS)))
 
-	t := harness.NewTable("pair", "limit req/s", "clusterrun req/s", "clusterrun/limit", "runner CPU", "runner RSS MiB", "limit p99 ms", "clusterrun p99 ms", "failed")
+	t := harness.NewTable("pair", "limit req/s", "clusterrun req/s", "clusterrun/limit", "runner CPU", "runner PSS MiB", "limit p99 ms", "clusterrun p99 ms", "failed")
 	var ratios, cpus []float64
 	for i := 1; i <= *pairs; i++ {
 		var ms [2]harness.Measurement
@@ -170,7 +170,7 @@ func pairsRun(ctx context.Context, w io.Writer, app harness.App, load harness.Lo
 		ratio := c.Rate() / l.Rate()
 		ratios, cpus = append(ratios, ratio), append(cpus, c.CPU)
 		row := []string{strconv.Itoa(i), fmt.Sprintf("%.0f", l.Rate()), fmt.Sprintf("%.0f", c.Rate()), fmt.Sprintf("%.3f", ratio),
-			fmt.Sprintf("%.2f%%", c.CPU), fmt.Sprintf("%.1f", harness.MiB(float64(c.RSS))),
+			fmt.Sprintf("%.2f%%", c.CPU), fmt.Sprintf("%.1f", harness.MiB(float64(c.PSS))),
 			fmt.Sprintf("%.2f", l.P99.Seconds()*1000), fmt.Sprintf("%.2f", c.P99.Seconds()*1000), fmt.Sprintf("%d / %d", l.Errors, c.Errors)}
 		t.Row(row...)
 		fmt.Fprintf(os.Stderr, "pair %d: limit %.0f req/s, clusterrun %.0f req/s, ratio %.3f, runner CPU %.2f%%\n", i, l.Rate(), c.Rate(), ratio, c.CPU)
@@ -189,7 +189,7 @@ func pairsRun(ctx context.Context, w io.Writer, app harness.App, load harness.Lo
 	return nil
 }
 
-func idleRSS(ctx context.Context, w io.Writer, app harness.App) error {
+func idlePSS(ctx context.Context, w io.Writer, app harness.App) error {
 	t, _ := paths.New("shared", app, *idleN)
 	s, err := harness.Launch(ctx, t, *idleN, *clkTck)
 	if err != nil {
@@ -200,10 +200,10 @@ func idleRSS(ctx context.Context, w io.Writer, app harness.App) error {
 	if err != nil {
 		return err
 	}
-	mib := harness.MiB(float64(u.RSS))
-	fmt.Fprintf(w, "\nrunner with %d idle instances (shared, Go app), after a %s idle window: RSS %.1f MiB (%d KiB), CPU %.2f%% of a core\n",
-		*idleN, *idle, mib, u.RSS>>10, u.CPU)
-	fmt.Fprintf(w, "target RSS <= %g MiB: %s\n", *maxRSS, verdict(mib <= *maxRSS))
+	mib := harness.MiB(float64(u.PSS))
+	fmt.Fprintf(w, "\nrunner with %d idle instances (shared, Go app), after a %s idle window: PSS %.1f MiB (%d KiB), CPU %.2f%% of a core\n",
+		*idleN, *idle, mib, u.PSS>>10, u.CPU)
+	fmt.Fprintf(w, "target PSS <= %g MiB: %s\n", *maxPSS, verdict(mib <= *maxPSS))
 	return nil
 }
 

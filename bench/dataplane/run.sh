@@ -3,7 +3,7 @@
 # mode? The Go hello app as 2 instances on one shared socket, a new
 # connection per request (wrk -t2 -c64 -d10s -H 'Connection: close' on
 # 127.0.0.1), in paired runs against the same app with no runner; then the
-# runner's RSS with 8 idle instances. See README.md beside this file.
+# runner's PSS with 8 idle instances. See README.md beside this file.
 #
 #   bench/dataplane/run.sh                       # 5 pairs (about 2 minutes)
 #   bench/dataplane/run.sh -pairs 1 -duration 3s # smoke run

@@ -9,7 +9,7 @@
 //     leaves out the app's own CPU;
 //   - the same app writing straight to a file (wall), and the ratio of the
 //     two walls;
-//   - the runner's peak RSS during the flood, and its RSS with 8 idle
+//   - the runner's peak PSS during the flood, and its PSS with 8 idle
 //     instances that have each printed a little;
 //   - for reference, the same app writing into a pipe that a minimal Go
 //     program (`logpath sink`) drains and discards: its wall time and CPU.
@@ -54,7 +54,7 @@ var (
 	chunk      = flag.Int("chunk", 0, "app write size in bytes; 0 = one write(2) per line")
 	clkTck     = flag.Int("clk-tck", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
 	timeout    = flag.Duration("timeout", 2*time.Minute, "bound on each run")
-	idle       = flag.Int("idle-instances", 8, "instances for the idle-RSS measurement; 0 skips it")
+	idle       = flag.Int("idle-instances", 8, "instances for the idle-PSS measurement; 0 skips it")
 	label      = flag.String("label", "", "free text printed in the header (e.g. the source tree)")
 )
 
@@ -154,8 +154,8 @@ func sink(args []string) {
 type sample struct {
 	wall     time.Duration
 	cpu      time.Duration // runner only
-	peakRSS  int64         // runner only
-	rss      int64         // runner only, at the end
+	peakPSS  int64         // runner only
+	pss      int64         // runner only, at the end
 	outBytes int64
 }
 
@@ -186,8 +186,8 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("rep %d, under clusterrun: %w", rep, err)
 		}
-		fmt.Fprintf(os.Stderr, "rep %d: file %v; clusterrun %v (ratio %.2f), runner CPU %v, runner peak RSS %.1f MiB, output %.1f MB; Go reader %v, CPU %v\n",
-			rep, ms(f.wall), ms(r.wall), secs(r.wall)/secs(f.wall), ms(r.cpu), mib(r.peakRSS), float64(r.outBytes)/1e6, ms(k.wall), ms(k.cpu))
+		fmt.Fprintf(os.Stderr, "rep %d: file %v; clusterrun %v (ratio %.2f), runner CPU %v, runner peak PSS %.1f MiB, output %.1f MB; Go reader %v, CPU %v\n",
+			rep, ms(f.wall), ms(r.wall), secs(r.wall)/secs(f.wall), ms(r.cpu), mib(r.peakPSS), float64(r.outBytes)/1e6, ms(k.wall), ms(k.cpu))
 		files = append(files, f)
 		runners = append(runners, r)
 	}
@@ -207,7 +207,7 @@ func run() error {
 	}
 	row("ratio wall(clusterrun)/wall(file), per rep", ratios, "%.2f")
 	row("runner CPU, utime+stime (s)", get(runners, func(s sample) float64 { return secs(s.cpu) }), "%.2f")
-	row("runner peak RSS (MiB)", get(runners, func(s sample) float64 { return mib(s.peakRSS) }), "%.1f")
+	row("runner peak PSS (MiB)", get(runners, func(s sample) float64 { return mib(s.peakPSS) }), "%.1f")
 	row("reference: app → pipe → Go reader that discards: wall (s)", get(sinks, func(s sample) float64 { return secs(s.wall) }), "%.3f")
 	row("reference: that Go reader's CPU (s)", get(sinks, func(s sample) float64 { return secs(s.cpu) }), "%.2f")
 	fw := report.Median(get(files, func(s sample) float64 { return secs(s.wall) }))
@@ -217,9 +217,9 @@ func run() error {
 	if *idle > 0 {
 		s, err := measureRunner(self, 1000, *idle, time.Second)
 		if err != nil {
-			return fmt.Errorf("idle RSS: %w", err)
+			return fmt.Errorf("idle PSS: %w", err)
 		}
-		fmt.Printf("runner RSS with %d instances that printed 1000 lines each, then idle for 1s: %.1f MiB (peak %.1f MiB)\n", *idle, mib(s.rss), mib(s.peakRSS))
+		fmt.Printf("runner PSS with %d instances that printed 1000 lines each, then idle for 1s: %.1f MiB (peak %.1f MiB)\n", *idle, mib(s.pss), mib(s.peakPSS))
 	}
 	return nil
 }
@@ -360,8 +360,8 @@ func measureRunner(self string, n, instances int, settle time.Duration) (sample,
 	defer stop(cmd, 30*time.Second)
 	pid := cmd.Process.Pid
 	var peak int64
-	sampleRSS := func() { peak = max(peak, report.RSS(pid)) }
-	if err := waitForLast(path, n, instances, start, sampleRSS); err != nil {
+	samplePSS := func() { peak = max(peak, report.Memory(pid).PSS) }
+	if err := waitForLast(path, n, instances, start, samplePSS); err != nil {
 		return sample{}, err
 	}
 	s := sample{wall: time.Since(start)}
@@ -370,12 +370,12 @@ func measureRunner(self string, n, instances int, settle time.Duration) (sample,
 		return sample{}, err
 	}
 	s.cpu = cpu
-	sampleRSS()
+	samplePSS()
 	if settle > 0 {
 		time.Sleep(settle)
 	}
-	s.rss = report.RSS(pid)
-	s.peakRSS = max(peak, s.rss)
+	s.pss = report.Memory(pid).PSS
+	s.peakPSS = max(peak, s.pss)
 	if fi, err := os.Stat(path); err == nil {
 		s.outBytes = fi.Size()
 	}

@@ -112,22 +112,6 @@ func Memory(pids ...int) proc.Memory {
 	return m
 }
 
-// RSS returns a process's resident set size in bytes (Linux), 0 if gone.
-func RSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // pm2Version reads the version from the package.json of the pm2 that
 // pm2Bin (node_modules/.bin/pm2) links to. Running `pm2 --version` would do,
 // but any pm2 command starts a daemon in ~/.pm2 unless PM2_HOME says

@@ -7,10 +7,10 @@
 //
 // Every minute it prints the requests and failures of that minute (by
 // kind), the reloads and kills it sent, the restarts and reloads the runner
-// counted, and the runner's own RSS, descriptors and goroutines, all read
-// from `clusterrun status --json`. The targets it reports against: no
+// counted, and the runner's own PSS (with its guard), descriptors and
+// goroutines, all read from `clusterrun status --json`. The targets it reports against: no
 // failed request (a request that an instance was serving when it was
-// killed with SIGKILL is counted apart: no runner can save it); RSS,
+// killed with SIGKILL is counted apart: no runner can save it); PSS,
 // descriptors and goroutines flat from start to end.
 //
 // Run it through bench/soak/run.sh, which builds the binaries. It exits 0
@@ -180,7 +180,7 @@ func run() (bool, error) {
 		fmt.Sprintf("faults:  SIGHUP (rolling reload) every %s; SIGKILL of a random serving instance every %s, started half a period (%s) after the reloads so that kills fall between them (closest kill to a reload: %s)",
 			*reloadEvery, *killEvery, *killEvery/2, closestToReload(*reloadEvery, *killEvery, *duration)),
 		fmt.Sprintf("run:     %s; a row every %s; runner figures from `clusterrun status --json` (pss_bytes of the runner and its guard, fds, goroutines, counters)", *duration, *sampleEvery),
-		"targets: 0 failed requests (one in flight on an instance at its kill -9 is counted apart); runner RSS, fds and goroutines flat",
+		"targets: 0 failed requests (one in flight on an instance at its kill -9 is counted apart); runner + guard PSS, fds and goroutines flat",
 		"")
 
 	first := sampleOf(st)

@@ -4,7 +4,7 @@
 # Connection: close load on 127.0.0.1, with a SIGHUP rolling reload every
 # 20s and a kill -9 of a random instance every 7s. It prints the failed
 # requests by kind, the restarts and reloads the runner counted, and the
-# runner's own RSS, descriptors and goroutines (from `status --json`) at
+# runner's own PSS (with its guard), descriptors and goroutines (from `status --json`) at
 # the start, every minute and at the end.
 #
 #   bench/soak/run.sh                    # 30 minutes

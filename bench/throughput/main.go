@@ -13,7 +13,7 @@
 //
 // For each cell it prints req/s, the ratio to the limit, the p99 latency,
 // the busiest instance's share of the responses, failed requests, and the
-// supervising process's CPU and RSS idle and under load, as min / median /
+// supervising process's CPU and PSS idle and under load, as min / median /
 // max over repetitions.
 //
 // Run it through bench/throughput/run.sh, which installs pm2 and wrk and
@@ -167,7 +167,7 @@ func run() int {
 		"         p99 = 99th percentile latency (wrk: request written to response read, connect excluded); busiest = the busiest",
 		"         instance's responses / fair share (1.00 = even, N = one instance took everything); failed = requests that failed;",
 		"         runner = the supervising process only (clusterrun up; pm2's daemon; the cluster primary), not its children:",
-		"         CPU = utime+stime delta from /proc/PID/stat over the window in % of one core, RSS = VmRSS (under load: its peak)",
+		"         CPU = utime+stime delta from /proc/PID/stat over the window in % of one core, PSS = the supervisor process's proportional set size from /proc/PID/smaps_rollup (under load: its peak; clusterrun's guard not included)",
 		"         figures are min / median / max over the repetitions",
 	}
 	m.Write(w)
@@ -204,9 +204,9 @@ func run() int {
 							return 1
 						}
 						results[c] = append(results[c], sm)
-						fmt.Fprintf(os.Stderr, "rep %d  %-4s n=%d %-9s %-12s %8.0f req/s  p99 %-8s failed %d  spread %s  runner CPU idle %s load %s, RSS idle %s load %s\n",
+						fmt.Fprintf(os.Stderr, "rep %d  %-4s n=%d %-9s %-12s %8.0f req/s  p99 %-8s failed %d  spread %s  runner CPU idle %s load %s, PSS idle %s load %s\n",
 							rep, app, n, shape, tn, sm.Rate(), sm.P99.Round(10*time.Microsecond), sm.Errors, sm.Spread(),
-							pct(sm.idle.CPU), pct(sm.CPU), mib(sm.idle.RSS, sm.idle.CPU), mib(sm.RSS, sm.CPU))
+							pct(sm.idle.CPU), pct(sm.CPU), mib(sm.idle.PSS, sm.idle.CPU), mib(sm.PSS, sm.CPU))
 						if sm.Errors > 0 {
 							fmt.Fprintf(os.Stderr, "      failed: %s\n", sm.ErrText)
 						}
@@ -267,7 +267,7 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 		fmt.Fprintf(w, "\n### %s app, %d instances, %s\n\n", tb.app, tb.n, shape)
 		limit := report.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
 		t := harness.NewTable("target", "req/s", "x limit", "p99 ms", "busiest", "failed",
-			"runner CPU idle", "runner CPU load", "runner RSS idle MiB", "runner RSS load MiB")
+			"runner CPU idle", "runner CPU load", "runner PSS idle MiB", "runner PSS load MiB")
 		for _, c := range order {
 			if c.app != tb.app || c.shape != tb.shape || c.n != tb.n {
 				continue
@@ -286,8 +286,8 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 				report.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
-				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.RSS))) }), "%.1f"),
-				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.RSS))) }), "%.1f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.PSS))) }), "%.1f"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.PSS))) }), "%.1f"),
 			)
 		}
 		t.Write(w)

@@ -2,7 +2,7 @@
 // targets that run N instances of a hello app on one port (no runner at
 // all, clusterrun in each listener mode, pm2's cluster mode, Node's cluster
 // module), a check that every instance answers, the load tools (wrk, or
-// bench/loadgen), and the supervising process's CPU and RSS read from
+// bench/loadgen), and the supervising process's CPU and PSS read from
 // /proc.
 //
 // Every process a target starts is in its own process group with a

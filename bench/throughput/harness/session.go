@@ -144,10 +144,10 @@ func get(ctx context.Context, c *http.Client, url string) (int, error) {
 }
 
 // Usage is the supervisor's CPU (% of one core, NaN when there is no
-// supervisor) and RSS (bytes) over a window.
+// supervisor) and PSS (bytes, from smaps_rollup) over a window.
 type Usage struct {
 	CPU float64
-	RSS int64
+	PSS int64
 }
 
 // Idle measures the supervisor over d with no traffic.
@@ -175,11 +175,11 @@ func (s *Session) Idle(ctx context.Context, d time.Duration) (Usage, error) {
 	if err != nil {
 		return Usage{}, fmt.Errorf("%s: supervisor pid %d: %w", s.T.Name(), pid, err)
 	}
-	return Usage{CPU: s.percent(c1-c0, time.Since(t0)), RSS: report.RSS(pid)}, nil
+	return Usage{CPU: s.percent(c1-c0, time.Since(t0)), PSS: report.Memory(pid).PSS}, nil
 }
 
 // Measurement is one load run with the supervisor's CPU over it and its
-// peak RSS during it.
+// peak PSS during it.
 type Measurement struct {
 	Result
 	Usage
@@ -205,7 +205,7 @@ func (s *Session) Load(ctx context.Context, l Load) (Measurement, error) {
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				most = max(most, report.RSS(pid))
+				most = max(most, report.Memory(pid).PSS)
 				select {
 				case <-stop:
 					peak <- most
@@ -220,7 +220,7 @@ func (s *Session) Load(ctx context.Context, l Load) (Measurement, error) {
 	took := time.Since(t0)
 	close(stop)
 	if pid != 0 {
-		m.RSS = <-peak
+		m.PSS = <-peak
 	}
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", s.T.Name(), err)
