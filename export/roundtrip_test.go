@@ -360,3 +360,68 @@ func FuzzSystemd(f *testing.F) {
 		t.Log("outcome: rendered and read back")
 	})
 }
+
+// FuzzSystemdNames fuzzes what FuzzSystemd does not: the cluster's name
+// (--name, or the config file's directory) in every Description=, and a
+// unix listener's path in ListenStream=. A refusal of the name has no
+// position in the file; every other one does.
+func FuzzSystemdNames(f *testing.F) {
+	f.Add("shop", "/run/shop.sock")
+	f.Add("n%o", "/run/a b/%i.sock")
+	f.Add("a\nExecStartPre=/bin/true", "/run/x\nExecStartPre=/bin/true")
+	f.Add(" x\\", "/run/é;\"'.sock")
+	root := f.TempDir()
+	n := 0
+	f.Fuzz(func(t *testing.T, name, sock string) {
+		n++
+		d := filepath.Join(root, strconv.Itoa(n))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		cfg, err := loadText(t, d, "cluster.hcl", fmt.Sprintf(`listener "s" {
+  address = %s
+}
+app "web" {
+  command   = ["/bin/echo"]
+  listeners = ["s"]
+}
+`, initconfig.Quote("unix:"+sock)))
+		if err != nil || name == "" {
+			t.Log("outcome: does not load")
+			return
+		}
+		files, _, err := Render("systemd", cfg, Options{LookPath: testLookPath, Name: name})
+		if err != nil {
+			for _, d := range refusedAt(t, err) {
+				if (d.Subject == nil || d.Subject.Start.Line < 1) && !strings.Contains(d.Detail, "the cluster's name") {
+					t.Fatalf("refusal without a position: %s", d.Detail)
+				}
+			}
+			t.Log("outcome: refused")
+			return
+		}
+		if err := checkSystemd(cfg, files, name, testLookPath); err != nil {
+			t.Fatal(err)
+		}
+		var socket string
+		for _, f := range files {
+			if f.Name == "s.socket" {
+				socket = string(f.Data)
+			}
+		}
+		u, err := parseUnit(socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listen := u.values("Socket", "ListenStream")
+		got := ""
+		if len(listen) == 1 {
+			got, _ = specifiers(listen[0], "0")
+		}
+		if got != cfg.Listeners[0].Address {
+			t.Fatalf("ListenStream=%q reads as %q, want %q\n%s", listen, got, cfg.Listeners[0].Address, socket)
+		}
+		t.Log("outcome: rendered and read back")
+	})
+}
