@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits of reading an ecosystem file. A pm2 file is a few KiB; the
@@ -485,8 +486,11 @@ func (p *jsParser) str() (any, error) {
 			return b.String(), nil
 		}
 		if c != '\\' {
-			b.WriteByte(c)
-			p.advance(1)
+			// Text that is not UTF-8 reads as U+FFFD, byte by byte, as
+			// when node decodes the file (and as encoding/json does).
+			r, size := utf8.DecodeRune(p.s[p.i:])
+			b.WriteRune(r)
+			p.advance(size)
 			continue
 		}
 		p.advance(1)

@@ -1,7 +1,9 @@
 package initconfig
 
 import (
+	"encoding/json"
 	"os"
+	"reflect"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -214,4 +216,31 @@ func TestEcosystemShapes(t *testing.T) {
 			t.Errorf("%s: %d apps, other %v", tc.text, len(eco.Apps), sortedKeys(eco.Other))
 		}
 	}
+}
+
+// FuzzParseJSObject: the reader of .json ecosystem files never panics, and
+// reads every JSON text as encoding/json does (JSON is a subset of the
+// JavaScript literals pm2 evaluates).
+func FuzzParseJSObject(f *testing.F) {
+	for _, s := range []string{`{"apps": [{"script": "a.js", "instances": 4}]}`, `// c
+{apps: [{script: 'a.js', env: {A: "\u00e9", B: 0x10,},},],}`, `[1, -2.5e3, true, null, "\ud83d\ude00"]`, `{"a": {"b": [[[]]]}}`, `'\x41\
+b'`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		v, err := parseJSObject([]byte(text))
+		if !json.Valid([]byte(text)) {
+			return
+		}
+		want, werr := decodeJSON([]byte(text))
+		if werr != nil {
+			return // valid JSON beyond encoding/json's depth limit
+		}
+		if err != nil {
+			t.Fatalf("%q is JSON, but: %v", text, err)
+		}
+		if !reflect.DeepEqual(v, want) {
+			t.Fatalf("%q reads as %#v, encoding/json reads %#v", text, v, want)
+		}
+	})
 }
