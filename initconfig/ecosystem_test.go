@@ -3,9 +3,9 @@ package initconfig
 import (
 	"encoding/json"
 	"os"
-	"reflect"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
