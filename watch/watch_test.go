@@ -213,7 +213,15 @@ func TestRootRemovedAndMadeAgain(t *testing.T) {
 		write(t, filepath.Join(dir, "sibling"))
 		mkdir(t, filepath.Join(root, "assets"))
 		write(t, filepath.Join(root, "assets", "app.js"))
-		expect(t, calls, "web", filepath.Join(root, "assets"))
+		c := next(t, calls)
+		if c.path == root {
+			// The removal and the new directory came as two bursts on a
+			// busy machine: this is the second.
+			c = next(t, calls)
+		}
+		if c.app != "web" || c.path != filepath.Join(root, "assets") {
+			t.Fatalf("Reload(%q, %q), want Reload(%q, %q)", c.app, c.path, "web", filepath.Join(root, "assets"))
+		}
 		write(t, filepath.Join(root, "assets", "app.js"))
 		expect(t, calls, "web", filepath.Join(root, "assets", "app.js"))
 	}
