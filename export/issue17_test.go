@@ -1,6 +1,8 @@
 package export
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,5 +103,32 @@ app "web" {
 	web := unit(files, "web@.service")
 	if env, _ := environment(web.values("Service", "Environment"), "0"); env["PORT"] != "5000" || len(web.values("Service", "Sockets")) != 0 {
 		t.Errorf("web@.service: PORT %q, Sockets=%q", env["PORT"], web.values("Service", "Sockets"))
+	}
+
+	// A release line (Heroku's release phase) is a one-shot step that the
+	// other lines wait for; a web line that sets its own PORT binds it.
+	pdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pdir, "Procfile"), []byte("release: ./bin/migrate\nweb: PORT=3000 ./bin/web\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel := load(t, config{path: filepath.Join(pdir, "Procfile")})
+	files, warns, err = Render("systemd", rel, Options{LookPath: testLookPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := unit(files, "release@.service")
+	if got := release.values("Service", "Type"); !slices.Equal(got, []string{"oneshot"}) {
+		t.Errorf("release@.service Type=%q, want oneshot", got)
+	}
+	if after := unit(files, "web@.service").values("Unit", "After"); len(after) != 1 || !strings.Contains(after[0], "release.target") {
+		t.Errorf("web@.service After=%q, want release.target", after)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f.Name, ".socket") {
+			t.Errorf("%s rendered for a web line that binds its own PORT", f.Name)
+		}
+	}
+	if len(warns) > 0 {
+		t.Errorf("warnings about what the Procfile does not say: %v", warns)
 	}
 }

@@ -217,7 +217,10 @@ func (r *renderer) systemdService(a *hclconfig.App, sockets map[string]string) F
 		// after it start then, and only if it succeeded.
 		typ = "oneshot"
 	case hclconfig.ReadyTCP, hclconfig.ReadyHTTP:
-		if r.written(a, "ready", "check") || !r.hasProxy(a) {
+		// clusterrun's own check for a proxy listener or a Procfile's web
+		// line is not the file's: a Procfile has no readiness under
+		// foreman either.
+		if r.written(a, "ready", "check") || !r.hasProxy(a) && !r.cfg.Procfile {
 			r.warnApp(a, "ready.check", "systemd has no %s readiness probe: Type=exec counts the instance started once it runs; send READY=1 and use check = \"notify\" for Type=notify", a.Ready.Check)
 		}
 	case hclconfig.ReadyDelay:
