@@ -42,6 +42,9 @@ func TestKubernetesRunner(t *testing.T) {
 				t.Fatalf("%s: %v\n%s", files[i].Name, err, files[i].Data)
 			}
 		}
+		if d.Spec.Template.Annotations["clusterrun/config-sha256"] == "" {
+			t.Errorf("the pod template carries no checksum of the file: a changed file would not roll the pods")
+		}
 		if cm.Data["runner.hcl"] != string(src) {
 			t.Errorf("the ConfigMap holds\n%q\nnot the file\n%q", cm.Data["runner.hcl"], src)
 		}
