@@ -433,7 +433,8 @@ app "web" {
 	if d > 5*time.Second {
 		t.Errorf("up on a taken address took %s to give up", d)
 	}
-	for _, want := range []string{`"http"`, addr} {
+	// The test process holds the port, and the message names it.
+	for _, want := range []string{`"http"`, addr, fmt.Sprintf("is held by pid %d (", os.Getpid())} {
 		if !strings.Contains(r.errs.all(), want) {
 			t.Errorf("stderr does not name %s:\n%s", want, r.errs.all())
 		}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -509,6 +510,11 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 	}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
+		if _, p, serr := net.SplitHostPort(address); serr == nil && errors.Is(err, syscall.EADDRINUSE) {
+			if n, _ := strconv.Atoi(p); n > 0 {
+				err = fmt.Errorf("%w%s", err, proc.InUseBy(n))
+			}
+		}
 		return nil, 0, err
 	}
 	port := 0
