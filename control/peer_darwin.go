@@ -21,3 +21,18 @@ func peerUID(c net.Conn) (int, error) {
 	}
 	return int(cred.Uid), nil
 }
+
+// peerPID returns the pid of the process at the other end of c: for a
+// connection to a listening socket, the process that created it.
+func peerPID(c net.Conn) (int, error) {
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var pid int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { pid, serr = unix.GetsockoptInt(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERPID) }); err != nil {
+		return 0, err
+	}
+	return pid, serr
+}

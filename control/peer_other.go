@@ -10,3 +10,7 @@ import (
 func peerUID(net.Conn) (int, error) {
 	return -1, errors.New("peer credentials are not supported on this system")
 }
+
+func peerPID(net.Conn) (int, error) {
+	return 0, errors.New("peer credentials are not supported on this system")
+}

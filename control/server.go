@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,13 +76,45 @@ func Listen(configPath string) (*Server, error) {
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("cannot create the control socket directory: %w", err)
 	}
-	return listenAt(path)
+	s, err := listenAt(path)
+	var run *runningError
+	if errors.As(err, &run) {
+		run.file = configPath
+	}
+	return s, err
 }
+
+// runningError is ErrRunning with what a user needs to find the runner.
+type runningError struct {
+	pid        int // 0: unknown
+	file, path string
+}
+
+func (e *runningError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrRunning.Error())
+	if e.pid > 0 {
+		fmt.Fprintf(&b, ": pid %d", e.pid)
+	}
+	if e.file != "" {
+		fmt.Fprintf(&b, ", on %s", e.file)
+	}
+	fmt.Fprintf(&b, " (control socket %s). \"clusterrun status\" shows it; Ctrl-C in its terminal", e.path)
+	if e.pid > 0 {
+		fmt.Fprintf(&b, ", or kill %d,", e.pid)
+	}
+	b.WriteString(" stops it")
+	return b.String()
+}
+
+func (e *runningError) Unwrap() error { return ErrRunning }
 
 func listenAt(path string) (*Server, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		// The listening socket's credentials are its creator's: the runner.
+		pid, _ := peerPID(c)
 		c.Close()
-		return nil, fmt.Errorf("%w (control socket %s)", ErrRunning, path)
+		return nil, &runningError{pid: pid, path: path}
 	}
 	os.Remove(path)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})

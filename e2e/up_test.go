@@ -329,6 +329,20 @@ app "stubborn" {
 	}
 }
 
+// A second "up" of the same file is refused, naming the runner's pid and
+// file so that the user can find it.
+func TestSecondUpNamesTheRunner(t *testing.T) {
+	r := startRunner(t, sleepers(1))
+	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
+	cmd := exec.Command(bin, "up", "-f", r.cfg)
+	cmd.Env = r.env
+	out, _ := cmd.CombinedOutput()
+	want := fmt.Sprintf("a runner for this file is already running: pid %d, on %s", r.cmd.Process.Pid, r.cfg)
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), want) || !strings.Contains(string(out), fmt.Sprintf("kill %d", r.cmd.Process.Pid)) {
+		t.Errorf("a second up: exit %d, %q; want exit 1 and %q", code, out, want)
+	}
+}
+
 // GNU timeout signals its child and then its own process group, which
 // holds the child too: "timeout -s INT 5 clusterrun up" delivers SIGINT to
 // the runner twice in the same instant. That is one request to stop: the
