@@ -105,7 +105,8 @@ func TestFindConfig(t *testing.T) {
 		}
 	}
 	_, err := findConfig(lone)
-	if err == nil || !strings.Contains(err.Error(), "no cluster.hcl or Procfile in "+lone+" or any parent directory") {
+	if err == nil || !strings.Contains(err.Error(), "no cluster.hcl or Procfile in "+lone+" or any parent directory") ||
+		!strings.Contains(err.Error(), `"clusterrun init" writes`) {
 		t.Errorf("findConfig(%s) = %v; want none found", lone, err)
 	}
 }

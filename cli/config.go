@@ -53,7 +53,7 @@ func findConfig(dir string) (string, error) {
 		}
 		d = parent
 	}
-	return "", fmt.Errorf("no cluster.hcl or Procfile in %s or any parent directory: create one, or name a file with -f", dir)
+	return "", fmt.Errorf("no cluster.hcl or Procfile in %s or any parent directory: \"clusterrun init\" writes a commented cluster.hcl, \"clusterrun run -- COMMAND\" runs one app without a file, and -f names a file elsewhere", dir)
 }
 
 // load reads the config in a child process (package configload) and

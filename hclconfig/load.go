@@ -36,7 +36,7 @@ func Find(dir string) (string, error) {
 	if abs, err := filepath.Abs(dir); err == nil {
 		shown = abs
 	}
-	return "", fmt.Errorf("no cluster.hcl or Procfile in %s: create one, or name a file with -f", shown)
+	return "", fmt.Errorf("no cluster.hcl or Procfile in %s: \"clusterrun init\" writes a commented cluster.hcl, or name a file with -f", shown)
 }
 
 // Load reads and validates the file at path: a Procfile when its base name
