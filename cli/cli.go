@@ -42,6 +42,7 @@ const (
 // completion).
 var commands = []func(root *cobra.Command) *cobra.Command{
 	newUpCmd,
+	newRunCmd,
 	newCheckCmd,
 	newInitCmd,
 	newExportCmd,
@@ -185,7 +186,7 @@ func argCount(min, max int, what string) cobra.PositionalArgs {
 // move, in their order, behind a "--". Anything else is left as it is.
 func negativeArgs(root *cobra.Command, args []string) []string {
 	cmd, rest, err := root.Find(args)
-	if err != nil || cmd == root || cmd.DisableFlagParsing {
+	if err != nil || cmd == root || cmd.DisableFlagParsing || cmd.Annotations[argsAreCommand] != "" {
 		return args
 	}
 	fs := cmd.Flags()

@@ -9,9 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/initconfig"
-	"github.com/clusterrun/clusterrun/preflight"
 	"github.com/spf13/cobra"
 )
 
@@ -138,15 +136,7 @@ func runInit(stdout, stderr io.Writer, from, out string, force bool) int {
 	// What check would say of it, here: a program not on PATH, a watch
 	// path or dir missing. The file is written either way; this is what to
 	// fix before "up".
-	cfg, files, diags := hclconfig.ParsePartial(outAbs, res.File)
-	if cfg != nil {
-		diags = append(diags, preflight.Check(cfg)...)
-		hclconfig.SortDiagnostics(diags)
-	}
-	if len(diags) > 0 {
-		fmt.Fprintf(stderr, "clusterrun check finds this to fix in %s:\n", out)
-		hclconfig.WriteDiagnostics(stderr, files, diags, termWidth(stderr), false)
-	}
+	checkGenerated(stderr, out, outAbs, res.File)
 	return ExitOK
 }
 

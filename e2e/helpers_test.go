@@ -199,6 +199,9 @@ type spawnOpts struct {
 	// wrap is a command line the runner is started under, such as
 	// timeout(1): the test's signals then go to the wrapper.
 	wrap []string
+	// args replace "up -f cfg" (for "clusterrun run", say); the CLI
+	// commands then find the runner without -f when cfg is "".
+	args []string
 }
 
 // startRunnerWith starts `clusterrun up -f cfg` in dir as o says, with a
@@ -223,7 +226,11 @@ func startWith(t *testing.T, exe, dir, cfg, rt string, o spawnOpts, args ...stri
 	// CLI call of the tests would pay it.
 	r.env = append(os.Environ(), "XDG_RUNTIME_DIR="+rt, "NO_COLOR=1", r.marker, "GORACE=atexit_sleep_ms=0")
 	r.env = append(r.env, o.env...)
-	argv := slices.Concat(o.wrap, []string{exe, "up", "-f", cfg}, args)
+	cmdArgs := o.args
+	if cmdArgs == nil {
+		cmdArgs = []string{"up", "-f", cfg}
+	}
+	argv := slices.Concat(o.wrap, []string{exe}, cmdArgs, args)
 	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Dir = dir
 	r.cmd.Env = append(r.env[:len(r.env):len(r.env)], o.upEnv...)
@@ -378,7 +385,10 @@ func (r *runner) cli(args ...string) (stdout, stderr string, code int) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.bin, append(args, "-f", r.cfg)...)
+	if r.cfg != "" {
+		args = append(args, "-f", r.cfg)
+	}
+	cmd := exec.CommandContext(ctx, r.bin, args...)
 	cmd.Dir = r.dir
 	cmd.Env = r.env
 	var o, e bytes.Buffer

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +48,38 @@ app "web" {
 	requireNoFailures(t, "keep-alive load through 3 reloads", res)
 	if n := len(loadgen.PIDs(res.Samples)); n < 8 {
 		t.Errorf("%d pids answered; the reloads did not move the load to new instances", n)
+	}
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	for pid, how := range r.exits() {
+		if how != "exited with status 0" {
+			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
+		}
+	}
+}
+
+// "clusterrun run" runs one app without a file, as pm2 start -i does: the
+// instances share the port, the other commands find the runner from a
+// directory without a cluster.hcl, a reload replaces every instance, and
+// SIGTERM drains it.
+func TestRunWithoutAFile(t *testing.T) {
+	dir := t.TempDir()
+	r := startRunnerWith(t, dir, "", spawnOpts{args: []string{"run", "-i", "2", "-p", "127.0.0.1:0",
+		"--", "node", filepath.Join(repo, "bench/reload/hello.js")}})
+	port := r.port("hello")
+	r.waitLine(0, `hello: 2 of 2 instances ready`, 60*time.Second)
+	before := instancesAnswering(t, port, 2)
+	out, errOut, code := r.cli("reload")
+	if code != 0 || !strings.Contains(out, "hello: reload complete: 2 of 2 instances replaced") {
+		t.Fatalf("reload: exit %d\n%s%s", code, out, errOut)
+	}
+	after := instancesAnswering(t, port, 2)
+	for i := range before {
+		if before[i] == after[i] {
+			t.Errorf("instance %d was not replaced (pid %d)", i, before[i])
+		}
 	}
 	r.signal(syscall.SIGTERM)
 	if code := r.wait(30 * time.Second); code != 0 {

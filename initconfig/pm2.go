@@ -480,8 +480,7 @@ func convertApp(w *writer, src Source, index int, raw map[string]any, names map[
 		}
 		command = append(command, args...)
 	}
-	base := filepath.Base(interp)
-	node := base == "node" || strings.HasSuffix(base, "node") || base == "bun" || strings.HasSuffix(base, "bun")
+	node := runsNode(interp)
 
 	// env: env, and the profiles as unmapped.
 	env := make(map[string]string)
