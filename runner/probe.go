@@ -107,6 +107,10 @@ func (p *prober) deliver(ctx context.Context, res ProbeResult) {
 	}
 }
 
+// ProbeUserAgent is the User-Agent of every http ready and health check,
+// so that an app can leave the runner's probes out of its access log.
+const ProbeUserAgent = "clusterrun-probe"
+
 // checkOnce connects to addr (tcp), or GETs path on it (http) and wants a
 // status below 400, as Kubernetes probes do.
 func checkOnce(ctx context.Context, addr, kind, path string, timeout time.Duration) error {
@@ -124,7 +128,7 @@ func checkOnce(ctx context.Context, addr, kind, path string, timeout time.Durati
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", "clusterrun-probe")
+	req.Header.Set("User-Agent", ProbeUserAgent)
 	resp, err := probeClient.Do(req)
 	if err != nil {
 		return err
