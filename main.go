@@ -13,21 +13,31 @@ import (
 )
 
 func main() {
-	// The exec shim runs before anything else, cobra included: it only sets
-	// LISTEN_PID and execs the instance's program.
-	if len(os.Args) > 1 && os.Args[1] == listeners.ShimArg {
-		os.Exit(listeners.ExecShim(os.Args[2:]))
-	}
-	// So does the guard, which kills the instances if the runner is killed,
-	// and the config reader, which parses the file where a parser failure
-	// cannot hurt the runner.
-	if len(os.Args) > 1 && os.Args[1] == proc.GuardArg {
-		os.Exit(proc.RunGuard(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == configload.ChildArg {
-		os.Exit(configload.RunChild(os.Args[2:]))
+	if code, ok := hidden(os.Args); ok {
+		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// hidden runs the processes clusterrun starts of its own binary, before
+// anything else, cobra included: the exec shim, which only sets
+// LISTEN_PID and execs the instance's program; the guard, which kills the
+// instances if the runner is killed; and the config reader, which parses
+// the file where a parser failure cannot hurt the runner. ok is false for
+// any other command line.
+func hidden(args []string) (code int, ok bool) {
+	if len(args) < 2 {
+		return 0, false
+	}
+	switch args[1] {
+	case listeners.ShimArg:
+		return listeners.ExecShim(args[2:]), true
+	case proc.GuardArg:
+		return proc.RunGuard(args[2:]), true
+	case configload.ChildArg:
+		return configload.RunChild(args[2:]), true
+	}
+	return 0, false
 }
 
 // run runs a command line and returns the exit code.

@@ -7,17 +7,16 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/clusterrun/clusterrun/configload"
 )
 
-// TestMain lets the test binary be the config reader that check, up and
-// reload start (os.Executable with configload.ChildArg), as the clusterrun
-// binary is: without it the reader runs this package's tests instead, and
-// every load waits out configload's 30s bound.
+// TestMain lets the test binary be what the commands start of clusterrun
+// itself (the config reader that check, up and reload start, with
+// configload.ChildArg), as main does: without it the reader runs this
+// package's tests instead, and every load waits out configload's 30s
+// bound.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == configload.ChildArg {
-		os.Exit(configload.RunChild(os.Args[2:]))
+	if code, ok := hidden(os.Args); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -209,7 +209,10 @@ func childFailure(st proc.Status, stderr string, lim Limits) string {
 	switch {
 	case st.Signal == 0 && st.Code == exitCPU:
 		return fmt.Sprintf("it used more than %s of CPU time (an expression that computes too much, or a parser that loops)", lim.CPU)
-	case strings.Contains(stderr, "out of memory"), strings.Contains(stderr, "cannot allocate memory"):
+	case strings.Contains(stderr, "out of memory"), strings.Contains(stderr, "cannot allocate memory"),
+		// A binary built with -race (the tests') fails its address space
+		// limit in the race runtime's words.
+		strings.Contains(stderr, "ThreadSanitizer failed to allocate"), strings.Contains(stderr, "address space collisions for -race"):
 		return fmt.Sprintf("it needed more than the %d MiB of memory it may use (a format() of many wide fields, a replace() or a value repeated until it is enormous)", lim.Memory>>20)
 	case strings.Contains(stderr, "stack exceeds"), strings.Contains(stderr, "stack overflow"):
 		return "its stack overflowed: an expression is nested or chained too deeply to read (such as thousands of operators in a row)"
