@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -154,17 +155,19 @@ func closeOnExec(fd int) error {
 
 func closeFD(fd int) { syscall.Close(fd) }
 
-// StopAccepting closes the runner's own descriptor of every proxy listener
-// that came from socket activation, so that the runner accepts no more
-// connections on it: they wait in the socket's queue, which systemd keeps,
-// for the next runner. Sockets the runner bound itself are left alone (on
-// them a connection would wait for nobody).
-func (s *Set) StopAccepting() {
+// AdoptedPublic returns the public listeners (proxy mode) whose socket came
+// from socket activation. At a drain the runner stops accepting on them,
+// so that connections wait in the socket's queue, which systemd keeps, for
+// the next runner. On sockets the runner bound itself it goes on
+// accepting (there a connection would wait for nobody).
+func (s *Set) AdoptedPublic() []net.Listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var out []net.Listener
 	for _, sk := range s.socks {
 		if sk.adopted && sk.public != nil {
-			sk.public.Close()
+			out = append(out, sk.public)
 		}
 	}
+	return out
 }

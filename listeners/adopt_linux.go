@@ -197,6 +197,26 @@ func (l *fdListener) Accept() (net.Conn, error) {
 	}
 }
 
+// SyscallConn gives the socket's descriptor to Control, as a net.Listener
+// of Go's does: the proxy takes its own duplicate of it and closes this
+// listener. Read and Write are not for a listening socket.
+func (l *fdListener) SyscallConn() (syscall.RawConn, error) { return fdRawConn{l}, nil }
+
+type fdRawConn struct{ l *fdListener }
+
+func (c fdRawConn) Control(f func(fd uintptr)) error {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	if c.l.closed {
+		return c.l.opError(net.ErrClosed)
+	}
+	f(uintptr(c.l.fd))
+	return nil
+}
+
+func (c fdRawConn) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
+func (c fdRawConn) Write(func(fd uintptr) bool) error { return syscall.EINVAL }
+
 func (l *fdListener) opError(err error) error {
 	return &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 }

@@ -80,9 +80,11 @@ type Proxy struct {
 
 	// lfd is the listening socket, taken from the net.Listener New was
 	// given; unixPath is set for a unix listener.
-	lfd      int
-	lnErr    error // why lfd could not be taken, reported by Serve
-	hashKeys bool  // IPHash: the accept path reads the client's address
+	lfd   int
+	lnErr error // why lfd could not be taken, reported by Serve
+	// acceptOff: StopAccepting was called (under mu).
+	acceptOff bool
+	hashKeys  bool // IPHash: the accept path reads the client's address
 
 	// snap is the routable set; SetBackends swaps it whole, so the
 	// per-connection path reads it with one atomic load and never locks.
@@ -222,6 +224,12 @@ func (p *Proxy) Serve() error {
 	}
 	p.accepting = len(p.loops)
 	loops := p.loops
+	if p.acceptOff {
+		// StopAccepting came first: each loop lets go before it accepts.
+		for _, l := range loops {
+			l.post(func() { l.letGoOfListener(nil) })
+		}
+	}
 	p.mu.Unlock()
 
 	p.running.Store(int64(len(loops)))
@@ -408,6 +416,20 @@ func (p *Proxy) Unanswered(id uint64) int {
 		b.mu.Unlock()
 	}
 	return n
+}
+
+// StopAccepting stops accepting for good and leaves every connection to go
+// on (Close still ends them): connections not yet accepted stay in the
+// socket's queue, for another holder of the socket (the next runner, when
+// systemd passed it). Serve returns once the listener is let go.
+func (p *Proxy) StopAccepting() {
+	p.mu.Lock()
+	p.acceptOff = true
+	loops := p.loops
+	p.mu.Unlock()
+	for _, l := range loops {
+		l.post(func() { l.letGoOfListener(nil) })
+	}
 }
 
 // Close stops accepting at once (it closes the listener), closes connections

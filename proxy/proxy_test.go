@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -900,5 +901,59 @@ func TestUnanswered(t *testing.T) {
 	waitFor(t, func() bool { return tp.Unanswered(7) == 0 }, "the answered connection to stop counting")
 	if n := tp.Unanswered(8); n != 0 {
 		t.Errorf("Unanswered of an unknown backend = %d", n)
+	}
+}
+
+// StopAccepting (a runner draining on a socket systemd passed it) stops
+// accepting at once and leaves the open connections to go on; a new
+// connection waits in the socket's queue for another holder of the socket
+// (here the test's own copy, as systemd keeps one), and Serve returns.
+func TestStopAcceptingLeavesConnectionsAndQueue(t *testing.T) {
+	s := startServer(t, "s", greetEcho)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other holder: a listener on a duplicate of the socket, made
+	// without (*TCPListener).File, which may make the shared socket
+	// blocking.
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := -1
+	if err := rc.Control(func(fd uintptr) { dup, err = syscall.Dup(int(fd)) }); err != nil || dup < 0 {
+		t.Fatalf("cannot duplicate the socket: %v", err)
+	}
+	f := os.NewFile(uintptr(dup), "listener")
+	other, err := net.FileListener(f) // sets O_NONBLOCK, as the proxy wants it
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	p := listenProxy(t, ln, Options{})
+	p.SetBackends([]Backend{s.backend(1)})
+	c := dial(t, p.addr)
+	greeting(t, c)
+
+	p.StopAccepting()
+	if err := recvErr(t, p.served, "Serve to return after StopAccepting"); err != nil {
+		t.Fatalf("Serve returned %v after StopAccepting, want nil", err)
+	}
+	p.served <- nil // for the cleanup
+	if err := roundTrip(c, "still"); err != nil {
+		t.Fatalf("the open connection after StopAccepting: %v", err)
+	}
+	late := dial(t, p.addr)
+	other.(*net.TCPListener).SetDeadline(time.Now().Add(waitLimit))
+	taken, err := other.Accept()
+	if err != nil {
+		t.Fatalf("the connection made after StopAccepting did not wait in the queue for the other holder: %v", err)
+	}
+	taken.Close()
+	late.Close()
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("the backend got %d connections, want the 1 made before StopAccepting", n)
 	}
 }

@@ -260,7 +260,7 @@ func (r *Runner) Run() int {
 				// it, so that what arrives during the drain waits in the
 				// socket's queue for the next runner, not in a proxy with
 				// nowhere to send it.
-				r.lset.StopAccepting()
+				r.socks.stopAccepting(r.lset.AdoptedPublic())
 			}
 			r.m.Handle(ev)
 			r.progress()

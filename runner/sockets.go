@@ -60,10 +60,24 @@ func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
 		s.proxies[ln] = rt
 		go func() {
 			defer close(rt.done)
-			rt.px.Serve()
+			if err := rt.px.Serve(); err != nil {
+				// Nothing is accepted on it: say so, rather than leave
+				// clients waiting in its queue without a word.
+				s.r.log.Printf("listener %q: %v; no connection is accepted on it", name, err)
+			}
 		}()
 	}
 	return warnings, nil
+}
+
+// stopAccepting makes the proxies of lns stop accepting; their open
+// connections go on.
+func (s *sockets) stopAccepting(lns []net.Listener) {
+	for _, ln := range lns {
+		if rt := s.proxies[ln]; rt != nil {
+			rt.px.StopAccepting()
+		}
+	}
 }
 
 func (s *sockets) Retain(defs []*hclconfig.Listener) {
