@@ -154,15 +154,19 @@ func TestProxyReloadsLoseNothing(t *testing.T) {
 		res := stop()
 		what := fmt.Sprintf("2 reloads of a 3s-booting release, keep-alive %v", keepAlive)
 		requireNoFailures(t, what, res)
-		// No request waited for a booting instance: the slowest is far
-		// below the 3s boot.
+		// No connection went to an instance still booting: it binds its
+		// port only once booted, so a connection sent there would have
+		// been refused, and the proxy says so in the log before it tries
+		// another instance. (The latency says nothing on a busy machine:
+		// a refused connect is retried within a millisecond.)
+		if strings.Contains(r.out.all(), "cannot connect to backend") {
+			t.Errorf("%s: the proxy tried an instance that was not ready:\n%s", what, r.out.all())
+		}
 		var worst time.Duration
 		for _, s := range res.Samples {
 			worst = max(worst, s.Latency)
 		}
-		if worst > 1500*time.Millisecond {
-			t.Errorf("%s: a request took %s; routing must skip instances still booting", what, worst)
-		}
+		t.Logf("%s: slowest request %s", what, worst)
 		after := r.servingPids("web")
 		for i := range before {
 			if after[i] == before[i] {
