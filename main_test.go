@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -280,5 +282,32 @@ func TestConfigFoundInParentDirectory(t *testing.T) {
 	writeFile(t, root, "other/cluster.hcl", "app \"a\" {\n  comand = [\"true\"]\n}\n")
 	if r := runArgs(t, "check"); r.code != 2 || !strings.Contains(r.stderr, filepath.Join(root, "other", "cluster.hcl")) {
 		t.Errorf("check with an invalid cluster.hcl in the parent: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestPackageInitAllocatesLittle: every process of the binary (the runner,
+// its guard, the config reader, each command) runs every package's init
+// and keeps what it allocated: the guard and an idle runner never reach a
+// garbage collection. A regexp or table this repository's packages build
+// at init belongs in a sync.OnceValue instead (export's four regexps were
+// 237 KB and cost the guard about 1 MiB of PSS). Allocations at init are
+// deterministic, so the bound is exact; GODEBUG=inittrace=1 reports them.
+func TestPackageInitAllocatesLittle(t *testing.T) {
+	const most = 4 << 10 // bytes per package
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	line := regexp.MustCompile(`(?m)^init (github\.com/clusterrun/clusterrun/\S+) @.*, (\d+) bytes, (\d+) allocs$`)
+	found := line.FindAllStringSubmatch(string(out), -1)
+	if len(found) == 0 {
+		t.Fatalf("no init of this repository's packages in the init trace:\n%s", out)
+	}
+	for _, m := range found {
+		if n, _ := strconv.Atoi(m[2]); n > most {
+			t.Errorf("%s allocates %s bytes (%s allocations) at init, more than %d: build it at first use", m[1], m[2], m[3], most)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/initconfig"
@@ -80,9 +81,11 @@ for a bad command line or flags that make an invalid file.`,
 	return cmd
 }
 
+// Compiled at first use: every process of the binary (the guard, the
+// config reader) runs package init, and only run needs these.
 var (
-	countOrMax = regexp.MustCompile(`^([0-9]+|max)$`)
-	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	countOrMax = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+|max)$`) })
+	envName    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 )
 
 // commandOf turns run's flags into the app they describe; what the flags
@@ -90,7 +93,7 @@ var (
 // file they make.
 func commandOf(argv []string, instances, port, mode, ready, name string, env []string) (initconfig.Command, error) {
 	c := initconfig.Command{Argv: argv, Name: name, Address: port, Mode: mode}
-	if instances != "" && !countOrMax.MatchString(instances) {
+	if instances != "" && !countOrMax().MatchString(instances) {
 		return c, usageErrorf(`-i takes a number of instances or "max", not %q`, instances)
 	}
 	c.Instances = instances
@@ -103,7 +106,7 @@ func commandOf(argv []string, instances, port, mode, ready, name string, env []s
 	}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !envName.MatchString(k) {
+		if !ok || !envName().MatchString(k) {
 			return c, usageErrorf("-e takes KEY=VALUE, not %q", kv)
 		}
 		if c.Env == nil {

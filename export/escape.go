@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -160,13 +161,15 @@ func sdExecRefWord(name string, parts []part) (string, string) {
 
 // sdEnvName accepts the names systemd takes in Environment= (and a shell
 // can expand): letters, digits and "_", not starting with a digit.
-var sdEnvName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// Like every regexp of this package, it is compiled at first use: every
+// process of the binary runs package init, and few of them export.
+var sdEnvName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // sdEnvAssignment writes NAME=VALUE as one word of an Environment= line.
 // systemd has accepted and refused different control characters in values
 // over the versions; only tab and newline are accepted by every one.
 func sdEnvAssignment(name, value string) (string, string) {
-	if !sdEnvName.MatchString(name) {
+	if !sdEnvName().MatchString(name) {
 		return "", fmt.Sprintf("systemd takes only environment variable names of letters, digits and \"_\", not starting with a digit: %q", name)
 	}
 	if bad := firstBad(value, func(c rune) bool { return c == '\t' || c == '\n' || !isASCIIControl(c) }); bad != "" {
@@ -356,7 +359,7 @@ func execText(s string) string {
 
 // nomadVar is what Nomad replaces in a task's config and env with its own
 // variables (NOMAD_*, node attributes, the task's env), with no escape.
-var nomadVar = regexp.MustCompile(`\$\{[a-zA-Z0-9_\-.\[\]"]+\}`)
+var nomadVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{[a-zA-Z0-9_\-.\[\]"]+\}`) })
 
 // nomadText checks text for a Nomad task's args or env: JSON, and no
 // "${...}" that Nomad would replace.
@@ -364,7 +367,7 @@ func nomadText(s string) string {
 	if bad := execText(s); bad != "" {
 		return bad
 	}
-	if m := nomadVar.FindString(s); m != "" {
+	if m := nomadVar().FindString(s); m != "" {
 		return fmt.Sprintf("Nomad replaces %s with its own variable of that name before the task starts, and has no escape for it; in a shell command write $%s instead", m, strings.Trim(m, "${}"))
 	}
 	return ""
@@ -373,7 +376,7 @@ func nomadText(s string) string {
 // --- Kubernetes ----------------------------------------------------------------
 
 // k8sEnvName is what the API accepts as an environment variable name.
-var k8sEnvName = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
+var k8sEnvName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`) })
 
 // k8sEscape protects text from Kubernetes' expansion of $(VAR) in env
 // values, command and args: "$$" reads as "$", and "$(" would start a

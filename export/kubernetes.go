@@ -358,7 +358,7 @@ func (r *renderer) k8sEnv(a *hclconfig.App, ports []k8sPort) list {
 	}
 	check := func(v envVar, value string) {
 		at, path := v.at(a)
-		if !k8sEnvName.MatchString(v.Name) {
+		if !k8sEnvName().MatchString(v.Name) {
 			rng, _ := r.places.find(at, path...)
 			r.refuse(rng, "The variable name %q cannot be written into a Kubernetes manifest: the API takes names of letters, digits, \"_\", \"-\" and \".\", not starting with a digit. Nothing was written.", v.Name)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
@@ -91,7 +92,9 @@ func (r *renderer) longestChain(cost func(*hclconfig.App) time.Duration, before 
 }
 
 // configMapKey is what the API takes as a ConfigMap's data key.
-var configMapKey = regexp.MustCompile(`^[-._a-zA-Z0-9]{1,253}$`)
+// (The {1,253} makes it the largest of the package's regexps: about 230
+// KB compiled.)
+var configMapKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[-._a-zA-Z0-9]{1,253}$`) })
 
 // readSource reads the config file for a ConfigMap, as hclconfig read it
 // (1 MiB at most).
@@ -272,7 +275,7 @@ func (r *renderer) kubernetesRunner() []File {
 	if bad := jsonText(src); bad != "" {
 		r.refuse(hclRangeNone, "The config file cannot go into a ConfigMap: %s. Nothing was written.", bad)
 	}
-	if !configMapKey.MatchString(base) {
+	if !configMapKey().MatchString(base) {
 		r.refuse(hclRangeNone, "The config file's name, %q, cannot be a ConfigMap key (letters, digits, \"-\", \"_\" and \".\"): rename it, such as cluster.hcl. Nothing was written.", base)
 	}
 	labels := r.k8sLabels(name)

@@ -284,7 +284,7 @@ func environment(values []string, instance string) (map[string]string, error) {
 		}
 		for _, w := range words {
 			k, val, ok := strings.Cut(w, "=")
-			if !ok || !sdEnvName.MatchString(k) {
+			if !ok || !sdEnvName().MatchString(k) {
 				return nil, fmt.Errorf("invalid assignment %q", w)
 			}
 			env[k] = val

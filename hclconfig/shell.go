@@ -3,6 +3,7 @@ package hclconfig
 import (
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A command written as a string runs as /bin/sh -c STRING. When the string
@@ -34,17 +35,19 @@ type shellWord struct {
 // program exec could run: reserved words, special builtins, and the
 // builtins that change the shell itself or behave differently from their
 // /bin twins (echo, pwd).
-var shellOnly = map[string]bool{}
-
-func init() {
+// Built at first use, as every table of this package: every process of
+// the binary runs package init, and few of them read a command.
+var shellOnly = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
 	for _, w := range strings.Fields(`
 		if then else elif fi for while until do done case esac in { } ! [[ ]] function select time coproc
 		: . break continue eval exec exit export readonly return set shift times trap unset source
 		alias unalias cd command getopts hash jobs fg bg read type ulimit umask wait local declare
 		typeset let builtin echo printf pwd test [ true false kill`) {
-		shellOnly[w] = true
+		m[w] = true
 	}
-}
+	return m
+})
 
 // execForm returns the string /bin/sh -c should run for the command string
 // s: s with "exec " in front of its program when s is one simple command
@@ -88,7 +91,7 @@ func simpleCommand(s string) (assigns []shellWord, program shellWord, args []she
 		if !strings.Contains(raw, "/") {
 			return nil, shellWord{}, nil, false
 		}
-	case shellOnly[w.value], w.value == "" && !w.expands:
+	case shellOnly()[w.value], w.value == "" && !w.expands:
 		return nil, shellWord{}, nil, false
 	}
 	return words[:i], w, words[i+1:], true

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Command is one app given on a command line, as "clusterrun run" takes it:
@@ -30,7 +31,9 @@ type Command struct {
 	Dir string
 }
 
-var allDigits = regexp.MustCompile(`^[0-9]+$`)
+// Like every regexp of this package, it is compiled at first use: every
+// process of the binary runs package init, and few of them convert a file.
+var allDigits = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+$`) })
 
 // FromCommand writes the cluster.hcl that runs c: one app, and one
 // listener when c has an address. It writes what it is given; clusterrun
@@ -47,7 +50,7 @@ func FromCommand(c Command) Result {
 	if c.Address != "" {
 		listener = name
 		addr := c.Address
-		if allDigits.MatchString(addr) {
+		if allDigits().MatchString(addr) {
 			addr = ":" + addr // every interface, as listen(PORT) binds
 		}
 		w.line("")
@@ -66,7 +69,7 @@ func FromCommand(c Command) Result {
 		w.line("  dir = %s", quote(c.Dir))
 	}
 	if c.Instances != "" {
-		if allDigits.MatchString(c.Instances) {
+		if allDigits().MatchString(c.Instances) {
 			w.line("  instances = %s", c.Instances)
 		} else {
 			w.line("  instances = %s", quote(c.Instances))

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -101,11 +102,11 @@ func quoteList(items []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var identifier = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // key writes a map key: bare when it is an identifier, else quoted.
 func key(k string) string {
-	if identifier.MatchString(k) {
+	if identifier().MatchString(k) {
 		return k
 	}
 	return quote(k)

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clusterrun/clusterrun/watch"
@@ -76,7 +77,9 @@ func scriptKind(dir, script string) (text, found bool) {
 // listenPort finds the port a Node script listens on: listen(8000), or
 // PORT || 3000. Only a script pm2 would run in cluster mode is read, and
 // only its first 256 KiB.
-var listenPort = regexp.MustCompile(`(?:\.listen\(\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b`)
+var listenPort = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:\.listen\(\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b`)
+})
 
 func scriptPort(dir, script string) int {
 	p := script
@@ -90,7 +93,7 @@ func scriptPort(dir, script string) int {
 	defer f.Close()
 	src, _ := io.ReadAll(io.LimitReader(f, 256<<10))
 	ports := map[int]bool{}
-	for _, m := range listenPort.FindAllSubmatch(src, -1) {
+	for _, m := range listenPort().FindAllSubmatch(src, -1) {
 		if n, err := strconv.Atoi(string(m[1])); err == nil && n > 0 && n <= 65535 {
 			ports[n] = true
 		}
@@ -306,13 +309,13 @@ func splitWords(s string) []string {
 	return out
 }
 
-var sizePattern = regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([KkMmGg]?)[Bb]?$`)
+var sizePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+(?:\.\d+)?)\s*([KkMmGg]?)[Bb]?$`) })
 
 // memorySize turns pm2's max_memory_restart ("300M", "1G", "512K", or
 // bytes) into cluster.hcl's: pm2's units are powers of 1024.
 func memorySize(v any) (string, bool) {
 	s := scalar(v)
-	m := sizePattern.FindStringSubmatch(strings.TrimSpace(s))
+	m := sizePattern().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
 		return "", false
 	}
