@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -30,97 +28,64 @@ var reloadOutcomes = []string{
 	status.ReloadSuperseded, status.ReloadCancelled,
 }
 
+// The families read from a snapshot. Struct literals of constants: the
+// compiler lays them out as data, no code runs at init.
+var (
+	upDesc         = desc{"clusterrun_up", "Whether the runner answered the scrape's status request (1) or not (0: stopping, or busy past the scrape timeout).", "gauge", nil}
+	startedDesc    = desc{"clusterrun_runner_start_time_seconds", "When the runner started, in seconds since the Unix epoch.", "gauge", nil}
+	pssDesc        = desc{"clusterrun_runner_pss_bytes", "Proportional set size (PSS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: each page counted once, split among the processes that map it.", "gauge", nil}
+	ussDesc        = desc{"clusterrun_runner_uss_bytes", "Unique set size (USS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: the pages no other process maps.", "gauge", nil}
+	goroutinesDesc = desc{"clusterrun_runner_goroutines", "Goroutines in the runner process, to spot leaks.", "gauge", nil}
+	fdsDesc        = desc{"clusterrun_runner_fds", "Open file descriptors of the runner process, to spot leaks.", "gauge", nil}
+	desiredDesc    = desc{"clusterrun_app_desired_instances", "Instances each app is configured (or scaled) to run.", "gauge", []string{"app"}}
+	instancesDesc  = desc{"clusterrun_instances", "Instance processes (and instance numbers without one) by app and state; during a rolling reload an instance number may have two processes.", "gauge", []string{"app", "state"}}
+	restartsDesc   = desc{"clusterrun_restarts_total", "Instance restarts by app and reason (crash, stopping, health, watchdog, memory, manual).", "counter", []string{"app", "reason"}}
+	reloadsDesc    = desc{"clusterrun_reloads_total", "Rolling reloads by outcome (completed, aborted, rejected, superseded, cancelled); a reload of several apps counts once per app.", "counter", []string{"outcome"}}
+	procPSSDesc    = desc{"clusterrun_instance_pss_bytes", "Proportional set size (PSS, from smaps_rollup) summed over an instance's process group, in bytes: pages shared with other processes count their share only.", "gauge", []string{"app", "instance", "pid"}}
+	procUSSDesc    = desc{"clusterrun_instance_uss_bytes", "Unique set size (USS, from smaps_rollup) summed over an instance's process group, in bytes: the pages only its processes map.", "gauge", []string{"app", "instance", "pid"}}
+	procCPUDesc    = desc{"clusterrun_instance_cpu_ratio", "CPU use of an instance's process group over the last sample, in cores (1 = one core busy).", "gauge", []string{"app", "instance", "pid"}}
+	procConnsDesc  = desc{"clusterrun_instance_connections", "Proxied connections open to an instance (proxy mode only), summed over its processes during a rolling reload.", "gauge", []string{"app", "instance"}}
+)
+
 // collector turns one status snapshot per scrape into metrics.
 type collector struct {
 	src     Source
 	timeout time.Duration
-
-	up, started, pss, uss, goroutines, fds *prometheus.Desc
-	desired, instances                     *prometheus.Desc
-	restarts, reloads                      *prometheus.Desc
-	procPSS, procUSS, procCPU, procConns   *prometheus.Desc
 }
 
 func newCollector(src Source, timeout time.Duration) *collector {
-	d := prometheus.NewDesc
-	return &collector{
-		src:     src,
-		timeout: timeout,
-		up: d("clusterrun_up",
-			"Whether the runner answered the scrape's status request (1) or not (0: stopping, or busy past the scrape timeout).", nil, nil),
-		started: d("clusterrun_runner_start_time_seconds",
-			"When the runner started, in seconds since the Unix epoch.", nil, nil),
-		pss: d("clusterrun_runner_pss_bytes",
-			"Proportional set size (PSS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: each page counted once, split among the processes that map it.", nil, nil),
-		uss: d("clusterrun_runner_uss_bytes",
-			"Unique set size (USS, from smaps_rollup) of clusterrun itself, the runner and its guard process together, in bytes: the pages no other process maps.", nil, nil),
-		goroutines: d("clusterrun_runner_goroutines",
-			"Goroutines in the runner process, to spot leaks.", nil, nil),
-		fds: d("clusterrun_runner_fds",
-			"Open file descriptors of the runner process, to spot leaks.", nil, nil),
-		desired: d("clusterrun_app_desired_instances",
-			"Instances each app is configured (or scaled) to run.", []string{"app"}, nil),
-		instances: d("clusterrun_instances",
-			"Instance processes (and instance numbers without one) by app and state; during a rolling reload an instance number may have two processes.",
-			[]string{"app", "state"}, nil),
-		restarts: d("clusterrun_restarts_total",
-			"Instance restarts by app and reason (crash, stopping, health, watchdog, memory, manual).",
-			[]string{"app", "reason"}, nil),
-		reloads: d("clusterrun_reloads_total",
-			"Rolling reloads by outcome (completed, aborted, rejected, superseded, cancelled); a reload of several apps counts once per app.",
-			[]string{"outcome"}, nil),
-		procPSS: d("clusterrun_instance_pss_bytes",
-			"Proportional set size (PSS, from smaps_rollup) summed over an instance's process group, in bytes: pages shared with other processes count their share only.",
-			[]string{"app", "instance", "pid"}, nil),
-		procUSS: d("clusterrun_instance_uss_bytes",
-			"Unique set size (USS, from smaps_rollup) summed over an instance's process group, in bytes: the pages only its processes map.",
-			[]string{"app", "instance", "pid"}, nil),
-		procCPU: d("clusterrun_instance_cpu_ratio",
-			"CPU use of an instance's process group over the last sample, in cores (1 = one core busy).",
-			[]string{"app", "instance", "pid"}, nil),
-		procConns: d("clusterrun_instance_connections",
-			"Proxied connections open to an instance (proxy mode only), summed over its processes during a rolling reload.",
-			[]string{"app", "instance"}, nil),
-	}
+	return &collector{src: src, timeout: timeout}
 }
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		c.up, c.started, c.pss, c.uss, c.goroutines, c.fds, c.desired, c.instances,
-		c.restarts, c.reloads, c.procPSS, c.procUSS, c.procCPU, c.procConns,
-	} {
-		ch <- d
-	}
-}
-
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
+// collect reads a snapshot and returns its families: only clusterrun_up
+// (0) when the runner does not answer in time.
+func (c *collector) collect() []*family {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	st, err := c.src.Snapshot(ctx)
+	up := &family{desc: upDesc}
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		return
+		up.add(0)
+		return []*family{up}
 	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
-	}
+	fam := func(d desc) *family { return &family{desc: d} }
+	started, pss, uss, goroutines, fds := fam(startedDesc), fam(pssDesc), fam(ussDesc), fam(goroutinesDesc), fam(fdsDesc)
+	desired, instances, restartsF, reloadsF := fam(desiredDesc), fam(instancesDesc), fam(restartsDesc), fam(reloadsDesc)
+	procPSS, procUSS, procCPU, procConns := fam(procPSSDesc), fam(procUSSDesc), fam(procCPUDesc), fam(procConnsDesc)
 
-	gauge(c.up, 1)
+	up.add(1)
 	if !st.Started.IsZero() {
-		gauge(c.started, float64(st.Started.UnixNano())/1e9)
+		started.add(float64(st.Started.UnixNano()) / 1e9)
 	}
 	if st.PSSBytes >= 0 {
-		gauge(c.pss, float64(st.PSSBytes))
-		gauge(c.uss, float64(st.USSBytes))
+		pss.add(float64(st.PSSBytes))
+		uss.add(float64(st.USSBytes))
 	}
-	gauge(c.goroutines, float64(st.Goroutines))
-	gauge(c.fds, float64(st.FDs))
+	goroutines.add(float64(st.Goroutines))
+	fds.add(float64(st.FDs))
 
 	for _, a := range st.Apps {
-		gauge(c.desired, float64(a.Instances), a.Name)
+		desired.add(float64(a.Instances), a.Name)
 		byState := map[string]int{}
 		for _, s := range instanceStates {
 			byState[s] = 0
@@ -135,21 +100,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			inst, pid := strconv.Itoa(p.Instance), strconv.Itoa(p.PID)
 			if p.PSSBytes >= 0 {
-				gauge(c.procPSS, float64(p.PSSBytes), a.Name, inst, pid)
-				gauge(c.procUSS, float64(p.USSBytes), a.Name, inst, pid)
+				procPSS.add(float64(p.PSSBytes), a.Name, inst, pid)
+				procUSS.add(float64(p.USSBytes), a.Name, inst, pid)
 			}
 			if p.CPUPercent >= 0 {
-				gauge(c.procCPU, p.CPUPercent/100, a.Name, inst, pid)
+				procCPU.add(p.CPUPercent/100, a.Name, inst, pid)
 			}
 			if p.Addr != "" { // proxy mode: it has a private address
 				conns[p.Instance] += p.Conns
 			}
 		}
 		for s, n := range byState {
-			gauge(c.instances, float64(n), a.Name, s)
+			instances.add(float64(n), a.Name, s)
 		}
 		for i, n := range conns {
-			gauge(c.procConns, float64(n), a.Name, strconv.Itoa(i))
+			procConns.add(float64(n), a.Name, strconv.Itoa(i))
 		}
 	}
 
@@ -174,7 +139,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		for r, n := range byReason {
-			counter(c.restarts, float64(n), app, r)
+			restartsF.add(float64(n), app, r)
 		}
 	}
 
@@ -186,6 +151,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		reloads[o] = n
 	}
 	for o, n := range reloads {
-		counter(c.reloads, float64(n), o)
+		reloadsF.add(float64(n), o)
 	}
+	return []*family{up, started, pss, uss, goroutines, fds, desired, instances, restartsF, reloadsF, procPSS, procUSS, procCPU, procConns}
 }

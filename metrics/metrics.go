@@ -1,13 +1,11 @@
 // Package metrics serves clusterrun's Prometheus metrics (the metrics
-// block), in the text format of the official Go client.
+// block), in the Prometheus text format (text.go writes it).
 //
 // Most metrics are read from one status snapshot per scrape, so there is
 // no second copy of the runner's state to keep in step: the runner stays
 // the one owner of its counters and its instances. Only what a snapshot
 // cannot tell comes from lifecycle events: the time each instance took to
-// become ready (a histogram) and crashes. The metrics live in their own
-// registry, never the global one, so that nothing else a program links in
-// shows up in them.
+// become ready (a histogram) and crashes.
 package metrics
 
 import (
@@ -18,9 +16,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/status"
@@ -44,49 +39,61 @@ const maxScrapes = 4
 // cache for minutes, in seconds.
 var readyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
-// Metrics holds the registry of one runner.
+var (
+	readyDesc   = desc{"clusterrun_time_to_ready_seconds", "Time from the start of an instance's process until it was ready, by app.", "histogram", []string{"app"}}
+	crashesDesc = desc{"clusterrun_crashes_total", "Instances that exited when nobody asked them to, by app, whether or not they were restarted.", "counter", []string{"app"}}
+)
+
+// Metrics holds the metrics of one runner.
 type Metrics struct {
-	reg     *prometheus.Registry
 	src     Source
+	col     *collector
 	logf    func(format string, args ...any)
 	handler http.Handler
-	ready   *prometheus.HistogramVec
-	crashes *prometheus.CounterVec
+	// scrapes holds a token per scrape in progress.
+	scrapes chan struct{}
+
+	// mu guards what Observe counts: the runner's goroutine writes it, a
+	// scrape reads it. Neither holds it for more than a few map updates.
+	mu      sync.Mutex
+	ready   map[string]*histogram // by app
+	crashes map[string]float64    // by app
 }
 
 // New makes the metrics of the runner that src describes.
 func New(src Source) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		ready: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "clusterrun_time_to_ready_seconds",
-			Help:    "Time from the start of an instance's process until it was ready, by app.",
-			Buckets: readyBuckets,
-		}, []string{"app"}),
-		crashes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "clusterrun_crashes_total",
-			Help: "Instances that exited when nobody asked them to, by app, whether or not they were restarted.",
-		}, []string{"app"}),
+		src:     src,
+		col:     newCollector(src, ScrapeTimeout),
+		scrapes: make(chan struct{}, maxScrapes),
+		ready:   map[string]*histogram{},
+		crashes: map[string]float64{},
 	}
-	m.src = src
-	m.reg.MustRegister(newCollector(src, ScrapeTimeout), m.ready, m.crashes)
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{MaxRequestsInFlight: maxScrapes})
+	m.handler = http.HandlerFunc(m.serveMetrics)
 	return m
 }
 
 // Observe records a lifecycle event. The runner calls it for every event
-// on its own goroutine; it never waits on anything but the client
-// library's own short locks.
+// on its own goroutine; it never waits on anything but a short lock.
 func (m *Metrics) Observe(ev status.Lifecycle) {
 	switch ev.Kind {
 	case status.Ready:
 		// Once per instance: a health check that fails and recovers makes
 		// it Routable again, never Ready again.
 		if ev.ReadyAfter > 0 {
-			m.ready.WithLabelValues(ev.App).Observe(ev.ReadyAfter.Seconds())
+			m.mu.Lock()
+			h := m.ready[ev.App]
+			if h == nil {
+				h = newHistogram(readyBuckets)
+				m.ready[ev.App] = h
+			}
+			h.observe(ev.ReadyAfter.Seconds())
+			m.mu.Unlock()
 		}
 	case status.Crashed:
-		m.crashes.WithLabelValues(ev.App).Inc()
+		m.mu.Lock()
+		m.crashes[ev.App]++
+		m.mu.Unlock()
 	default:
 		// The snapshot shows the rest.
 	}
@@ -94,6 +101,29 @@ func (m *Metrics) Observe(ev status.Lifecycle) {
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// serveMetrics answers a scrape, or 503 when maxScrapes are in progress.
+func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	select {
+	case m.scrapes <- struct{}{}:
+		defer func() { <-m.scrapes }()
+	default:
+		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxScrapes), http.StatusServiceUnavailable)
+		return
+	}
+	fams := m.col.collect()
+	ready, crashes := &family{desc: readyDesc}, &family{desc: crashesDesc}
+	m.mu.Lock()
+	for app, h := range m.ready {
+		ready.metrics = append(ready.metrics, metric{values: []string{app}, hist: h.clone()})
+	}
+	for app, n := range m.crashes {
+		crashes.add(n, app)
+	}
+	m.mu.Unlock()
+	w.Header().Set("Content-Type", contentType)
+	w.Write(appendText(nil, append(fams, ready, crashes)))
+}
 
 // MaxConns caps the metrics server's open connections. Past it a
 // connection is answered 503 at once; an idle one is closed after
