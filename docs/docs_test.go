@@ -199,6 +199,7 @@ func TestReferenceDefaults(t *testing.T) {
 	for path, want := range map[string]any{
 		"listener.mode":            string(hclconfig.Shared),
 		"listener.balance":         string(hclconfig.BalanceLeastConn),
+		"listener.queue_timeout":   hclconfig.DefaultQueueTimeout,
 		"app.instances":            1,
 		"app.ready.check":          string(hclconfig.ReadyDelay),
 		"app.ready.delay":          hclconfig.DefaultReadyDelay,

@@ -64,7 +64,14 @@ const (
 	BalanceLeastConn Balance = "least-conn"
 	// BalanceRoundRobin takes the ready instances in turn.
 	BalanceRoundRobin Balance = "round-robin"
+	// BalanceIPHash keeps each client address on one instance (consistent
+	// hashing with a bound on load).
+	BalanceIPHash Balance = "ip-hash"
 )
+
+// DefaultQueueTimeout is how long a proxy listener's connection waits for
+// an instance that can take it.
+const DefaultQueueTimeout = 10 * time.Second
 
 // Listener is one listener block.
 type Listener struct {
@@ -84,6 +91,14 @@ type Listener struct {
 	// Balance is set in proxy mode only (BalanceLeastConn unless written);
 	// it is "" for the other modes, where the kernel picks the instance.
 	Balance Balance
+	// MaxConnections bounds the client connections a proxy listener holds
+	// open at once (0: a share of the runner's descriptor limit);
+	// MaxPerInstance those forwarded to one instance (0: no fixed bound);
+	// QueueTimeout is how long a connection waits for an instance that can
+	// take it (0: DefaultQueueTimeout). Proxy mode only.
+	MaxConnections int
+	MaxPerInstance int
+	QueueTimeout   time.Duration
 	// DefRange is where the block is defined, for messages about it;
 	// AddressRange where its address was written (for a Procfile's web
 	// listener, the line's name).

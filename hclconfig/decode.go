@@ -57,6 +57,9 @@ type rawListener struct {
 	Backlog     hcl.Expression `hcl:"backlog,optional"`
 	NonBlocking hcl.Expression `hcl:"nonblocking,optional"`
 	Balance     hcl.Expression `hcl:"balance,optional"`
+	MaxConns    hcl.Expression `hcl:"max_connections,optional"`
+	MaxPerInst  hcl.Expression `hcl:"max_connections_per_instance,optional"`
+	QueueTime   hcl.Expression `hcl:"queue_timeout,optional"`
 }
 
 type rawApp struct {
@@ -198,14 +201,35 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 	}
 	if b, ok := e.str(r.Balance, "balance"); ok {
 		switch {
-		case Balance(b) != BalanceLeastConn && Balance(b) != BalanceRoundRobin:
-			e.errorf(r.Balance, "Invalid balance", "The balance %q is not known. Use \"least-conn\" (the default: the ready instance with the fewest open connections) or \"round-robin\".%s", b, didYouMean(b, "least-conn", "round-robin"))
+		case Balance(b) != BalanceLeastConn && Balance(b) != BalanceRoundRobin && Balance(b) != BalanceIPHash:
+			e.errorf(r.Balance, "Invalid balance", "The balance %q is not known. Use \"least-conn\" (the default: the ready instance with the fewest open connections), \"round-robin\" or \"ip-hash\" (each client address keeps its instance).%s", b, didYouMean(b, "least-conn", "round-robin", "ip-hash"))
 		case l.Mode != Proxy && modeOK:
 			e.errorf(r.Balance, "Balance needs proxy mode",
 				"Listener %q sets balance, but its mode is %q, where the kernel hands each connection to whichever instance accepts first; only the runner's proxy can balance. Set mode = \"proxy\", or remove balance.", r.Name, l.Mode)
+		case Balance(b) == BalanceIPHash && l.Network == "unix":
+			e.errorf(r.Balance, "ip-hash needs a TCP listener",
+				"Listener %q is a unix socket, whose clients have no address to hash: every one would go to the same instance. Use \"least-conn\" or \"round-robin\".", r.Name)
 		case l.Mode == Proxy:
 			l.Balance = Balance(b)
 		}
+	}
+	for _, a := range []struct {
+		expr hcl.Expression
+		name string
+	}{{r.MaxConns, "max_connections"}, {r.MaxPerInst, "max_connections_per_instance"}, {r.QueueTime, "queue_timeout"}} {
+		if !absent(a.expr) && l.Mode != Proxy && modeOK {
+			e.errorf(a.expr, "Option needs proxy mode",
+				"Listener %q sets %s, but its mode is %q, where the kernel queues connections for the instances; only the runner's proxy holds them. Set mode = \"proxy\", or remove %s.", r.Name, a.name, l.Mode, a.name)
+		}
+	}
+	if n, ok := e.integer(r.MaxConns, "Invalid max_connections", "max_connections", "a whole number of at least 1 (client connections open at once; leave it out for a share of the runner's descriptor limit)", 1, 1<<31-1); ok && l.Mode == Proxy {
+		l.MaxConnections = n
+	}
+	if n, ok := e.integer(r.MaxPerInst, "Invalid max_connections_per_instance", "max_connections_per_instance", "a whole number of at least 1 (connections forwarded to one instance at once; leave it out for no fixed bound)", 1, 1<<31-1); ok && l.Mode == Proxy {
+		l.MaxPerInstance = n
+	}
+	if d, ok := e.duration(r.QueueTime, "queue_timeout", positive); ok && l.Mode == Proxy {
+		l.QueueTimeout = d
 	}
 
 	if n, ok := e.integer(r.Backlog, "Invalid backlog", "backlog", "a whole number of at least 0 (0 keeps the kernel default)", 0, 1<<31-1); ok {

@@ -488,8 +488,11 @@ func TestProxy(t *testing.T) {
 	if l := cfg.Listener("http"); l.Mode != Proxy || l.Balance != BalanceRoundRobin {
 		t.Errorf("http = %+v", l)
 	}
-	if l := cfg.Listener("admin"); l.Mode != Proxy || l.Balance != BalanceLeastConn {
-		t.Errorf("admin = %+v, want the least-conn default", l)
+	if l := cfg.Listener("admin"); l.Mode != Proxy || l.Balance != BalanceLeastConn || l.MaxConnections != 0 || l.MaxPerInstance != 0 || l.QueueTimeout != 0 {
+		t.Errorf("admin = %+v, want the least-conn default and no limits", l)
+	}
+	if l := cfg.Listener("sticky"); l.Balance != BalanceIPHash || l.MaxConnections != 5000 || l.MaxPerInstance != 8 || l.QueueTimeout != 2*time.Second {
+		t.Errorf("sticky = %+v, want ip-hash, 5000, 8 and 2s", l)
 	}
 	web := cfg.App("web")
 	if web.Ready.Check != ReadyTCP {

@@ -1,6 +1,8 @@
 listener "shared" {
-  address = ":8080"
-  balance = "round-robin"
+  address         = ":8080"
+  balance         = "round-robin"
+  max_connections = 100
+  queue_timeout   = "5s"
 }
 
 listener "proxied" {
@@ -9,7 +11,21 @@ listener "proxied" {
   balance = "least-connections"
 }
 
+listener "sock" {
+  address = "unix:/tmp/clusterrun-test.sock"
+  mode    = "proxy"
+  balance = "ip-hash"
+}
+
+listener "limits" {
+  address                      = ":8082"
+  mode                         = "proxy"
+  max_connections              = 0
+  max_connections_per_instance = 2.5
+  queue_timeout                = "0s"
+}
+
 app "web" {
   command   = ["./web"]
-  listeners = ["shared", "proxied"]
+  listeners = ["shared", "proxied", "sock", "limits"]
 }

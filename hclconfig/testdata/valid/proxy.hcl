@@ -10,6 +10,16 @@ listener "admin" {
   mode    = "proxy"
 }
 
+# Sticky clients, bounded connections, a shorter wait for an instance.
+listener "sticky" {
+  address                      = "127.0.0.1:8082"
+  mode                         = "proxy"
+  balance                      = "ip-hash"
+  max_connections              = 5000
+  max_connections_per_instance = 8
+  queue_timeout                = "2s"
+}
+
 # No ready block: an app behind a proxy listener is ready when its private
 # port answers.
 app "web" {
@@ -25,7 +35,7 @@ app "api" {
   command   = ["./api"]
   dir       = "api"
   instances = "max"
-  listeners = ["admin"]
+  listeners = ["admin", "sticky"]
   ready {
     check = "http"
     path  = "/ready"
