@@ -134,6 +134,15 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 			if l.Balance != "" {
 				mode += " (" + l.Balance + ")"
 			}
+			if l.Mode == "proxy" {
+				mode += fmt.Sprintf(", %d of %d connections", l.Conns, l.MaxConns)
+				if l.Queued > 0 {
+					mode += fmt.Sprintf(", %d waiting for an instance", l.Queued)
+				}
+				if l.QueueTimeouts > 0 {
+					mode += fmt.Sprintf(", %d closed after queue_timeout", l.QueueTimeouts)
+				}
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Address, mode)
 		}
 		tw.Flush()
@@ -156,6 +165,13 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 			if p.CrashLoop {
 				state += " (crash loop)"
 			}
+			if p.Hung {
+				state += " (hung: no new connections)"
+			}
+			if p.Waiting > 0 && p.OldestWait >= time.Second {
+				// Worth a look: a request that long without a byte back.
+				state += fmt.Sprintf(" (%d waiting, oldest %s)", p.Waiting, roundAge(p.OldestWait))
+			}
 			if role == "" {
 				role = "-"
 			}
@@ -177,7 +193,7 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 				last = fmt.Sprintf("%s, %s ago", how, roundAge(now.Sub(e.At)))
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, pss, uss)
-			bad = append(bad, p.CrashLoop || p.State == "failed" || p.State == "backoff")
+			bad = append(bad, p.CrashLoop || p.Hung || p.State == "failed" || p.State == "backoff")
 		}
 	}
 	tw.Flush()

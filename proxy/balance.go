@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -81,13 +82,18 @@ type backend struct {
 	// HungAfter while a connection waited on it; see usable.
 	hung atomic.Bool
 
-	// mu guards the lease list, which Quiesce, Unanswered, Active and the
+	// mu guards the lease list, which Quiesce, Active, Backends and the
 	// hung watch scan. It is taken when a lease starts and ends, never per
 	// byte.
 	mu     sync.Mutex
 	leases *lease
 	// lastDownEnded is the latest lastDown of the leases that ended.
 	lastDownEnded int64
+	// clients counts the leases per client key (IPHash only; under mu),
+	// nclients the keys: IPHash bounds clients, not connections, so that
+	// all of one client's connections go to one backend.
+	clients  map[uint64]int32
+	nclients atomic.Int64
 }
 
 // full reports whether b can take no new lease now: it is at its
@@ -126,15 +132,17 @@ type lease struct {
 	b          *backend
 	prev, next *lease
 	since      int64 // monotonic ns when it was picked
+	key        uint64
+	keyed      bool // counted in b.clients under key
 	state      atomic.Int32
 	// lastUp and lastDown are when the last byte went to and came from the
 	// backend (monotonic ns; 0 never).
 	lastUp, lastDown atomic.Int64
 }
 
-// acquire starts l on b at now.
-func (b *backend) acquire(l *lease, now int64) {
-	l.b, l.since = b, now
+// acquire starts l on b at now; keyed, it counts l under the client key.
+func (b *backend) acquire(l *lease, now int64, key uint64, keyed bool) {
+	l.b, l.since, l.key, l.keyed = b, now, key, keyed
 	l.state.Store(leaseDialing)
 	l.lastUp.Store(0)
 	l.lastDown.Store(0)
@@ -146,7 +154,25 @@ func (b *backend) acquire(l *lease, now int64) {
 		b.leases.prev = l
 	}
 	b.leases = l
+	if keyed {
+		if b.clients == nil {
+			b.clients = make(map[uint64]int32)
+		}
+		if b.clients[key]++; b.clients[key] == 1 {
+			b.nclients.Add(1)
+		}
+	}
 	b.mu.Unlock()
+}
+
+// holds reports whether b has a lease of client key.
+func (b *backend) holds(key uint64) bool {
+	if b.nclients.Load() == 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.clients[key] > 0
 }
 
 // answered records the first byte back on l. Its owner calls it once.
@@ -170,6 +196,13 @@ func (l *lease) end() {
 	}
 	l.prev, l.next = nil, nil
 	b.lastDownEnded = max(b.lastDownEnded, l.lastDown.Load())
+	if l.keyed {
+		if b.clients[l.key]--; b.clients[l.key] == 0 {
+			delete(b.clients, l.key)
+			b.nclients.Add(-1)
+		}
+		l.keyed = false
+	}
 	b.mu.Unlock()
 	if l.state.Load() != leaseAnswered {
 		b.unanswered.Add(-1)
@@ -195,10 +228,10 @@ func (s *snapshot) find(b Backend) *backend {
 	return nil
 }
 
-// ipHashBound is the most a backend may hold under IPHash, as a multiple of
-// the mean load (consistent hashing with bounded loads, Mirrokni, Thorup
-// and Zadimoghaddam 2017): a client whose backend is at the bound goes to
-// its next choice.
+// ipHashBound is the most clients a backend may hold under IPHash, as a
+// multiple of the mean (consistent hashing with bounded loads, Mirrokni,
+// Thorup and Zadimoghaddam 2017): a new client whose backend is at the
+// bound goes to its next choice.
 const ipHashBound = 1.25
 
 // pick chooses a usable backend of s, skipping those in tried, or returns
@@ -232,24 +265,27 @@ func (s *snapshot) pick(mode Balance, rot, key uint64, tried []*backend) *backen
 	return best
 }
 
-// pickHash takes the usable backend with the highest rendezvous weight for
-// key whose load is under the bound: ceil(1.25 × (total + 1) / n), the
-// total counting the new connection.
+// pickHash: a client with a connection open on a usable backend goes there
+// again; a new client goes to the usable backend with the highest
+// rendezvous weight for key that holds fewer clients than the bound,
+// ceil(1.25 × (clients + 1) / backends), the new client counted.
 func (s *snapshot) pickHash(key uint64, tried []*backend) *backend {
 	var total int64
 	for _, b := range s.list {
-		total += b.load.Load()
+		total += b.nclients.Load()
 	}
-	n := int64(len(s.list))
-	bound := int64(ipHashBound*float64(total+1)/float64(n) + 0.999999)
+	bound := int64(math.Ceil(ipHashBound * float64(total+1) / float64(len(s.list))))
 	var best, fallback *backend
 	var bestW, fallbackW uint64
 	for _, b := range s.list {
 		if contains(tried, b) || !b.usable() {
 			continue
 		}
+		if b.holds(key) {
+			return b
+		}
 		w := mix(key ^ b.hash)
-		if b.load.Load() < bound {
+		if b.nclients.Load() < bound {
 			if best == nil || w > bestW {
 				best, bestW = b, w
 			}
@@ -260,7 +296,7 @@ func (s *snapshot) pickHash(key uint64, tried []*backend) *backend {
 	if best != nil {
 		return best
 	}
-	// Every usable backend is at the bound (loads change while we look):
+	// Every usable backend is at the bound (counts change while we look):
 	// the heaviest weight still wins, so the choice stays stable.
 	return fallback
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -376,3 +377,37 @@ func totalActive(p *Proxy) int {
 	}
 	return n
 }
+
+// waitingOn is how many connections to backend id wait for their first byte
+// back (dials included).
+func waitingOn(p *Proxy, id uint64) int {
+	n := 0
+	for _, b := range p.Backends() {
+		if b.ID == id {
+			n += b.Waiting
+		}
+	}
+	return n
+}
+
+func mustAddr(t testing.TB, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// gate is a channel a test opens once. A test whose server handlers wait on
+// it registers open as a cleanup after starting the server, so that a
+// failing test opens it before the server's cleanup waits for them.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+func (g *gate) open()                 { g.once.Do(func() { close(g.ch) }) }
+func (g *gate) wait() <-chan struct{} { return g.ch }

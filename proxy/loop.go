@@ -443,7 +443,7 @@ func (l *loop) opened(fd int, key uint64) {
 	l.waitingList.pushBack(c, waitingLinks)
 	if !l.p.queue.empty() {
 		// Others wait already: behind them, not before.
-		l.enqueue(c, false)
+		l.enqueue(c)
 		return
 	}
 	l.route(c)
@@ -482,7 +482,7 @@ func (l *loop) route(c *conn) {
 				l.close(c)
 				return
 			}
-			l.enqueue(c, false)
+			l.enqueue(c)
 			return
 		}
 		l.dial(c, b)
@@ -498,17 +498,14 @@ func allTried(s *snapshot, tried []*backend) bool {
 	return true
 }
 
-// enqueue parks c until a lease ends or the routable set changes.
-func (l *loop) enqueue(c *conn, front bool) {
+// enqueue parks c until a lease ends or is answered, or the routable set
+// changes.
+func (l *loop) enqueue(c *conn) {
 	if c.w.wake == nil {
 		c.w.wake = func() { l.post(func() { l.woke(c) }) }
 	}
 	l.p.waiting.Add(1)
-	if front {
-		l.p.queue.pushFront(&c.w)
-	} else {
-		l.p.queue.pushBack(&c.w)
-	}
+	l.p.queue.push(&c.w)
 }
 
 // woke: c was taken off the queue; try again.
@@ -528,12 +525,8 @@ func (l *loop) woke(c *conn) {
 		return
 	}
 	if b == nil {
-		// Still no room: back to the front, and the next one in line gets
-		// the chance this wake-up was for.
-		l.enqueue(c, true)
-		if l.p.queue.n.Load() > 1 {
-			l.p.queue.wakeSecond()
-		}
+		// Still no room (someone else took it): back to its place.
+		l.enqueue(c)
 		return
 	}
 	l.dial(c, b)
@@ -541,7 +534,7 @@ func (l *loop) woke(c *conn) {
 }
 
 func (l *loop) dial(c *conn, b *backend) {
-	l.p.acquire(b, &c.lease, l.now)
+	l.p.acquire(b, &c.lease, l.now, c.key)
 	fd, e := sysDial(&b.sa)
 	if fd < 0 {
 		l.p.release(&c.lease)

@@ -399,25 +399,6 @@ func (p *Proxy) Active() map[uint64]int {
 	return m
 }
 
-// Unanswered returns how many connections forwarded to backend id (or being
-// dialed to it) have not had a byte back from it yet.
-//
-// Deprecated: Quiesce replaces it; it stays until the runner no longer
-// calls it.
-func (p *Proxy) Unanswered(id uint64) int {
-	n := 0
-	for _, b := range p.knownWith(id) {
-		b.mu.Lock()
-		for l := b.leases; l != nil; l = l.next {
-			if l.state.Load() != leaseAnswered {
-				n++
-			}
-		}
-		b.mu.Unlock()
-	}
-	return n
-}
-
 // StopAccepting stops accepting for good and leaves every connection to go
 // on (Close still ends them): connections not yet accepted stay in the
 // socket's queue, for another holder of the socket (the next runner, when
@@ -495,8 +476,8 @@ func (p *Proxy) notifyQuiesce() {
 }
 
 // acquire starts a lease of b for a new connection.
-func (p *Proxy) acquire(b *backend, l *lease, now int64) {
-	b.acquire(l, now)
+func (p *Proxy) acquire(b *backend, l *lease, now int64, key uint64) {
+	b.acquire(l, now, key, p.hashKeys)
 	if p.watchIdle.Load() {
 		select {
 		case p.watchKick <- struct{}{}:
@@ -515,10 +496,12 @@ func (p *Proxy) release(l *lease) {
 	p.queue.wakeOne()
 }
 
-// answered records l's first byte back; a hung backend is cleared by it.
+// answered records l's first byte back: its backend's accept queue has
+// room for one more, and a hung backend is cleared by it.
 func (p *Proxy) answered(l *lease, now int64) {
 	l.answered(now)
 	p.notifyQuiesce()
+	p.queue.wakeOne()
 	if b := l.b; b.hung.Load() && b.hung.CompareAndSwap(true, false) {
 		p.log.printf("backend %d at %s answers again; routing to it", b.id, b.addr)
 		p.queue.wakeAll()

@@ -881,26 +881,32 @@ func TestLimiter(t *testing.T) {
 	newLimiter(nil).printf("silent %d", 1) // nil Logf: no panic
 }
 
-// Unanswered counts the connections forwarded to a backend that has not
-// sent a byte yet (it may not even have accepted them): the runner waits
-// for none before it stops an instance.
-func TestUnanswered(t *testing.T) {
-	release := make(chan struct{})
+// Backends tells, per backend, the connections open and those that have had
+// no byte back yet (the instance may not even have accepted them), and for
+// how long the oldest has waited.
+func TestBackendsCountsWaiting(t *testing.T) {
+	release := newGate()
 	srv := startServer(t, "slow", func(s *server, c net.Conn) {
-		<-release // accept, but say nothing yet
+		<-release.wait() // accept, but say nothing yet
 		greetEcho(s, c)
 	})
+	t.Cleanup(release.open)
 	tp := startProxy(t, Options{})
 	tp.SetBackends([]Backend{srv.backend(7)})
 	c := dial(t, tp.addr)
-	waitFor(t, func() bool { return tp.Unanswered(7) == 1 }, "the connection to count as unanswered")
-	close(release)
+	waitFor(t, func() bool { st := tp.Backends(); return len(st) == 1 && st[0].Conns == 1 && st[0].Waiting == 1 },
+		"the connection to be forwarded and count as waiting")
+	st := tp.Backends()
+	if len(st) != 1 || st[0].ID != 7 || st[0].Conns != 1 || st[0].OldestWait <= 0 || st[0].Hung || st[0].Removed {
+		t.Fatalf("Backends() = %+v, want backend 7 with 1 connection waiting", st)
+	}
+	release.open()
 	if got := greeting(t, c); got != "slow" {
 		t.Fatalf("greeting %q", got)
 	}
-	waitFor(t, func() bool { return tp.Unanswered(7) == 0 }, "the answered connection to stop counting")
-	if n := tp.Unanswered(8); n != 0 {
-		t.Errorf("Unanswered of an unknown backend = %d", n)
+	waitFor(t, func() bool { return waitingOn(tp.Proxy, 7) == 0 }, "the answered connection to stop counting")
+	if st := tp.Backends(); len(st) != 1 || st[0].Conns != 1 || st[0].OldestWait != 0 {
+		t.Fatalf("Backends() = %+v, want backend 7 with 1 connection, none waiting", st)
 	}
 }
 

@@ -7,13 +7,15 @@ import (
 
 // waitQueue holds the connections that wait for a backend able to take
 // them: none is routable, or every routable one is at its limit (see
-// backend.full). It is first in, first out: a connection that is woken and
-// still finds no room goes back to the front. Its owner (the event loop of
-// the connection, or whatever an HTTP-aware mode parks a request on) is
-// told through wake, never with the queue's lock held.
+// backend.full). It is first in, first out: each waiter has a ticket from
+// its first enqueue, and one that is woken and still finds no room (another
+// took it first) goes back to its place by that ticket. Its owner (the
+// event loop of the connection, or whatever an HTTP-aware mode parks a
+// request on) is told through wake, never with the queue's lock held.
 type waitQueue struct {
 	mu         sync.Mutex
 	head, tail *waiter
+	tickets    uint64
 	// n is the length, also read without mu: the common case, nobody
 	// waiting, costs one atomic load per connection.
 	n atomic.Int64
@@ -24,6 +26,7 @@ type waitQueue struct {
 type waiter struct {
 	prev, next *waiter
 	in         bool
+	ticket     uint64 // 0 until first queued
 	wake       func()
 }
 
@@ -31,35 +34,35 @@ type waiter struct {
 // waiting queue behind them instead of overtaking.
 func (q *waitQueue) empty() bool { return q.n.Load() == 0 }
 
-func (q *waitQueue) pushBack(w *waiter) {
+// push puts w in its place: at the back the first time, by its ticket
+// after a wake-up that found no room.
+func (q *waitQueue) push(w *waiter) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if w.in {
 		return
 	}
-	w.in, w.prev, w.next = true, q.tail, nil
-	if q.tail != nil {
-		q.tail.next = w
+	if w.ticket == 0 {
+		q.tickets++
+		w.ticket = q.tickets
+	}
+	// Walk back from the tail to the last waiter with a lower ticket: a
+	// new waiter stops at once, one put back stops near the front.
+	after := q.tail
+	for after != nil && after.ticket > w.ticket {
+		after = after.prev
+	}
+	w.in, w.prev = true, after
+	if after == nil {
+		w.next, q.head = q.head, w
 	} else {
-		q.head = w
+		w.next, after.next = after.next, w
 	}
-	q.tail = w
-	q.n.Add(1)
-}
-
-func (q *waitQueue) pushFront(w *waiter) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if w.in {
-		return
-	}
-	w.in, w.prev, w.next = true, nil, q.head
-	if q.head != nil {
-		q.head.prev = w
+	if w.next != nil {
+		w.next.prev = w
 	} else {
 		q.tail = w
 	}
-	q.head = w
 	q.n.Add(1)
 }
 
@@ -97,23 +100,6 @@ func (q *waitQueue) wakeOne() {
 	}
 	q.mu.Lock()
 	w := q.head
-	if w != nil {
-		q.unlinkLocked(w)
-	}
-	q.mu.Unlock()
-	if w != nil {
-		w.wake()
-	}
-}
-
-// wakeSecond wakes the waiter after the first: the first was woken for
-// room it could not use, and went back to the front.
-func (q *waitQueue) wakeSecond() {
-	q.mu.Lock()
-	var w *waiter
-	if q.head != nil {
-		w = q.head.next
-	}
 	if w != nil {
 		q.unlinkLocked(w)
 	}

@@ -29,22 +29,23 @@ func TestQuiesceWithoutConnections(t *testing.T) {
 // the idle time (it may wait in the instance's accept queue); once
 // answered and idle, it no longer does, and it stays open.
 func TestQuiesceWaitsForTheFirstAnswer(t *testing.T) {
-	release := make(chan struct{})
+	release := newGate()
 	srv := startServer(t, "slow", func(s *server, c net.Conn) {
-		<-release
+		<-release.wait()
 		greetEcho(s, c)
 	})
+	t.Cleanup(release.open)
 	p := startProxy(t, Options{})
 	p.SetBackends([]Backend{srv.backend(7)})
 	c := dial(t, p.addr)
-	waitFor(t, func() bool { return p.Unanswered(7) == 1 }, "the connection to be forwarded")
+	waitFor(t, func() bool { return waitingOn(p.Proxy, 7) == 1 }, "the connection to be forwarded")
 	q := p.Quiesce(7, 0)
 	other := p.Quiesce(8, 0)
 	waitClosed(t, other, "Quiesce of another backend")
 	if isClosed(q) {
 		t.Fatal("Quiesce closed while a forwarded connection had no answer")
 	}
-	close(release)
+	release.open()
 	if got := greeting(t, c); got != "slow" {
 		t.Fatalf("greeting %q", got)
 	}

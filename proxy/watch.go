@@ -94,6 +94,25 @@ func (p *Proxy) Backends() []BackendState {
 	return out
 }
 
+// Stats is what status shows of a proxy listener.
+type Stats struct {
+	// Open client connections; MaxConnections, the most it may hold now
+	// (its own bound, or what the descriptor budget leaves it, whichever
+	// is lower); Queued, those waiting for a backend that can take them;
+	// QueueTimeouts, those closed after WaitForBackend since start.
+	Open, MaxConnections, Queued int
+	QueueTimeouts                int64
+}
+
+// Stats returns the listener's figures.
+func (p *Proxy) Stats() Stats {
+	most := p.fds.Max() / fdsPerConn
+	if p.maxConns > 0 {
+		most = min(most, int(p.maxConns))
+	}
+	return Stats{Open: int(p.open.Load()), MaxConnections: most, Queued: int(p.waiting.Load()), QueueTimeouts: p.queueTimeouts.Load()}
+}
+
 // checkHung updates every known backend's hung mark at now and reports
 // whether there is anything to watch: a lease waiting for its first byte,
 // or a hung backend.

@@ -20,6 +20,10 @@ import (
 type sockets struct {
 	r       *Runner
 	proxies map[net.Listener]*routed
+	// fds is the descriptor budget every proxy shares; its reserve follows
+	// the number of live instances (live).
+	fds  *proxy.FDBudget
+	live map[InstanceID]struct{}
 	// quiescing holds, per instance waiting to be quiesced, what ends the
 	// wait early: the instance is gone.
 	quiescing map[InstanceID]chan struct{}
@@ -27,13 +31,15 @@ type sockets struct {
 
 // routed is one proxy and the instances it may forward to.
 type routed struct {
+	name     string // the listener's
 	px       *proxy.Proxy
 	backends map[InstanceID]string
 	done     chan struct{}
 }
 
 func newSockets(r *Runner) *sockets {
-	return &sockets{r: r, proxies: map[net.Listener]*routed{}, quiescing: map[InstanceID]chan struct{}{}}
+	return &sockets{r: r, proxies: map[net.Listener]*routed{}, quiescing: map[InstanceID]chan struct{}{},
+		fds: proxy.NewFDBudget(fdReserve(0)), live: map[InstanceID]struct{}{}}
 }
 
 func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
@@ -50,13 +56,23 @@ func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
 			continue
 		}
 		bal := proxy.LeastConn
-		if d.Balance == hclconfig.BalanceRoundRobin {
+		switch d.Balance {
+		case hclconfig.BalanceRoundRobin:
 			bal = proxy.RoundRobin
+		case hclconfig.BalanceIPHash:
+			bal = proxy.IPHash
 		}
 		name := d.Name
-		rt := &routed{px: proxy.New(ln, proxy.Options{Balance: bal, Logf: func(f string, args ...any) {
-			s.r.log.Printf("listener %q: "+f, append([]any{name}, args...)...)
-		}}), backends: map[InstanceID]string{}, done: make(chan struct{})}
+		rt := &routed{px: proxy.New(ln, proxy.Options{
+			Balance:        bal,
+			WaitForBackend: d.QueueTimeout,
+			MaxConnections: d.MaxConnections,
+			MaxPerInstance: d.MaxPerInstance,
+			FDs:            s.fds,
+			Logf: func(f string, args ...any) {
+				s.r.log.Printf("listener %q: "+f, append([]any{name}, args...)...)
+			},
+		}), name: name, backends: map[InstanceID]string{}, done: make(chan struct{})}
 		s.proxies[ln] = rt
 		go func() {
 			defer close(rt.done)
@@ -111,6 +127,9 @@ func (s *sockets) Addr(def *hclconfig.Listener) string { return s.r.lset.Addr(de
 // (the supervisor publishes Unroutable first).
 func (s *sockets) route(ev status.Lifecycle) {
 	switch ev.Kind {
+	case status.Started:
+		s.live[ev.ID] = struct{}{}
+		s.fds.SetReserve(fdReserve(len(s.live)))
 	case status.Routable:
 		for _, d := range s.r.m.listenersOf(ev.ID) {
 			if d.Mode != hclconfig.Proxy || ev.Addrs[d.Name] == "" {
@@ -129,6 +148,8 @@ func (s *sockets) route(ev status.Lifecycle) {
 			}
 		}
 		if ev.Kind == status.Gone {
+			delete(s.live, ev.ID)
+			s.fds.SetReserve(fdReserve(len(s.live)))
 			if gone := s.quiescing[ev.ID]; gone != nil {
 				close(gone)
 				delete(s.quiescing, ev.ID)
@@ -176,24 +197,49 @@ func (s *sockets) Quiesce(id InstanceID, idle time.Duration) {
 	}()
 }
 
-// addConns fills in the open proxied connections of each instance.
+// fdReserve is what the proxies leave of the runner's descriptors for the
+// rest of it: the control socket and its clients, the metrics server, log
+// files, and per instance its output pipes, its private socket and what
+// starting it takes. Starting an instance never fails for descriptors the
+// proxies took.
+func fdReserve(instances int) int { return 256 + 8*instances }
+
+// addConns fills in what the proxies know: per instance its open and
+// waiting connections and whether it is hung, per listener its
+// connections and queue.
 func (s *sockets) addConns(st *status.Runner) {
 	// Status names processes by pid; map ids through the machine.
-	conns := map[int]int{}
-	for _, rt := range s.proxies {
-		for id, n := range rt.px.Active() {
-			if pid := s.r.m.pidOf(InstanceID(id)); pid != 0 {
-				conns[pid] += n
+	per := map[int]*status.Instance{}
+	for i := range st.Apps {
+		for j := range st.Apps[i].Procs {
+			if p := &st.Apps[i].Procs[j]; p.PID != 0 {
+				per[p.PID] = p
 			}
 		}
 	}
-	if len(conns) == 0 {
-		return
+	for _, rt := range s.proxies {
+		for _, b := range rt.px.Backends() {
+			p := per[s.r.m.pidOf(InstanceID(b.ID))]
+			if p == nil {
+				continue
+			}
+			p.Conns += b.Conns
+			p.Waiting += b.Waiting
+			p.OldestWait = max(p.OldestWait, b.OldestWait)
+			p.Hung = p.Hung || b.Hung
+		}
 	}
-	for i := range st.Apps {
-		for j := range st.Apps[i].Procs {
-			p := &st.Apps[i].Procs[j]
-			p.Conns = conns[p.PID]
+	for i := range st.Listeners {
+		l := &st.Listeners[i]
+		if l.Mode != string(hclconfig.Proxy) {
+			continue
+		}
+		for _, rt := range s.proxies {
+			if rt.name != l.Name {
+				continue
+			}
+			ps := rt.px.Stats()
+			l.Conns, l.MaxConns, l.Queued, l.QueueTimeouts = ps.Open, ps.MaxConnections, ps.Queued, ps.QueueTimeouts
 		}
 	}
 }

@@ -35,6 +35,14 @@ type Listener struct {
 	Address string `json:"address"`
 	Mode    string `json:"mode"`
 	Balance string `json:"balance,omitempty"`
+	// Proxy mode: the client connections open, the most it holds at once
+	// (max_connections, or what the runner's descriptor budget leaves),
+	// those waiting in the runner for an instance that can take them, and
+	// those closed after queue_timeout since start.
+	Conns         int   `json:"conns,omitempty"`
+	MaxConns      int   `json:"max_conns,omitempty"`
+	Queued        int   `json:"queued,omitempty"`
+	QueueTimeouts int64 `json:"queue_timeouts,omitempty"`
 }
 
 // App is one app.
@@ -110,8 +118,16 @@ type Instance struct {
 	Message string `json:"message,omitempty"`
 	// Addr is its private address in proxy mode.
 	Addr string `json:"addr,omitempty"`
-	// Conns is the number of proxied connections open to it.
-	Conns int `json:"conns,omitempty"`
+	// Conns is the number of proxied connections open to it; Waiting how
+	// many of them (dials included) have had no byte back yet, the oldest
+	// for OldestWait.
+	Conns      int           `json:"conns,omitempty"`
+	Waiting    int           `json:"waiting,omitempty"`
+	OldestWait time.Duration `json:"oldest_wait_ns,omitempty"`
+	// Hung: the proxy sends it no new connection (but one at a time to
+	// find out) because it has sent nothing for a while with connections
+	// waiting on it; it is routable again once it answers.
+	Hung bool `json:"hung,omitempty"`
 	// CPUPercent is the process group's CPU use over the last sample (100
 	// = one core); -1 where unknown.
 	CPUPercent float64 `json:"cpu_percent"`

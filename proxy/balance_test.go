@@ -1,0 +1,65 @@
+package proxy
+
+import "testing"
+
+// The bound on load: a new client whose first choice holds 1.25 × the mean
+// of the clients goes to its next choice, and comes back once that one is
+// below it; a client with a connection open stays where it is.
+func TestIPHashBound(t *testing.T) {
+	s := &snapshot{}
+	for i := range 4 {
+		s.list = append(s.list, &backend{id: uint64(i), hash: hashBytes([]byte{byte(i)})})
+	}
+	key := hashBytes([]byte("client"))
+	first := s.pick(IPHash, 0, key, nil)
+	if first == nil {
+		t.Fatal("no pick among 4 idle backends")
+	}
+	// 12 clients elsewhere, 5 on the first choice: the new one makes 18,
+	// whose mean is 4.5, so the bound is ceil(5.625) = 6: room left.
+	for _, b := range s.list {
+		b.nclients.Store(4)
+	}
+	first.nclients.Store(5)
+	if got := s.pick(IPHash, 0, key, nil); got != first {
+		t.Fatalf("first choice at 5 under a bound of 6 was passed over for %d", got.id)
+	}
+	first.nclients.Store(7) // 12 + 7 + 1 = 20: bound ceil(6.25) = 7, and 7 is not under it
+	second := s.pick(IPHash, 0, key, nil)
+	if second == first || second == nil {
+		t.Fatalf("first choice at the bound was picked anyway")
+	}
+	if got := s.pick(IPHash, 0, key, []*backend{second}); got == first || got == second || got == nil {
+		t.Fatalf("with the second choice tried, got %v", got)
+	}
+	first.nclients.Store(4)
+	if got := s.pick(IPHash, 0, key, nil); got != first {
+		t.Fatal("the client did not come back to its first choice below the bound")
+	}
+	// A client that holds a connection on the second choice goes there,
+	// bound or no bound.
+	second.acquire(&lease{}, 0, key, true)
+	if got := s.pick(IPHash, 0, key, nil); got != second {
+		t.Fatal("a client with a connection open on a backend was sent elsewhere")
+	}
+	second.leases.end()
+	// Every one at the bound (the loads moved while it looked): the first
+	// choice still wins, so the choice stays stable.
+	for _, b := range s.list {
+		b.nclients.Store(100)
+	}
+	if got := s.pick(IPHash, 0, key, nil); got != first {
+		t.Fatal("with every backend at the bound, the first choice lost")
+	}
+}
+
+// Rendezvous weights depend only on the client and the backend's address:
+// removing one backend changes no other client's first choice.
+func TestIPHashKeyIsAddressOnly(t *testing.T) {
+	if addrKey(mustAddr(t, "10.1.2.3")) != addrKey(mustAddr(t, "::ffff:10.1.2.3")) {
+		t.Fatal("an IPv4-mapped IPv6 address hashes apart from its IPv4 address")
+	}
+	if addrKey(mustAddr(t, "10.1.2.3")) == addrKey(mustAddr(t, "10.1.2.4")) {
+		t.Fatal("two addresses hash alike")
+	}
+}
