@@ -231,8 +231,15 @@ func (s *snapshot) find(b Backend) *backend {
 // ipHashBound is the most clients a backend may hold under IPHash, as a
 // multiple of the mean (consistent hashing with bounded loads, Mirrokni,
 // Thorup and Zadimoghaddam 2017): a new client whose backend is at the
-// bound goes to its next choice.
-const ipHashBound = 1.25
+// bound goes to its next choice. With a handful of clients the bound would
+// be 1 or 2, and a client making one request after another would move
+// whenever another client's connection happened to be open on its backend
+// (or not yet seen closed): below ipHashFloor clients a backend is never
+// over the bound.
+const (
+	ipHashBound = 1.25
+	ipHashFloor = 8
+)
 
 // pick chooses a usable backend of s, skipping those in tried, or returns
 // nil when none is left. rot is a counter every pick advances: it is where
@@ -268,13 +275,14 @@ func (s *snapshot) pick(mode Balance, rot, key uint64, tried []*backend) *backen
 // pickHash: a client with a connection open on a usable backend goes there
 // again; a new client goes to the usable backend with the highest
 // rendezvous weight for key that holds fewer clients than the bound,
-// ceil(1.25 × (clients + 1) / backends), the new client counted.
+// ceil(1.25 × (clients + 1) / backends), the new client counted, and at
+// least ipHashFloor.
 func (s *snapshot) pickHash(key uint64, tried []*backend) *backend {
 	var total int64
 	for _, b := range s.list {
 		total += b.nclients.Load()
 	}
-	bound := int64(math.Ceil(ipHashBound * float64(total+1) / float64(len(s.list))))
+	bound := max(int64(math.Ceil(ipHashBound*float64(total+1)/float64(len(s.list)))), ipHashFloor)
 	var best, fallback *backend
 	var bestW, fallbackW uint64
 	for _, b := range s.list {

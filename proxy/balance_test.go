@@ -15,16 +15,26 @@ func TestIPHashBound(t *testing.T) {
 	if first == nil {
 		t.Fatal("no pick among 4 idle backends")
 	}
-	// 12 clients elsewhere, 5 on the first choice: the new one makes 18,
-	// whose mean is 4.5, so the bound is ceil(5.625) = 6: room left.
-	for _, b := range s.list {
-		b.nclients.Store(4)
+	// Below the floor, nothing moves a client: 7 on its first choice and
+	// none elsewhere.
+	first.nclients.Store(ipHashFloor - 1)
+	if got := s.pick(IPHash, 0, key, nil); got != first {
+		t.Fatalf("first choice with %d clients, under the floor, was passed over", ipHashFloor-1)
 	}
-	first.nclients.Store(5)
+	// 3 × 10 clients elsewhere, 12 on the first choice: the new one makes
+	// 43, whose mean is 10.75, so the bound is ceil(13.4375) = 14: room.
+	for _, b := range s.list {
+		b.nclients.Store(10)
+	}
+	first.nclients.Store(12)
 	if got := s.pick(IPHash, 0, key, nil); got != first {
 		t.Fatalf("first choice at 5 under a bound of 6 was passed over for %d", got.id)
 	}
-	first.nclients.Store(7) // 12 + 7 + 1 = 20: bound ceil(6.25) = 7, and 7 is not under it
+	first.nclients.Store(14) // 30 + 14 + 1 = 45: bound ceil(14.0625) = 15, and 14 is under it
+	if got := s.pick(IPHash, 0, key, nil); got != first {
+		t.Fatal("first choice at 14 under a bound of 15 was passed over")
+	}
+	first.nclients.Store(16) // 30 + 16 + 1 = 47: bound ceil(14.6875) = 15, and 16 is not under it
 	second := s.pick(IPHash, 0, key, nil)
 	if second == first || second == nil {
 		t.Fatalf("first choice at the bound was picked anyway")
@@ -32,7 +42,7 @@ func TestIPHashBound(t *testing.T) {
 	if got := s.pick(IPHash, 0, key, []*backend{second}); got == first || got == second || got == nil {
 		t.Fatalf("with the second choice tried, got %v", got)
 	}
-	first.nclients.Store(4)
+	first.nclients.Store(10)
 	if got := s.pick(IPHash, 0, key, nil); got != first {
 		t.Fatal("the client did not come back to its first choice below the bound")
 	}
