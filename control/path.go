@@ -12,9 +12,13 @@ import (
 
 // SocketPath returns the control socket of the runner started with the
 // config file at configPath (which must be absolute).
-func SocketPath(configPath string) string {
+func SocketPath(configPath string) string { return SocketPathIn(Dir(), configPath) }
+
+// SocketPathIn is SocketPath in the directory of control sockets dir (what
+// Dir returns for another environment).
+func SocketPathIn(dir, configPath string) string {
 	sum := sha256.Sum256([]byte(configPath))
-	return filepath.Join(Dir(), hex.EncodeToString(sum[:8])+".sock")
+	return filepath.Join(dir, hex.EncodeToString(sum[:8])+".sock")
 }
 
 // Dir is the directory of control sockets: $XDG_RUNTIME_DIR/clusterrun

@@ -141,6 +141,7 @@ func (s *sseReader) waitEvent(t *testing.T, bound time.Duration, name string, pa
 }
 
 func TestAPIEndpoints(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, sleepers(2)+`
 app "worker" {
   command = ["sleep", "1000"]
@@ -293,6 +294,7 @@ func boundPort(t *testing.T, r *runner, pattern string) int {
 // The API over TCP: only with a token, the read-only one for GETs only,
 // health without one, and refusals logged once per burst.
 func TestAPIRemoteTokens(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const full, ro = "full-secret-0123456789abcdef", "read-only-secret-0123456789"
 	os.WriteFile(filepath.Join(dir, "full.token"), []byte(full+"\n"), 0o600)
@@ -350,6 +352,7 @@ control {
 
 // check refuses a control address without a token.
 func TestAPIRemoteNeedsToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, sleepers(1)+`
 control {
@@ -509,6 +512,7 @@ func execCLI(dir string, args ...string) *exec.Cmd {
 // apps do not pass, -n counts only the lines that pass, and a mistyped
 // app exits 2 naming the app meant.
 func TestLogsAppFilter(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "counter" {
   command = "for i in $(seq 1 5); do echo line $i; done; exec sleep 1000"
@@ -556,6 +560,7 @@ app "other" {
 // command finds the only runner, and with several it lists them and asks
 // for -f; inside a project whose runner is not up it never picks another.
 func TestLsAndFindingTheRunner(t *testing.T) {
+	t.Parallel()
 	rt, err := os.MkdirTemp("", "cr-rt-")
 	if err != nil {
 		t.Fatal(err)

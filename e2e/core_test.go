@@ -173,6 +173,7 @@ func ctxSwitches(t *testing.T, pid int) int {
 // prefix. The app here writes its "booting" line a second before it is
 // ready, which leaves the log reader a second to see it as "+".
 func TestReplacementPrefixes(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -200,6 +201,7 @@ app "web" {
 // clear line naming the port and the listeners, not a crash loop on
 // EADDRINUSE.
 func TestNodeListenOnForeignPortIsOneClearLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	app := filepath.Join(dir, "app.js")
@@ -230,6 +232,7 @@ app "web" {
 // and a program that handles it exits with its own status, not "killed by
 // SIGTERM" of a shell in between.
 func TestSimpleStringCommandIsExeced(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "py" {
   command = "python3 -c 'import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); print(\"up\", flush=True); time.sleep(1000)'"

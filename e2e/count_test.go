@@ -15,6 +15,7 @@ import (
 // changed since the last accepted load, and status says where each count
 // came from.
 func TestScaleSurvivesAReloadOfTheSameCount(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, goWeb(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	from := func() (int, string, int) {
@@ -54,6 +55,7 @@ func TestScaleSurvivesAReloadOfTheSameCount(t *testing.T) {
 // runner knows the app -m leaves out and starts it when asked, with the
 // file's count.
 func TestStartAnAppTheFormationLeftOut(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, goWeb(2)+`
 app "worker" {
   command = ["sleep", "1000"]

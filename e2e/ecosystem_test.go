@@ -16,6 +16,7 @@ import (
 // first), naming the path; an ignored one does not; a change to an env
 // file the app reads does too.
 func TestWatchReloadsTheApp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "src", "node_modules"), 0o755)
 	os.WriteFile(filepath.Join(dir, "app.env"), []byte("GREETING=hello\n"), 0o644)
@@ -60,6 +61,7 @@ app "web" {
 
 // The metrics block serves Prometheus text on its address only.
 func TestMetricsEndpoint(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	r := startRunner(t, fmt.Sprintf(`
 metrics {
@@ -98,6 +100,7 @@ app "web" {
 // logs -n replays the last lines from the runner's history, of one app or
 // all, and --no-follow stops there.
 func TestLogsHistory(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "counter" {
   command = "for i in $(seq 1 200); do echo line $i; done; exec sleep 1000"

@@ -28,6 +28,7 @@ const slowMS = 4000
 // each request is answered, and the runner logs an exit status 0 for every
 // process it started.
 func TestExamplesDrainOnReloadAndStop(t *testing.T) {
+	t.Parallel()
 	for _, ex := range []struct {
 		name     string // folder under examples/
 		file     string
@@ -48,6 +49,7 @@ func TestExamplesDrainOnReloadAndStop(t *testing.T) {
 		}},
 	} {
 		t.Run(ex.name, func(t *testing.T) {
+			t.Parallel()
 			dir, cfg := exampleConfig(t, ex.name, ex.file)
 			var o spawnOpts
 			if ex.env != nil {

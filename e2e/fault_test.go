@@ -81,23 +81,16 @@ func faultStatus(r *runner) faultState {
 	return st
 }
 
-// faultSocketPath returns the runner's control socket: control.SocketPath
-// under the private XDG_RUNTIME_DIR the harness gives the runner, which it
-// sets for this test.
+// faultSocketPath returns the runner's control socket: where control.Dir
+// puts it under the private XDG_RUNTIME_DIR the harness gives the runner.
 func faultSocketPath(r *runner) string {
-	r.t.Setenv("XDG_RUNTIME_DIR", r.rt)
-	return control.SocketPath(r.cfg)
+	return control.SocketPathIn(filepath.Join(r.rt, "clusterrun"), r.cfg)
 }
 
 // faultClient is an API client of the runner's control socket.
 func faultClient(r *runner) *control.Client {
 	r.t.Helper()
-	faultSocketPath(r) // control.Dial finds the socket the same way
-	c, err := control.Dial(r.cfg)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return c
+	return control.DialSocket(faultSocketPath(r))
 }
 
 // faultPost sends POST path to the runner's control socket and returns
@@ -193,6 +186,7 @@ func faultLineOf(t *testing.T, text, s string) int {
 // a drain the runner exits 1 (it had to kill); on a reload the replacement
 // serves and the runner goes on.
 func TestFaultStoppedInstanceIsKilledAtStopTimeout(t *testing.T) {
+	t.Parallel()
 	const cfg = `
 app "frozen" {
   command   = ["sleep", "1000"]
@@ -365,6 +359,7 @@ app "steady" {
 // command exits 1 naming the path and its position, and the old instances
 // keep serving, the same pids.
 func TestFaultReloadWithMissingDirOrEnvFile(t *testing.T) {
+	t.Parallel()
 	const cfg = `
 listener "http" {
   address = "127.0.0.1:0"
@@ -408,6 +403,7 @@ app "web" {
 // `up` on an address something else listens on exits at once, naming
 // the listener and the address, and starts nothing.
 func TestFaultPortInUse(t *testing.T) {
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -443,6 +439,7 @@ app "web" {
 // `scale` stays within 1..4096: anything else is refused with the bound
 // named, and the count does not change.
 func TestFaultScaleOutOfBounds(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	for _, spec := range []string{"+100000", "0", "-2", "4097", "999999"} {
@@ -514,6 +511,7 @@ func TestFaultMassStartDoesNotBlock(t *testing.T) {
 // Control requests over the size limits get a clear JSON answer (413 for
 // a body, 431 for headers), and the socket keeps working.
 func TestFaultOversizedControlRequest(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	path := faultSocketPath(r)
@@ -695,6 +693,7 @@ EOT
 // closing the terminal (tmux kill-session) drains it, and it exits with
 // nothing left behind.
 func TestFaultTerminalHangupDrainsKillHupReloads(t *testing.T) {
+	t.Parallel()
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Skipf("tmux is not installed, so the hangup of a real terminal cannot be tried (CI installs it: apt-get install tmux): %v", err)
@@ -935,6 +934,7 @@ func faultDaemon(t *testing.T, r *runner) int {
 // more than about a second — neither the children of a wrapper shell nor a
 // daemon that escaped the instance's process group.
 func TestFaultKilledRunnerLeavesNoOrphans(t *testing.T) {
+	t.Parallel()
 	t.Run("shell", func(t *testing.T) {
 		r := startRunner(t, `
 app "wrapper" {
@@ -966,6 +966,7 @@ app "wrapper" {
 // A normal shutdown stops a daemon that escaped its instance's process
 // group too, says so, and leaves the port closed.
 func TestFaultEscapedDaemonStoppedAtShutdown(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, faultDaemonApp)
 	port := r.port("http")
 	daemon := faultDaemon(t, r)
@@ -1000,6 +1001,7 @@ func TestFaultEscapedDaemonStoppedAtShutdown(t *testing.T) {
 // and exit 0 — and the daemon is stopped on its own terms
 // (TestFaultEscapedDaemonStoppedAtShutdown).
 func TestFaultEscapedDaemonDoesNotDelayStop(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, faultDaemonApp)
 	faultDaemon(t, r)
 	m := r.mark()

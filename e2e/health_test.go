@@ -53,6 +53,7 @@ func waitProbe(t *testing.T, url string, code int, says string) healthAnswer {
 // /healthz and /readyz on the metrics address, and status --check, across
 // start, a reload, a crash loop, a stopped app and the drain.
 func TestHealthEndpointStates(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	base := fmt.Sprintf(`
 metrics {

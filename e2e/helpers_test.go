@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -36,7 +37,17 @@ var (
 	repo string
 )
 
+// parallelTests is how many tests run side by side unless -test.parallel
+// says otherwise. Most of an e2e test's time is waiting (for a boot, a slow
+// request, a drain), so the tests that call t.Parallel run together; those
+// that keep the machine busy (load generators at full speed, hundreds of
+// processes, a build) do not call it: they run first, one at a time, so
+// that they never starve each other, and nothing runs beside them.
+const parallelTests = 4
+
 func TestMain(m *testing.M) {
+	// Only a default: -test.parallel on the command line wins.
+	flag.Set("test.parallel", strconv.Itoa(parallelTests))
 	dir, err := os.MkdirTemp("", "clusterrun-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -65,6 +65,7 @@ app "web" {
 // directory without a cluster.hcl, a reload replaces every instance, and
 // SIGTERM drains it.
 func TestRunWithoutAFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	r := startRunnerWith(t, dir, "", spawnOpts{args: []string{"run", "-i", "2", "-p", "127.0.0.1:0",
 		"--", "node", filepath.Join(repo, "bench/reload/hello.js")}})

@@ -19,6 +19,7 @@ import (
 // release writes a numbered line to runs.log, and web serves that file,
 // so what web answers says which release ran before it started.
 func TestProcfileReleaseRunsFirst(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := freePort(t)
 	os.WriteFile(filepath.Join(dir, ".env"), []byte(fmt.Sprintf("PORT=%d\n", port)), 0o644)
@@ -72,6 +73,7 @@ release: sleep 0.3; if [ -f fail ]; then echo migration failed; exit 1; fi; echo
 // A web line that sets PORT itself is run as foreman runs it: it listens
 // on its own port, which the runner probes; check says so with a warning.
 func TestProcfileWebWithItsOwnPort(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	own := freePort(t)
 	pf := filepath.Join(dir, "Procfile")
@@ -97,6 +99,7 @@ func TestProcfileWebWithItsOwnPort(t *testing.T) {
 // check finds a missing program behind env, as Procfiles write a line
 // with its variables.
 func TestCheckSeesThroughEnv(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pf := filepath.Join(dir, "Procfile")
 	os.WriteFile(pf, []byte("web: env RAILS_ENV=production bin/rails server -p $PORT\n"), 0o644)

@@ -38,6 +38,7 @@ app "web" {
 // A PORT-only app (it binds $PORT itself) gets N instances behind one
 // port, every one of them reached.
 func TestProxyPortOnlyAppReachesEveryInstance(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 3, 0, ""))
 	port := r.port("http")
 	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
@@ -54,6 +55,7 @@ func TestProxyPortOnlyAppReachesEveryInstance(t *testing.T) {
 // instance listens on loopback only (Node's own listen(PORT) would take
 // every interface) and is reported ready without a probe.
 func TestProxyNodeListenPortUsesPrivateSocket(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -102,6 +104,7 @@ app "web" {
 // An app that takes fd 3 works in proxy mode too (the Go example listens on
 // the private socket it is given), with round-robin.
 func TestProxyFdAppRoundRobin(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -215,6 +218,7 @@ func TestProxyKilledInstanceFailsOnlyItsInflight(t *testing.T) {
 // An instance that stops answering its health check is replaced, new one
 // first, and status counts it as a health restart.
 func TestProxyHealthReplacesUnhealthyInstance(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 2, 0, `health {
     check    = "http"
     path     = "/healthz"
@@ -244,12 +248,10 @@ func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
 	dir := t.TempDir()
 	pf := filepath.Join(dir, "Procfile")
 	os.WriteFile(pf, []byte("web: exec python3 "+repo+"/e2e/testdata/portapp/server.py\n"), 0o644)
-	// The Procfile's base port comes from PORT (foreman's 5000 without it,
-	// which TestProcfile checks): a free one keeps this test off a port
-	// something else on the machine may hold. The runner's environment is
-	// os.Environ(), so t.Setenv reaches it and its reloads.
-	t.Setenv("PORT", strconv.Itoa(freePort(t)))
-	r := startRunnerIn(t, dir, pf)
+	// The Procfile's base port comes from PORT (foreman's 5000 without it):
+	// a free one keeps this test off a port something else on the machine
+	// may hold. The runner reads it again at every reload.
+	r := startRunnerWith(t, dir, pf, spawnOpts{env: []string{"PORT=" + strconv.Itoa(freePort(t))}})
 	line, _ := r.waitLine(0, `listening: web on 0.0.0.0:(\d+) \(proxy\)`, 30*time.Second)
 	pub := line[strings.LastIndex(line, ":")+1 : strings.Index(line, " (proxy)")]
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
@@ -274,6 +276,7 @@ func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
 // reload { order = "stop-first" } replaces it (the old stops, then the new
 // starts).
 func TestStopFirstReloadOfAFixedPortApp(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	cfg := fmt.Sprintf(`
 app "fixed" {
@@ -309,6 +312,7 @@ app "fixed" {
 // A tcp check of an app's own fixed PORT cannot tell old from new: such an
 // app is replaced stop-first whatever the file says, and the log says why.
 func TestFixedPortProbeReplacesStopFirst(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	r := startRunner(t, fmt.Sprintf(`
 app "fixed" {

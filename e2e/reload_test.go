@@ -172,6 +172,7 @@ func TestCrashOnBootReleaseAborts(t *testing.T) {
 
 // A broken file on SIGHUP changes nothing.
 func TestBrokenConfigOnReloadChangesNothing(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
 	before := r.servingPids("web")
@@ -195,6 +196,7 @@ func TestBrokenConfigOnReloadChangesNothing(t *testing.T) {
 // Scale up and down through the CLI and through SIGTTIN/SIGTTOU; scaling
 // down drains the highest-numbered instance.
 func TestScale(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
@@ -243,6 +245,7 @@ func TestScale(t *testing.T) {
 
 // status --json follows its schema.
 func TestStatusJSONSchema(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
 	out, _, code := r.cli("status", "--json")
@@ -331,6 +334,7 @@ func checkSchema(t *testing.T, what string, m map[string]any, schema map[string]
 // The control socket is private: 0600 in a 0700 directory, and another uid
 // cannot use it.
 func TestControlSocketIsPrivate(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "s" {
   command = ["sleep", "1000"]
@@ -380,6 +384,7 @@ app "s" {
 
 // A command with no runner up says so in one line and exits 1.
 func TestNoRunnerUp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "app \"a\" {\n  command = [\"true\"]\n}\n")
 	for _, args := range [][]string{{"status"}, {"reload"}, {"scale", "a", "2"}, {"logs"}} {
@@ -396,6 +401,7 @@ func TestNoRunnerUp(t *testing.T) {
 // `clusterrun logs` attaches to the live stream; a client that stops
 // reading never blocks the runner.
 func TestLogsAttachAndSlowClient(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "talk" {
   command = "i=0; while :; do echo line $i; i=$((i+1)); sleep 0.01; done"
@@ -440,6 +446,7 @@ app "flood" {
 // After reloads, restarts and a scale up and down, the runner is back to
 // the goroutines and file descriptors it had: nothing leaks per instance.
 func TestNoGoroutineOrFdLeaks(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
 	// A status call runs a connection goroutine of its own; count from a
@@ -487,6 +494,7 @@ func TestNoGoroutineOrFdLeaks(t *testing.T) {
 // socket closes: the new instances answer on the new port, and the old
 // port is given back once the rollout is complete.
 func TestReloadMovesListener(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
 	oldPort := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
@@ -516,6 +524,7 @@ func freePort(t *testing.T) int {
 // A new instance that is not ready within ready.timeout aborts the rollout;
 // the old ones keep serving.
 func TestReadyTimeoutAbortsReload(t *testing.T) {
+	t.Parallel()
 	cfg := strings.Replace(reloadConfig, `timeout = "20s"`, `timeout = "1s"`, 1)
 	r := startRunner(t, fmt.Sprintf(cfg, "", 1))
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
@@ -532,6 +541,7 @@ func TestReadyTimeoutAbortsReload(t *testing.T) {
 
 // stop and start one app leave the others alone.
 func TestStopStartApp(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "a" {
   command = ["sleep", "1000"]

@@ -165,6 +165,7 @@ app "web" {
 // completed, an aborted and a rejected reload (by SIGHUP and by
 // `clusterrun reload`), and when it drains; the watchdog pings all along.
 func TestSdNotifyStartReloadsDrain(t *testing.T) {
+	t.Parallel()
 	mgr := newManager(t, false)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, sdApps)
@@ -238,6 +239,7 @@ func TestSdNotifyStartReloadsDrain(t *testing.T) {
 // names another process means no pings; and no instance inherits
 // clusterrun's own NOTIFY_SOCKET, WATCHDOG_USEC or WATCHDOG_PID.
 func TestSdNotifyAbstractSocketMainPIDAndEnv(t *testing.T) {
+	t.Parallel()
 	mgr := newManager(t, true)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, `
@@ -287,6 +289,7 @@ app "env" {
 // systemd) stops taking lines, so the runner's next log line blocks. An
 // instance floods that stdout, and SIGHUP makes the loop log.
 func TestSdNotifyWatchdogStopsWhileTheLoopIsStuck(t *testing.T) {
+	t.Parallel()
 	mgr := newManager(t, false)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, `

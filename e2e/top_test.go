@@ -71,6 +71,7 @@ func (p *tmuxPane) waitScreen(bound time.Duration, what, pattern string) string 
 // ? helps, / searches the log pane, a resize redraws with the wider
 // columns, and q gives the terminal back as it was.
 func TestTopInTmux(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "web" {
   command   = "echo hello from web $CLUSTERRUN_INSTANCE; exec sleep 1000"
@@ -136,6 +137,7 @@ app "worker" {
 // When the runner goes away, top says so and waits; when it comes back on
 // the same file, top shows it again; q then quits cleanly.
 func TestTopWaitsForRunnerToComeBack(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, sleepers(1))
 	r := startRunnerIn(t, dir, cfg)
@@ -156,6 +158,7 @@ func TestTopWaitsForRunnerToComeBack(t *testing.T) {
 // top --addr watches a runner over TCP with a token; with the read-only
 // token a key that changes something is refused on the status line.
 func TestTopRemote(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	const ro = "read-only-secret-0123456789"
 	os.WriteFile(dir+"/full.token", []byte("full-secret-0123456789abcdef\n"), 0o600)

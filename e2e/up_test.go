@@ -23,6 +23,7 @@ import (
 // instance answers, with CLUSTERRUN_INSTANCE 0..3 and LISTEN_PID accepted
 // by an unmodified systemd-protocol consumer.
 func TestExamplesShareOnePort(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		lang, command, ready string
 	}{
@@ -64,6 +65,7 @@ app "web" {
 
 // What every instance receives (docs/config.md, "What every instance receives").
 func TestInstanceEnvironment(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 env = { GREETING = "hello" }
 listener "http" {
@@ -147,6 +149,7 @@ func TestKilledInstanceIsReplacedWithoutRefusals(t *testing.T) {
 // A crash-looping app gives up after max_restarts while the others keep
 // serving.
 func TestCrashLoopGivesUpOthersKeepServing(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -191,6 +194,7 @@ app "flaky" {
 
 // A required app that gives up drains the runner, which exits 1.
 func TestRequiredAppFailureExitsOne(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "sleeper" {
   command = ["sleep", "1000"]
@@ -213,6 +217,7 @@ app "db" {
 // SIGTERM while a 2-second request is in flight: the request completes and
 // the runner exits 0.
 func TestSigtermLetsInflightRequestFinish(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, goWeb(2))
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
@@ -263,6 +268,7 @@ func waitAccepted(t *testing.T, port int, pids map[int]int) {
 // An app that ignores SIGTERM is killed at its stop timeout, grandchildren
 // included, and the unclean drain exits 1.
 func TestIgnoredSigtermIsKilledWithGrandchildren(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "stubborn" {
   command = "trap '' TERM; sleep 1000 & a=$!; sleep 1000 & b=$!; echo children $a $b; wait"
@@ -298,6 +304,7 @@ app "stubborn" {
 
 // A second SIGINT kills at once.
 func TestSecondSignalKillsAtOnce(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "stubborn" {
   command = "trap '' TERM INT; echo up; while :; do sleep 1; done"
@@ -331,6 +338,7 @@ app "stubborn" {
 // A second "up" of the same file is refused, naming the runner's pid and
 // file so that the user can find it.
 func TestSecondUpNamesTheRunner(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	cmd := exec.Command(bin, "up", "-f", r.cfg)
@@ -350,6 +358,7 @@ func TestSecondUpNamesTheRunner(t *testing.T) {
 // sends when the duration is up, so the test picks the moment instead of
 // guessing how long the start takes.
 func TestTimeoutsDoubleSignalDrains(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("timeout"); err != nil {
 		t.Fatalf("GNU timeout (coreutils) is not installed: %v", err)
 	}
@@ -391,6 +400,7 @@ func TestTimeoutsDoubleSignalDrains(t *testing.T) {
 // A 1 MiB line and a long stream without newline pass through in pieces
 // and wedge neither the app nor the runner.
 func TestLongLinesDoNotWedge(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "long" {
   command = "head -c 1048576 /dev/zero | tr '\\0' a; echo; echo after-long-line; sleep 1000"
@@ -432,6 +442,7 @@ app "chatty" {
 // depends_on: an app starts after its dependency is ready; a run-once
 // dependency counts once it exited 0. Shutdown stops dependents first.
 func TestDependsOnOrder(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "build" {
   command = "echo building; sleep 0.3; echo built"
@@ -475,6 +486,7 @@ func (r *runner) outBefore(i int) []string {
 
 // STOPPING=1 starts the replacement before the dying instance exits.
 func TestStoppingStartsReplacementFirst(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "w" {
   command = ["{{helper}}", "stopping", "1s"]
@@ -502,6 +514,7 @@ app "w" {
 
 // Bad config: exit 2, nothing started, every error with its position.
 func TestInvalidConfigExitsTwo(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "web" {
   command = ["sleep", "1000"]
@@ -525,6 +538,7 @@ app "web" {
 
 // If the runner itself is killed with SIGKILL, its instances die with it.
 func TestKilledRunnerTakesInstancesAlong(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, goWeb(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	pids := r.servingPids("web")
@@ -543,6 +557,7 @@ func TestKilledRunnerTakesInstancesAlong(t *testing.T) {
 
 // JSON log format: one object per line with the documented fields.
 func TestJSONLogs(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "hi" {
   command = "echo hello json; echo oops >&2; sleep 1000"
@@ -562,19 +577,24 @@ app "hi" {
 // foreman. Its web line is served through the runner's proxy on foreman's
 // port, while the app binds the private PORT it was given.
 func TestProcfile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pf := dir + "/Procfile"
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from the procfile dir\n"), 0o644)
 	os.WriteFile(pf, []byte("# comment\nweb: echo web port $PORT; exec python3 -u -m http.server $PORT --bind 127.0.0.1\nworker: echo worker port $PORT; sleep 1000\n"), 0o644)
-	r := startRunnerIn(t, dir, pf)
-	r.waitLine(0, `listening: web on 0.0.0.0:5000 \(proxy\)`, 30*time.Second)
+	// The base port comes from PORT, as foreman's does; without it, 5000
+	// (hclconfig's tests check that default without binding a port that
+	// another test run on this machine may hold).
+	base := freePort(t)
+	r := startRunnerWith(t, dir, pf, spawnOpts{env: []string{"PORT=" + strconv.Itoa(base)}})
+	r.waitLine(0, fmt.Sprintf(`listening: web on 0.0.0.0:%d \(proxy\)`, base), 30*time.Second)
 	line, _ := r.waitLine(0, `web.0 +\| web port \d+$`, 30*time.Second)
-	if strings.HasSuffix(line, " 5000") {
+	if strings.HasSuffix(line, fmt.Sprintf(" %d", base)) {
 		t.Errorf("web got foreman's public port as PORT (%q); it must get a private one", line)
 	}
-	r.waitLine(0, `worker.0 +\| worker port 5100$`, 30*time.Second)
+	r.waitLine(0, fmt.Sprintf(`worker.0 +\| worker port %d$`, base+100), 30*time.Second)
 	r.waitLine(0, `web.0 ready after .* \(tcp check\)`, 30*time.Second)
-	resp, err := client.Get("http://127.0.0.1:5000/hello.txt")
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/hello.txt", base))
 	if err != nil {
 		t.Fatalf("GET through the proxy: %v", err)
 	}
@@ -587,6 +607,7 @@ func TestProcfile(t *testing.T) {
 
 // Signals other than the runner's own are forwarded to every instance.
 func TestForwardsOtherSignals(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "w" {
   command   = "trap 'echo got USR1' USR1; echo ready; while :; do sleep 0.1; done"
@@ -602,6 +623,7 @@ app "w" {
 
 // When every app has finished on its own, the runner exits.
 func TestExitsWhenEverythingFinished(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "once" {
   command = "echo one-shot"
@@ -617,6 +639,7 @@ app "once" {
 // cluster mode allows, shares the runner's socket (through the preload) and
 // is ready when it listens.
 func TestNodeZeroChangeListen(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -638,6 +661,7 @@ app "hello" {
 
 // The ready pipe is an sd_notify channel any program can write to.
 func TestReadyPipe(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 app "sh" {
   command = "sleep 0.2; echo READY=1 >&$CLUSTERRUN_READY_FD; echo STATUS=warm >&$CLUSTERRUN_READY_FD; sleep 1000"
@@ -650,6 +674,7 @@ app "sh" {
 // Colors follow --color and NO_COLOR; --timestamps prefixes a time; a last
 // line without a newline is still shown.
 func TestColorsTimestampsPartialLine(t *testing.T) {
+	t.Parallel()
 	app := `
 app "p" {
   command = "printf 'first\n'; printf 'no newline at the end'"
@@ -670,6 +695,7 @@ app "p" {
 // check prints a summary of a valid file, and the diagnostics and exit 2
 // for a broken one.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, `
 listener "http" {
@@ -701,6 +727,7 @@ app "web" {
 // user/group drop privileges after the runner bound the sockets; the
 // instance can still reach its notify socket and its inherited listener.
 func TestUserDropsPrivileges(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("switching users needs root")
 	}
