@@ -498,6 +498,7 @@ func TestReloadMovesListener(t *testing.T) {
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
 	oldPort := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
+	old := r.servingPids("web")
 	newPort := freePort(t)
 	writeConfig(t, r.dir, strings.Replace(fmt.Sprintf(reloadConfig, "", 2), "127.0.0.1:0", fmt.Sprintf("127.0.0.1:%d", newPort), 1))
 	out, errOut, code := r.cli("reload")
@@ -505,6 +506,12 @@ func TestReloadMovesListener(t *testing.T) {
 		t.Fatalf("reload: exit %d %q %q", code, out, errOut)
 	}
 	instancesAnswering(t, newPort, 4)
+	// The runner closes its copy of the old socket when the rollout
+	// completes; the old instances, still draining then, hold theirs until
+	// they exit.
+	for _, pid := range old {
+		r.waitLine(0, fmt.Sprintf(`\(pid %d\) exited`, pid), 30*time.Second)
+	}
 	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", oldPort)); err == nil {
 		c.Close()
 		t.Errorf("old port %d still accepts after the rollout", oldPort)
