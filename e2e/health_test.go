@@ -130,9 +130,14 @@ app "flaky" {
 
 	// The drain: not ready at once, still alive, until the runner exits.
 	// A stopped instance cannot die of its SIGTERM before SIGCONT: the
-	// drain lasts until the test lets it end.
+	// drain lasts until the test lets it end. It must be one the reload
+	// that added flaky does not replace after this: that reload rolls web
+	// over too, and a process it replaces would take its SIGSTOP along.
+	r.waitLine(m, `web: reload complete`, 60*time.Second)
 	pids := r.servingPids("web")
-	syscall.Kill(pids[0], syscall.SIGSTOP)
+	if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP to web.0 (pid %d): %v", pids[0], err)
+	}
 	defer syscall.Kill(pids[0], syscall.SIGCONT)
 	m = r.mark()
 	r.signal(syscall.SIGTERM)

@@ -76,6 +76,11 @@ func TestRunWithoutAFile(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "hello: reload complete: 2 of 2 instances replaced") {
 		t.Fatalf("reload: exit %d\n%s%s", code, out, errOut)
 	}
+	// The reload is complete once the new instances are ready; the old
+	// ones may still be accepting until their stop signal.
+	for _, pid := range before {
+		r.waitLine(0, fmt.Sprintf(`\(pid %d\) exited`, pid), 30*time.Second)
+	}
 	after := instancesAnswering(t, port, 2)
 	for i := range before {
 		if before[i] == after[i] {

@@ -281,11 +281,11 @@ func TestStopFirstReloadOfAFixedPortApp(t *testing.T) {
 	cfg := fmt.Sprintf(`
 app "fixed" {
   command = ["python3", "{{repo}}/e2e/testdata/portapp/server.py"]
-  env     = { PORT = "%d" }
-  ready {
-    check = "delay"
-    delay = "500ms"
-  }
+  env     = { PORT = "%d", NOTIFY_READY = "1" }
+  # Ready once it has bound the port: a new instance that cannot bind it
+  # is never ready. (With a delay, one that takes longer than the delay to
+  # fail on a busy machine would count as ready.)
+  ready { check = "notify" }
   reload { order = "%%s" }
 }
 `, port)

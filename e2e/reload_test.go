@@ -6,11 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -518,15 +521,50 @@ func TestReloadMovesListener(t *testing.T) {
 	}
 }
 
+// freePort returns a TCP port that is free on every interface, for a test
+// that must write a port number (a Procfile's base, systemd's -l), not
+// ":0". It is below the ephemeral range (ip_local_port_range), which every
+// outgoing connection on the machine draws its local port from: a port
+// from there can be taken between this check and the runner's bind (by a
+// load generator beside it, say), and then the bind fails. And it is never
+// the same twice in one run.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			lo, _ = strconv.Atoi(f[0])
+		}
+	}
+	const first = 10000 // above the ports services commonly use
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	if lo-first > 1000 {
+		for range 1000 {
+			p := first + rand.IntN(lo-first)
+			if freePorts.given[p] {
+				continue
+			}
+			if l, err := net.Listen("tcp", fmt.Sprintf(":%d", p)); err == nil {
+				l.Close()
+				freePorts.given[p] = true
+				return p
+			}
+		}
+	}
+	// No room below the ephemeral range: a port from the kernel.
+	l, err := net.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+var freePorts = struct {
+	sync.Mutex
+	given map[int]bool
+}{given: map[int]bool{}}
 
 // A new instance that is not ready within ready.timeout aborts the rollout;
 // the old ones keep serving.

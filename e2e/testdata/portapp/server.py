@@ -3,7 +3,8 @@ as Flask, Django, Rails or `python3 -m http.server` do.
 
 GET / answers JSON with the instance and pid; GET /healthz answers 500
 while a file "sick-<pid>" exists in the working directory. BOOT_DELAY_MS
-delays the bind (a slow release). On SIGTERM it stops accepting, finishes
+delays the bind (a slow release); NOTIFY_READY=1 writes READY=1 to
+CLUSTERRUN_READY_FD once the port is bound. On SIGTERM it stops accepting, finishes
 the requests under way, and exits 0.
 """
 import http.server
@@ -68,6 +69,9 @@ def main():
         server.server_close()
         sys.exit(0)
     print("listening on port %d" % port, flush=True)
+    if os.environ.get("NOTIFY_READY") == "1":
+        # READY=1 on the runner's ready pipe, once the port is bound.
+        os.write(int(os.environ["CLUSTERRUN_READY_FD"]), b"READY=1\n")
     server.serve_forever(poll_interval=0.05)
     server.server_close()
     print("stopped", flush=True)
