@@ -129,7 +129,7 @@ app "flaky" {
 	waitProbe(t, ready, 200, "")
 
 	// The drain: not ready at once, still alive, until the runner exits.
-	// A stopped instance cannot die of its SIGTERM before SIGCONT: the
+	// A stopped instance cannot act on its SIGTERM before SIGCONT: the
 	// drain lasts until the test lets it end. It must be one the reload
 	// that added flaky does not replace after this: that reload rolls web
 	// over too, and a process it replaces would take its SIGSTOP along.
@@ -138,6 +138,11 @@ app "flaky" {
 	if err := syscall.Kill(pids[0], syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP to web.0 (pid %d): %v", pids[0], err)
 	}
+	// kill(2) only queues it: until the process has stopped, a SIGTERM
+	// sent now is taken first (the lower number) and kills it.
+	faultEventually(t, 30*time.Second, fmt.Sprintf("web.0 (pid %d) to show state T after SIGSTOP", pids[0]), func() bool {
+		return faultProcState(pids[0]) == 'T'
+	})
 	defer syscall.Kill(pids[0], syscall.SIGCONT)
 	m = r.mark()
 	r.signal(syscall.SIGTERM)
