@@ -166,7 +166,11 @@ func run() int {
 		"columns: req/s = complete 2xx responses per second; x limit = median req/s / the limit's median req/s (same app, N, shape);",
 		"         p99 = 99th percentile latency (wrk: request written to response read, connect excluded); busiest = the busiest",
 		"         instance's responses / fair share (1.00 = even, N = one instance took everything); failed = requests that failed;",
-		"         runner = the supervising process only (clusterrun up; pm2's daemon; the cluster primary), not its children:",
+		"         x haproxy = median req/s / haproxy's median req/s (same app, N, shape); haproxy and nginx are Debian's, in their",
+		"         default threads/workers, on the same instances (each binding its own port), with a config made for the run:",
+		"         haproxy mode tcp + balance leastconn, nginx stream + least_conn;",
+		"         runner = the supervising process only (clusterrun up; pm2's daemon; the cluster primary; haproxy; nginx's master",
+		"         and workers), not the instances: CPU/req = its utime+stime over the load / complete responses, in microseconds;",
 		"         CPU = utime+stime delta from /proc/PID/stat over the window in % of one core, PSS = the supervisor process's proportional set size from /proc/PID/smaps_rollup (under load: its peak; clusterrun's guard not included)",
 		"         figures are min / median / max over the repetitions",
 	}
@@ -204,9 +208,9 @@ func run() int {
 							return 1
 						}
 						results[c] = append(results[c], sm)
-						fmt.Fprintf(os.Stderr, "rep %d  %-4s n=%d %-9s %-12s %8.0f req/s  p99 %-8s failed %d  spread %s  runner CPU idle %s load %s, PSS idle %s load %s\n",
+						fmt.Fprintf(os.Stderr, "rep %d  %-4s n=%d %-9s %-12s %8.0f req/s  p99 %-8s failed %d  spread %s  runner CPU idle %s load %s (%s µs/req), PSS idle %s load %s\n",
 							rep, app, n, shape, tn, sm.Rate(), sm.P99.Round(10*time.Microsecond), sm.Errors, sm.Spread(),
-							pct(sm.idle.CPU), pct(sm.CPU), mib(sm.idle.PSS, sm.idle.CPU), mib(sm.PSS, sm.CPU))
+							pct(sm.idle.CPU), pct(sm.CPU), perReq(sm.PerRequest(*clkTck)), mib(sm.idle.PSS, sm.idle.CPU), mib(sm.PSS, sm.CPU))
 						if sm.Errors > 0 {
 							fmt.Fprintf(os.Stderr, "      failed: %s\n", sm.ErrText)
 						}
@@ -266,26 +270,34 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 		}
 		fmt.Fprintf(w, "\n### %s app, %d instances, %s\n\n", tb.app, tb.n, shape)
 		limit := report.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
-		t := harness.NewTable("target", "req/s", "x limit", "p99 ms", "busiest", "failed",
-			"runner CPU idle", "runner CPU load", "runner PSS idle MiB", "runner PSS load MiB")
+		haproxy := report.Median(report.Values(results[cell{tb.app, tb.shape, "haproxy", tb.n}], func(s sample) float64 { return s.Rate() }))
+		t := harness.NewTable("target", "req/s", "x limit", "x haproxy", "p99 ms", "busiest", "failed",
+			"runner CPU idle", "runner CPU load", "runner CPU/req µs", "runner PSS idle MiB", "runner PSS load MiB")
 		for _, c := range order {
 			if c.app != tb.app || c.shape != tb.shape || c.n != tb.n {
 				continue
 			}
 			rs := results[c]
-			ratio := "n/a"
-			if med := report.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); limit > 0 && !math.IsNaN(med) {
-				ratio = fmt.Sprintf("%.2f", med/limit)
+			ratio, vsHAProxy := "n/a", "n/a"
+			if med := report.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); !math.IsNaN(med) {
+				if limit > 0 {
+					ratio = fmt.Sprintf("%.2f", med/limit)
+				}
+				if haproxy > 0 {
+					vsHAProxy = fmt.Sprintf("%.2f", med/haproxy)
+				}
 			}
 			sup := func(s sample) bool { return !math.IsNaN(s.CPU) }
 			t.Row(c.target,
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
 				ratio,
+				vsHAProxy,
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.idle.CPU }), "%.1f%%"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.CPU }), "%.1f%%"),
+				report.Stat(report.Values(rs, func(s sample) float64 { return s.PerRequest(*clkTck) }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.PSS))) }), "%.1f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.PSS))) }), "%.1f"),
 			)
@@ -307,6 +319,13 @@ func ifSup(ok bool, v float64) float64 {
 		return math.NaN()
 	}
 	return v
+}
+
+func perReq(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func pct(v float64) string {

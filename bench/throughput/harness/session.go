@@ -144,16 +144,66 @@ func get(ctx context.Context, c *http.Client, url string) (int, error) {
 }
 
 // Usage is the supervisor's CPU (% of one core, NaN when there is no
-// supervisor) and PSS (bytes, from smaps_rollup) over a window.
+// supervisor) and PSS (bytes, from smaps_rollup) over a window, and Ticks,
+// the CPU in clock ticks. For a target with a DataPath, the supervisor is
+// every process of it, summed (nginx's master and workers).
 type Usage struct {
-	CPU float64
-	PSS int64
+	CPU   float64
+	PSS   int64
+	Ticks int64
+}
+
+// dataPather is a target whose processes on the data path are more than
+// its supervisor.
+type dataPather interface{ DataPath() []int }
+
+// measured returns the pids whose CPU and PSS the session measures: the
+// target's data path, or its supervisor, or none.
+func (s *Session) measured() []int {
+	if d, ok := s.T.(dataPather); ok {
+		return d.DataPath()
+	}
+	if pid := s.T.Supervisor(); pid != 0 {
+		return []int{pid}
+	}
+	return nil
+}
+
+// ticksOf sums cpuTicks over pids.
+func ticksOf(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		t, err := cpuTicks(pid)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		sum += t
+	}
+	return sum, nil
+}
+
+// pssOf sums the PSS of pids.
+func pssOf(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		sum += report.Memory(pid).PSS
+	}
+	return sum
+}
+
+// PerRequest is the measured processes' CPU per complete response, in
+// microseconds (NaN without a supervisor or a response).
+func (m Measurement) PerRequest(clkTck int) float64 {
+	if math.IsNaN(m.CPU) || m.Requests == 0 || clkTck == 0 {
+		return math.NaN()
+	}
+	return float64(m.Ticks) / float64(clkTck) / float64(m.Requests) * 1e6
 }
 
 // Idle measures the supervisor over d with no traffic.
 func (s *Session) Idle(ctx context.Context, d time.Duration) (Usage, error) {
-	pid := s.T.Supervisor()
-	if pid == 0 {
+	pids := s.measured()
+	if len(pids) == 0 {
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -162,20 +212,20 @@ func (s *Session) Idle(ctx context.Context, d time.Duration) (Usage, error) {
 		return Usage{CPU: math.NaN()}, nil
 	}
 	t0 := time.Now()
-	c0, err := cpuTicks(pid)
+	c0, err := ticksOf(pids)
 	if err != nil {
-		return Usage{}, fmt.Errorf("%s: supervisor pid %d: %w", s.T.Name(), pid, err)
+		return Usage{}, fmt.Errorf("%s: supervisor: %w", s.T.Name(), err)
 	}
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 		return Usage{}, ctx.Err()
 	}
-	c1, err := cpuTicks(pid)
+	c1, err := ticksOf(pids)
 	if err != nil {
-		return Usage{}, fmt.Errorf("%s: supervisor pid %d: %w", s.T.Name(), pid, err)
+		return Usage{}, fmt.Errorf("%s: supervisor: %w", s.T.Name(), err)
 	}
-	return Usage{CPU: s.percent(c1-c0, time.Since(t0)), PSS: report.Memory(pid).PSS}, nil
+	return Usage{CPU: s.percent(c1-c0, time.Since(t0)), PSS: pssOf(pids), Ticks: c1 - c0}, nil
 }
 
 // Measurement is one load run with the supervisor's CPU over it and its
@@ -189,23 +239,23 @@ type Measurement struct {
 // It fails if the supervisor dies or if more than N pids answered (an
 // instance was replaced under load).
 func (s *Session) Load(ctx context.Context, l Load) (Measurement, error) {
-	pid := s.T.Supervisor()
+	pids := s.measured()
 	var m Measurement
 	m.CPU = math.NaN()
 	var c0 int64
 	stop := make(chan struct{})
 	peak := make(chan int64, 1)
-	if pid != 0 {
+	if len(pids) != 0 {
 		var err error
-		if c0, err = cpuTicks(pid); err != nil {
-			return m, fmt.Errorf("%s: supervisor pid %d: %w", s.T.Name(), pid, err)
+		if c0, err = ticksOf(pids); err != nil {
+			return m, fmt.Errorf("%s: supervisor: %w", s.T.Name(), err)
 		}
 		go func() {
 			var most int64
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				most = max(most, report.Memory(pid).PSS)
+				most = max(most, pssOf(pids))
 				select {
 				case <-stop:
 					peak <- most
@@ -219,19 +269,20 @@ func (s *Session) Load(ctx context.Context, l Load) (Measurement, error) {
 	res, err := l.Run(ctx, s.Addr)
 	took := time.Since(t0)
 	close(stop)
-	if pid != 0 {
+	if len(pids) != 0 {
 		m.PSS = <-peak
 	}
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", s.T.Name(), err)
 	}
 	m.Result = res
-	if pid != 0 {
-		c1, err := cpuTicks(pid)
+	if len(pids) != 0 {
+		c1, err := ticksOf(pids)
 		if err != nil {
-			return m, fmt.Errorf("%s: supervisor pid %d died under load: %w\n--- its output:\n%s", s.T.Name(), pid, err, s.T.Log())
+			return m, fmt.Errorf("%s: supervisor died under load: %w\n--- its output:\n%s", s.T.Name(), err, s.T.Log())
 		}
 		m.CPU = s.percent(c1-c0, took)
+		m.Ticks = c1 - c0
 	}
 	if len(res.PIDs) > s.N {
 		return m, fmt.Errorf("%s: %d pids answered, not %d: an instance was replaced under load (%v)\n--- its output:\n%s",

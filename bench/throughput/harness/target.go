@@ -32,8 +32,10 @@ type Target interface {
 	Stop()
 }
 
-// Targets lists every target, in table order. The last three run Node only.
-const Targets = "limit,shared,reuseport,proxy,pm2,cluster-rr,cluster-none"
+// Targets lists every target, in table order. The last three run Node
+// only. Further targets (not run unless named): the HTTP-aware proxies of
+// ProxyKinds.
+const Targets = "limit,shared,reuseport,proxy,haproxy,nginx,pm2,cluster-rr,cluster-none"
 
 // NodeOnly reports whether target can run only the Node app.
 func NodeOnly(target string) bool {
@@ -104,7 +106,10 @@ func (p *Paths) New(name string, app App, n int) (Target, error) {
 	case "cluster-rr", "cluster-none":
 		return &NodeCluster{Policy: strings.TrimPrefix(name, "cluster-"), Script: p.ClusterJS, HelloJS: p.HelloJS, N: n, Work: p.Work}, nil
 	}
-	return nil, fmt.Errorf("unknown target %q (known: %s)", name, Targets)
+	if k := ProxyKinds[name]; k != nil {
+		return &External{Kind: k, App: app, N: n, Work: p.Work}, nil
+	}
+	return nil, fmt.Errorf("unknown target %q (known: %s, haproxy-http, nginx-http, caddy-http)", name, Targets)
 }
 
 // Limit is N processes accepting on one shared socket with no runner: the
