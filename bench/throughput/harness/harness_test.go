@@ -3,6 +3,9 @@ package harness
 import (
 	"github.com/clusterrun/clusterrun/bench/loadgen"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +98,41 @@ func TestClusterrunConfig(t *testing.T) {
 				t.Errorf("%s/%s: ready check %s, want %s", app, mode, got, want)
 			}
 		}
+	}
+}
+
+// Every third-party proxy's generated config is one its own checker
+// accepts (where the proxy is installed; run.sh installs them).
+func TestProxyKindConfigs(t *testing.T) {
+	for name, k := range ProxyKinds {
+		t.Run(name, func(t *testing.T) {
+			bin, err := exec.LookPath(k.Bin)
+			if err != nil {
+				t.Skipf("%s is not installed (apt-get install %s)", k.Bin, k.Package)
+			}
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, k.File)
+			if err := os.WriteFile(cfg, []byte(k.Config(18080, []int{18081, 18082}, dir)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			switch k.Bin {
+			case "haproxy":
+				args = []string{"-c", "-f", cfg}
+			case "nginx":
+				args = append([]string{"-t"}, k.Args(cfg, dir)...)
+			case "caddy":
+				args = []string{"validate", "--config", cfg, "--adapter", "caddyfile"}
+			default:
+				t.Fatalf("no checker known for %s", k.Bin)
+			}
+			cmd := exec.Command(bin, args...)
+			if k.Env != nil {
+				cmd.Env = append(os.Environ(), k.Env(dir)...)
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s %v: %v\n%s", bin, args, err, out)
+			}
+		})
 	}
 }
