@@ -1,9 +1,10 @@
 // Command soak runs clusterrun for a long time under the faults a runner
 // meets in production and reports whether it holds up: the Go example
-// (examples/go-http) as 4 instances on one shared listener on 127.0.0.1,
-// continuous Connection: close load (bench/loadgen, bounded per minute), a
-// SIGHUP rolling reload every 20s and a kill -9 of a random serving
-// instance every 7s.
+// (examples/go-http) as 4 instances on one listener on 127.0.0.1 (mode
+// shared, or with -mode proxy behind the runner's proxy), continuous load
+// (bench/loadgen, bounded per minute: Connection: close, and in proxy mode
+// keep-alive connections beside it), a SIGHUP rolling reload every 20s and
+// a kill -9 of a random serving instance every 7s.
 //
 // Every minute it prints the requests and failures of that minute (by
 // kind), the reloads and kills it sent, the restarts and reloads the runner
@@ -49,6 +50,8 @@ var (
 	killEvery   = flag.Duration("kill-every", 7*time.Second, "how often a random serving instance gets SIGKILL")
 	sampleEvery = flag.Duration("sample-every", time.Minute, "how often a row is printed")
 	conns       = flag.Int("conns", 8, "concurrent connections of the load, each a new one per request")
+	keepConns   = flag.Int("keepalive-conns", -1, "concurrent keep-alive connections beside them (-1: 8 in proxy mode, 0 in shared mode)")
+	mode        = flag.String("mode", "shared", "the listener's mode: shared or proxy")
 	timeout     = flag.Duration("timeout", 5*time.Second, "per-request timeout, connect included")
 	invoked     = flag.String("invoked", "", "the command line run.sh was started with, for the header")
 )
@@ -66,9 +69,15 @@ const (
 
 func main() {
 	flag.Parse()
-	if *clusterrun == "" || *goapp == "" || *work == "" {
-		fmt.Fprintln(os.Stderr, "usage: bench/soak/run.sh [-duration 30m] (see the flags in bench/soak/main.go)")
+	if *clusterrun == "" || *goapp == "" || *work == "" || (*mode != "shared" && *mode != "proxy") {
+		fmt.Fprintln(os.Stderr, "usage: bench/soak/run.sh [-duration 30m] [-mode shared|proxy] (see the flags in bench/soak/main.go)")
 		os.Exit(2)
+	}
+	if *keepConns < 0 {
+		*keepConns = 0
+		if *mode == "proxy" {
+			*keepConns = 8
+		}
 	}
 	ok, err := run()
 	if err != nil {
@@ -100,6 +109,12 @@ type sample struct {
 type failure struct {
 	start, end time.Time
 	kind       loadgen.Kind
+	keepAlive  bool
+}
+
+// shapeTotals is what one traffic shape saw over the run.
+type shapeTotals struct {
+	requests, failed, atKill int
 }
 
 func run() (bool, error) {
@@ -110,7 +125,7 @@ func run() (bool, error) {
 	}
 	os.Setenv("XDG_RUNTIME_DIR", rt)
 	cfg := filepath.Join(*work, "cluster.hcl")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, *goapp, instances)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(config, *mode, *goapp, instances)), 0o644); err != nil {
 		return false, err
 	}
 	logPath := filepath.Join(*work, "runner.log")
@@ -171,16 +186,19 @@ func run() (bool, error) {
 	}
 	addr := st.Listeners[0].Address
 
-	report.Header("clusterrun soak: reloads and kill -9 under Connection: close load", "",
+	shapes := fmt.Sprintf("%d connections on %s, Connection: close (a new connection per request)", *conns, addr)
+	if *keepConns > 0 {
+		shapes += fmt.Sprintf(", and %d keep-alive connections beside them (a new one only when the runner or an instance closed one)", *keepConns)
+	}
+	report.Header(fmt.Sprintf("clusterrun soak (%s mode): reloads and kill -9 under load", *mode), "",
 		fmt.Sprintf("invoked: %s", *invoked),
-		fmt.Sprintf("runner:  %s up -f %s (pid %d); app: %s, %d instances, listener %q %s (shared), ready check notify",
-			*clusterrun, cfg, runnerPID, *goapp, instances, st.Listeners[0].Name, addr),
-		fmt.Sprintf("load:    bench/loadgen, %d connections on %s, Connection: close (a new connection per request), %s timeout, no retries",
-			*conns, addr, *timeout),
+		fmt.Sprintf("runner:  %s up -f %s (pid %d); app: %s, %d instances, listener %q %s (%s), ready check notify",
+			*clusterrun, cfg, runnerPID, *goapp, instances, st.Listeners[0].Name, addr, *mode),
+		fmt.Sprintf("load:    bench/loadgen, %s, %s timeout, no retries", shapes, *timeout),
 		fmt.Sprintf("faults:  SIGHUP (rolling reload) every %s; SIGKILL of a random serving instance every %s, started half a period (%s) after the reloads so that kills fall between them (closest kill to a reload: %s)",
 			*reloadEvery, *killEvery, *killEvery/2, closestToReload(*reloadEvery, *killEvery, *duration)),
 		fmt.Sprintf("run:     %s; a row every %s; runner figures from `clusterrun status --json` (pss_bytes of the runner and its guard, fds, goroutines, counters)", *duration, *sampleEvery),
-		"targets: 0 failed requests (one in flight on an instance at its kill -9 is counted apart); runner + guard PSS, fds and goroutines flat",
+		"targets: 0 failed requests in either shape (one in flight on an instance at its kill -9 is counted apart); runner + guard PSS, fds and goroutines flat (the end against the first reading under load)",
 		"")
 
 	first := sampleOf(st)
@@ -243,6 +261,7 @@ func run() (bool, error) {
 	})
 
 	var total int
+	var byShape [2]shapeTotals // close, keep-alive
 	totalKinds := loadgen.Counts(nil)
 	var failures []failure
 	var errTexts = map[loadgen.Kind][]string{}
@@ -259,27 +278,50 @@ func run() (bool, error) {
 		d := min(*sampleEvery, time.Until(end))
 		segCtx, endSeg := context.WithCancel(ctx)
 		timer := time.AfterFunc(d, endSeg)
-		res := loadgen.Run(segCtx, loadgen.Options{
-			Addr: addr, Workers: *conns, Duration: d + time.Minute, MaxRequests: maxPerSegment, Timeout: *timeout,
-		})
+		// Both shapes at once: the close load, and the keep-alive one
+		// beside it (none in shared mode by default).
+		var results [2]*loadgen.Result
+		var lw sync.WaitGroup
+		for i, workers := range []int{*conns, *keepConns} {
+			if workers == 0 {
+				continue
+			}
+			lw.Go(func() {
+				results[i] = loadgen.Run(segCtx, loadgen.Options{
+					Addr: addr, Workers: workers, KeepAlive: i == 1, Duration: d + time.Minute, MaxRequests: maxPerSegment, Timeout: *timeout,
+				})
+			})
+		}
+		lw.Wait()
 		timer.Stop()
 		endSeg()
-		c := loadgen.Counts(res.Samples)
+		c := loadgen.Counts(nil)
 		var segFailures []failure
-		for _, s := range res.Samples {
-			if s.Kind != loadgen.OK {
-				f := failure{start: res.Start.Add(s.At), kind: s.Kind}
-				f.end = f.start.Add(s.Latency)
-				segFailures = append(segFailures, f)
+		segRequests := 0
+		for i, res := range results {
+			if res == nil {
+				continue
 			}
-		}
-		for k, es := range res.Errors {
-			if len(errTexts[k]) < 5 {
-				errTexts[k] = append(errTexts[k], es...)
+			for k, n := range loadgen.Counts(res.Samples) {
+				c[k] += n
 			}
+			for _, s := range res.Samples {
+				if s.Kind != loadgen.OK {
+					f := failure{start: res.Start.Add(s.At), kind: s.Kind, keepAlive: i == 1}
+					f.end = f.start.Add(s.Latency)
+					segFailures = append(segFailures, f)
+				}
+			}
+			for k, es := range res.Errors {
+				if len(errTexts[k]) < 5 {
+					errTexts[k] = append(errTexts[k], es...)
+				}
+			}
+			segRequests += len(res.Samples)
+			byShape[i].requests += len(res.Samples)
 		}
 		failures = append(failures, segFailures...)
-		total += len(res.Samples)
+		total += segRequests
 		for k := range c {
 			totalKinds[k] += c[k]
 		}
@@ -290,7 +332,7 @@ func run() (bool, error) {
 		st, err := statusOf(cfg)
 		if err != nil {
 			fmt.Printf("| %s | %d | %d | %d | %s | %d | %d | status failed: %v | | | | |\n",
-				elapsed(start), len(res.Samples), len(segFailures), atKill, kinds(c[:]), sent[0]-sentBefore[0], sent[1]-sentBefore[1], err)
+				elapsed(start), segRequests, len(segFailures), atKill, kinds(c[:]), sent[0]-sentBefore[0], sent[1]-sentBefore[1], err)
 			select {
 			case <-exited:
 				endFaults()
@@ -303,7 +345,7 @@ func run() (bool, error) {
 		smp := sampleOf(st)
 		samples = append(samples, smp)
 		fmt.Printf("| %s | %d | %d | %d | %s | %d | %d | %s | %s | %.1f | %d | %d |\n",
-			elapsed(start), len(res.Samples), len(segFailures), atKill, kinds(c[:]), sent[0]-sentBefore[0], sent[1]-sentBefore[1],
+			elapsed(start), segRequests, len(segFailures), atKill, kinds(c[:]), sent[0]-sentBefore[0], sent[1]-sentBefore[1],
 			counts(smp.restarts), counts(smp.reloads), mib(smp.pss), smp.fds, smp.goroutines)
 		sentBefore = sent
 	}
@@ -328,6 +370,18 @@ func run() (bool, error) {
 	}
 	fmt.Printf("- ran %s: %d requests, %d failed (%s)\n", elapsed(start), total, len(failures), kinds(totalKinds[:]))
 	fmt.Printf("- failed requests in flight at a kill -9 (±%s): %d; all other failures: %d\n", nearKill, atKill, other)
+	for i, name := range []string{"Connection: close", "keep-alive"} {
+		var fs []failure
+		for _, f := range failures {
+			if f.keepAlive == (i == 1) {
+				fs = append(fs, f)
+			}
+		}
+		byShape[i].failed, byShape[i].atKill = len(fs), countNearKill(fs, events)
+		if byShape[i].requests > 0 {
+			fmt.Printf("  - %s: %d requests, %d failed, %d of them in flight at a kill -9\n", name, byShape[i].requests, byShape[i].failed, byShape[i].atKill)
+		}
+	}
 	for k := loadgen.Refused; int(k) < len(totalKinds); k++ {
 		if es := errTexts[k]; len(es) > 0 && totalKinds[k] > 0 {
 			fmt.Printf("  - %s, e.g. %q\n", k, es[0])
@@ -352,13 +406,19 @@ func run() (bool, error) {
 		fmt.Printf("- %d processes of the runner survived it (killed by the driver)\n", left)
 	}
 
-	// Flat: the end reading within a small margin of the start. A reading
-	// is taken at any moment, so a reload or a restart in progress adds a
-	// few goroutines and descriptors; growth per fault would show as far
-	// more over a long run.
-	pssFlat := last.pss <= first.pss+first.pss/10+(2<<20)
-	fdsFlat := last.fds <= first.fds+5
-	goFlat := last.goroutines <= first.goroutines+10
+	// Flat: the end reading within a small margin of the first one under
+	// load (the runner's working set under load is not a leak: in proxy
+	// mode its event loop holds what the connections in flight need). A
+	// reading is taken at any moment, so a reload or a restart in progress
+	// adds a few goroutines and descriptors; growth per fault would show as
+	// far more over a long run.
+	base := first
+	if len(samples) > 2 {
+		base = samples[1]
+	}
+	pssFlat := last.pss <= base.pss+base.pss/10+(2<<20)
+	fdsFlat := last.fds <= base.fds+5
+	goFlat := last.goroutines <= base.goroutines+10
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
@@ -368,19 +428,21 @@ func run() (bool, error) {
 	fmt.Println()
 	fmt.Println("## Targets")
 	fmt.Println()
-	fmt.Printf("- 0 failed Connection: close requests other than those in flight at a kill -9: %d — %s\n", other, verdict(other == 0))
-	fmt.Printf("- runner + guard PSS flat (end <= start + 10%% + 2 MiB): %.1f -> %.1f MiB — %s\n", mib(first.pss), mib(last.pss), verdict(pssFlat))
-	fmt.Printf("- runner fds flat (end <= start + 5): %d -> %d — %s\n", first.fds, last.fds, verdict(fdsFlat))
-	fmt.Printf("- runner goroutines flat (end <= start + 10): %d -> %d — %s\n", first.goroutines, last.goroutines, verdict(goFlat))
+	fmt.Printf("- 0 failed requests other than those in flight at a kill -9: %d — %s\n", other, verdict(other == 0))
+	fmt.Printf("- runner + guard PSS flat (end <= first reading under load + 10%% + 2 MiB): %.1f -> %.1f MiB — %s\n", mib(base.pss), mib(last.pss), verdict(pssFlat))
+	fmt.Printf("- runner fds flat (end <= first reading under load + 5): %d -> %d — %s\n", base.fds, last.fds, verdict(fdsFlat))
+	fmt.Printf("- runner goroutines flat (end <= first reading under load + 10): %d -> %d — %s\n", base.goroutines, last.goroutines, verdict(goFlat))
 	fmt.Printf("- clean exit on SIGTERM, nothing left running: exit %d, %d survivors — %s\n", code, left, verdict(code == 0 && left == 0 && stopErr == nil))
 	ok := other == 0 && pssFlat && fdsFlat && goFlat && code == 0 && left == 0 && stopErr == nil && !interrupted
 	return ok, nil
 }
 
 // config is the Go example as examples/go-http/cluster.hcl runs it, with
-// the binary prebuilt and a free port on 127.0.0.1.
+// the binary prebuilt, a free port on 127.0.0.1 and the listener's mode.
+// In proxy mode the app listens on the private socket it gets as fd 3.
 const config = `listener "http" {
   address = "127.0.0.1:0"
+  mode    = %q
 }
 
 app "web" {
