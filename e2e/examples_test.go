@@ -88,14 +88,8 @@ func TestExamplesDrainOnReloadAndStop(t *testing.T) {
 			if code := r.wait(30 * time.Second); code != 0 {
 				t.Errorf("exit status %d after SIGTERM, want 0", code)
 			}
-			exits := r.exits()
-			if len(exits) < 2*len(old) {
-				t.Errorf("the runner logged %d processes, want at least %d (the first instances and their replacements)", len(exits), 2*len(old))
-			}
-			for pid, how := range exits {
-				if how != "exited with status 0" {
-					t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
-				}
+			if n := r.requireCleanExits(); n < 2*len(old) {
+				t.Errorf("the runner logged %d processes, want at least %d (the first instances and their replacements)", n, 2*len(old))
 			}
 		})
 	}
@@ -211,6 +205,20 @@ var (
 	startedRE = regexp.MustCompile(`^clusterrun +\| \S+ started \(pid (\d+)\)`)
 	exitedRE  = regexp.MustCompile(`^clusterrun +\| \S+ \(pid (\d+)\) (exited with status \d+|was killed by \S+)`)
 )
+
+// requireCleanExits fails the test unless every process the runner
+// started exited with status 0, as its log says; it returns how many
+// there were.
+func (r *runner) requireCleanExits() int {
+	r.t.Helper()
+	exits := r.exits()
+	for pid, how := range exits {
+		if how != "exited with status 0" {
+			r.t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
+		}
+	}
+	return len(exits)
+}
 
 // exits returns how every process the runner started ended, as its log
 // says, by pid: "exited with status 0", "was killed by SIGKILL", or "" for

@@ -177,16 +177,21 @@ func startBinary(t *testing.T, exe, dir, cfg string, args ...string) *runner {
 // startBinaryEnv starts `up` of exe with env added to the test's own.
 func startBinaryEnv(t *testing.T, exe, dir, cfg string, env []string, args ...string) *runner {
 	t.Helper()
-	// A private XDG_RUNTIME_DIR keeps every test's control socket apart; a
-	// short one, as a unix socket path is at most 107 bytes and t.TempDir
-	// is named after the test.
+	return startBinaryRT(t, exe, dir, cfg, privateRT(t), env, args...)
+}
+
+// privateRT returns a private XDG_RUNTIME_DIR, which keeps every test's
+// control socket apart; a short one, as a unix socket path is at most 107
+// bytes and t.TempDir is named after the test.
+func privateRT(t *testing.T) string {
+	t.Helper()
 	rt, err := os.MkdirTemp("", "cr-rt-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(rt, 0o700)
 	t.Cleanup(func() { os.RemoveAll(rt) })
-	return startBinaryRT(t, exe, dir, cfg, rt, env, args...)
+	return rt
 }
 
 // startRunnerRT starts `clusterrun up` with XDG_RUNTIME_DIR rt, which
@@ -219,13 +224,7 @@ type spawnOpts struct {
 // private XDG_RUNTIME_DIR.
 func startRunnerWith(t *testing.T, dir, cfg string, o spawnOpts, args ...string) *runner {
 	t.Helper()
-	rt, err := os.MkdirTemp("", "cr-rt-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(rt, 0o700)
-	t.Cleanup(func() { os.RemoveAll(rt) })
-	return startWith(t, bin, dir, cfg, rt, o, args...)
+	return startWith(t, bin, dir, cfg, privateRT(t), o, args...)
 }
 
 func startWith(t *testing.T, exe, dir, cfg, rt string, o spawnOpts, args ...string) *runner {

@@ -53,11 +53,7 @@ app "web" {
 	if code := r.wait(30 * time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
-	for pid, how := range r.exits() {
-		if how != "exited with status 0" {
-			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
-		}
-	}
+	r.requireCleanExits()
 }
 
 // "clusterrun run" runs one app without a file, as pm2 start -i does: the
@@ -91,9 +87,5 @@ func TestRunWithoutAFile(t *testing.T) {
 	if code := r.wait(30 * time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}
-	for pid, how := range r.exits() {
-		if how != "exited with status 0" {
-			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
-		}
-	}
+	r.requireCleanExits()
 }

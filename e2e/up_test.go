@@ -390,11 +390,7 @@ func TestTimeoutsDoubleSignalDrains(t *testing.T) {
 	if !strings.Contains(out, "received SIGINT again within") {
 		t.Logf("the runner saw one SIGINT this time: a signal that arrives while one of its kind is still pending is merged with it")
 	}
-	for pid, how := range r.exits() {
-		if how != "exited with status 0" {
-			t.Errorf("pid %d: %q, want \"exited with status 0\"", pid, how)
-		}
-	}
+	r.requireCleanExits()
 }
 
 // A 1 MiB line and a long stream without newline pass through in pieces
