@@ -1,8 +1,10 @@
 package httpserve
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"sync"
 )
 
 // Error is the body of every error answer of the runner's HTTP servers.
@@ -19,16 +21,27 @@ func ErrorBody(code int, msg string) []byte {
 	return append(b, '\n')
 }
 
+// jsonBufs holds the buffers answers are encoded in: status is asked
+// every half second by watch and monitors, and json.Marshal's copy plus
+// the appended newline were two allocations of the whole answer each time.
+var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // WriteJSON answers v as JSON with status code.
 func WriteJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	b := jsonBufs.Get().(*bytes.Buffer)
+	defer func() {
+		b.Reset()
+		jsonBufs.Put(b)
+	}()
+	// The same bytes as json.Marshal and a newline: Encode escapes HTML
+	// as Marshal does, and writes nothing to b when it fails.
+	if err := json.NewEncoder(b).Encode(v); err != nil {
 		WriteError(w, http.StatusInternalServerError, "cannot encode the answer: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
+	w.Write(b.Bytes())
 }
 
 // WriteError answers an Error.
