@@ -328,7 +328,7 @@ func TestLongLines(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			check := &pieceChecker{t: t, maxLine: maxLine, prefix: "web.0      | "}
-			// The history would keep up to 4 MiB of recent pieces on
+			// The history would keep up to 1 MiB of recent pieces on
 			// purpose; this measures the read path.
 			m := New(Options{Out: check, MaxLine: maxLine, HistoryLines: -1})
 			r, w := pipe(t)
