@@ -133,7 +133,7 @@ func (r *renderer) procfileWarnings(a *hclconfig.App) {
 // readiness is tcp.
 func (r *renderer) hasProxy(a *hclconfig.App) bool {
 	for _, l := range r.listenersOf(a) {
-		if l.Mode == hclconfig.Proxy {
+		if l.Mode.Proxied() {
 			return true
 		}
 	}

@@ -25,7 +25,7 @@ func (r *renderer) systemd() []File {
 	var files []File
 	sockets := make(map[string]string) // listener -> its socket unit, as a service names it
 	for _, l := range r.cfg.Listeners {
-		if l.Mode == hclconfig.Proxy {
+		if l.Mode.Proxied() {
 			r.proxyWarning(l)
 			continue
 		}

@@ -53,7 +53,15 @@ const (
 	ReusePort Mode = "reuseport"
 	// Proxy: the runner accepts and forwards to each instance's private port.
 	Proxy Mode = "proxy"
+	// HTTP: the runner reads each HTTP/1.1 request and forwards it to a
+	// ready instance's private port over connections it keeps open.
+	HTTP Mode = "http"
 )
+
+// Proxied reports whether the runner accepts the listener's connections and
+// forwards them to a private address per instance (proxy and http modes),
+// rather than handing the instances the socket.
+func (m Mode) Proxied() bool { return m == Proxy || m == HTTP }
 
 // Balance is how a proxy listener picks the instance for a connection.
 type Balance string
@@ -67,6 +75,10 @@ const (
 	// BalanceIPHash keeps each client address on one instance (consistent
 	// hashing with a bound on load).
 	BalanceIPHash Balance = "ip-hash"
+	// BalanceLeastRequests picks the ready instance with the fewest
+	// requests in flight (http mode's default; it sees requests, not
+	// connections).
+	BalanceLeastRequests Balance = "least-requests"
 )
 
 // DefaultQueueTimeout is how long a proxy listener's connection waits for
@@ -88,17 +100,20 @@ type Listener struct {
 	Backlog int
 	// NonBlocking sets O_NONBLOCK on the socket handed to instances.
 	NonBlocking bool
-	// Balance is set in proxy mode only (BalanceLeastConn unless written);
-	// it is "" for the other modes, where the kernel picks the instance.
+	// Balance is set in proxy mode (BalanceLeastConn unless written) and
+	// http mode (BalanceLeastRequests unless written); it is "" for the
+	// other modes, where the kernel picks the instance.
 	Balance Balance
 	// MaxConnections bounds the client connections a proxy listener holds
 	// open at once (0: a share of the runner's descriptor limit);
 	// MaxPerInstance those forwarded to one instance (0: no fixed bound);
 	// QueueTimeout is how long a connection waits for an instance that can
-	// take it (0: DefaultQueueTimeout). Proxy mode only.
+	// take it (0: DefaultQueueTimeout). Proxy and http modes only.
 	MaxConnections int
 	MaxPerInstance int
 	QueueTimeout   time.Duration
+	// HTTP holds what only http mode has; nil in the other modes.
+	HTTP *HTTPOptions
 	// DefRange is where the block is defined, for messages about it;
 	// AddressRange where its address was written (for a Procfile's web
 	// listener, the line's name).

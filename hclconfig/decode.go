@@ -60,6 +60,15 @@ type rawListener struct {
 	MaxConns    hcl.Expression `hcl:"max_connections,optional"`
 	MaxPerInst  hcl.Expression `hcl:"max_connections_per_instance,optional"`
 	QueueTime   hcl.Expression `hcl:"queue_timeout,optional"`
+	// http mode only (httplistener.go).
+	Sticky         *rawSticky     `hcl:"sticky,block"`
+	TrustedProxies hcl.Expression `hcl:"trusted_proxies,optional"`
+	AccessLog      hcl.Expression `hcl:"access_log,optional"`
+	MaxHeaderSize  hcl.Expression `hcl:"max_header_size,optional"`
+	HeaderTimeout  hcl.Expression `hcl:"header_timeout,optional"`
+	IdleTimeout    hcl.Expression `hcl:"idle_timeout,optional"`
+	Timeout        hcl.Expression `hcl:"timeout,optional"`
+	MaxRetryBody   hcl.Expression `hcl:"max_retry_body,optional"`
 }
 
 type rawApp struct {
@@ -187,29 +196,40 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 	modeOK := true
 	if m, ok := e.str(r.Mode, "mode"); ok {
 		switch Mode(m) {
-		case Shared, ReusePort, Proxy:
+		case Shared, ReusePort, Proxy, HTTP:
 			l.Mode = Mode(m)
 		default:
 			modeOK = false
-			e.errorf(r.Mode, "Invalid listener mode", "The mode %q is not known. Use \"shared\" (the default), \"reuseport\" or \"proxy\".%s", m, didYouMean(m, "shared", "reuseport", "proxy"))
+			e.errorf(r.Mode, "Invalid listener mode", "The mode %q is not known. Use \"shared\" (the default), \"reuseport\", \"proxy\" or \"http\".%s", m, didYouMean(m, "shared", "reuseport", "proxy", "http"))
 		}
 	} else if !absent(r.Mode) {
 		modeOK = false
 	}
-	if l.Mode == Proxy {
+	switch l.Mode {
+	case Proxy:
 		l.Balance = BalanceLeastConn
+	case HTTP:
+		l.Balance = BalanceLeastRequests
 	}
 	if b, ok := e.str(r.Balance, "balance"); ok {
+		// Each routing mode names its least-loaded choice by what it sees:
+		// connections in proxy mode, requests in http mode.
+		least, other := BalanceLeastConn, BalanceLeastRequests
+		if l.Mode == HTTP {
+			least, other = other, least
+		}
 		switch {
-		case Balance(b) != BalanceLeastConn && Balance(b) != BalanceRoundRobin && Balance(b) != BalanceIPHash:
-			e.errorf(r.Balance, "Invalid balance", "The balance %q is not known. Use \"least-conn\" (the default: the ready instance with the fewest open connections), \"round-robin\" or \"ip-hash\" (each client address keeps its instance).%s", b, didYouMean(b, "least-conn", "round-robin", "ip-hash"))
-		case l.Mode != Proxy && modeOK:
+		case Balance(b) == other && l.Mode.Proxied():
+			e.errorf(r.Balance, "Invalid balance", "The balance %q is not one of mode %q. Use %q (the default: the ready instance with the fewest open %s), \"round-robin\" or \"ip-hash\".", b, l.Mode, least, map[bool]string{true: "requests", false: "connections"}[l.Mode == HTTP])
+		case Balance(b) != BalanceLeastConn && Balance(b) != BalanceLeastRequests && Balance(b) != BalanceRoundRobin && Balance(b) != BalanceIPHash:
+			e.errorf(r.Balance, "Invalid balance", "The balance %q is not known. Use %q (the default: the ready instance with the fewest open %s), \"round-robin\" or \"ip-hash\" (each client address keeps its instance).%s", b, least, map[bool]string{true: "requests", false: "connections"}[l.Mode == HTTP], didYouMean(b, string(least), "round-robin", "ip-hash"))
+		case !l.Mode.Proxied() && modeOK:
 			e.errorf(r.Balance, "Balance needs proxy mode",
-				"Listener %q sets balance, but its mode is %q, where the kernel hands each connection to whichever instance accepts first; only the runner's proxy can balance. Set mode = \"proxy\", or remove balance.", r.Name, l.Mode)
+				"Listener %q sets balance, but its mode is %q, where the kernel hands each connection to whichever instance accepts first; only the runner can balance. Set mode = \"proxy\" or \"http\", or remove balance.", r.Name, l.Mode)
 		case Balance(b) == BalanceIPHash && l.Network == "unix":
 			e.errorf(r.Balance, "ip-hash needs a TCP listener",
-				"Listener %q is a unix socket, whose clients have no address to hash: every one would go to the same instance. Use \"least-conn\" or \"round-robin\".", r.Name)
-		case l.Mode == Proxy:
+				"Listener %q is a unix socket, whose clients have no address to hash: every one would go to the same instance. Use %q or \"round-robin\".", r.Name, least)
+		case l.Mode.Proxied():
 			l.Balance = Balance(b)
 		}
 	}
@@ -217,20 +237,21 @@ func decodeListener(e *evaluator, r *rawListener, dir string, srcs *sources) (*L
 		expr hcl.Expression
 		name string
 	}{{r.MaxConns, "max_connections"}, {r.MaxPerInst, "max_connections_per_instance"}, {r.QueueTime, "queue_timeout"}} {
-		if !absent(a.expr) && l.Mode != Proxy && modeOK {
+		if !absent(a.expr) && !l.Mode.Proxied() && modeOK {
 			e.errorf(a.expr, "Option needs proxy mode",
-				"Listener %q sets %s, but its mode is %q, where the kernel queues connections for the instances; only the runner's proxy holds them. Set mode = \"proxy\", or remove %s.", r.Name, a.name, l.Mode, a.name)
+				"Listener %q sets %s, but its mode is %q, where the kernel queues connections for the instances; only the runner holds them in proxy and http modes. Set mode = \"proxy\" or \"http\", or remove %s.", r.Name, a.name, l.Mode, a.name)
 		}
 	}
-	if n, ok := e.integer(r.MaxConns, "Invalid max_connections", "max_connections", "a whole number of at least 1 (client connections open at once; leave it out for a share of the runner's descriptor limit)", 1, 1<<31-1); ok && l.Mode == Proxy {
+	if n, ok := e.integer(r.MaxConns, "Invalid max_connections", "max_connections", "a whole number of at least 1 (client connections open at once; leave it out for a share of the runner's descriptor limit)", 1, 1<<31-1); ok && l.Mode.Proxied() {
 		l.MaxConnections = n
 	}
-	if n, ok := e.integer(r.MaxPerInst, "Invalid max_connections_per_instance", "max_connections_per_instance", "a whole number of at least 1 (connections forwarded to one instance at once; leave it out for no fixed bound)", 1, 1<<31-1); ok && l.Mode == Proxy {
+	if n, ok := e.integer(r.MaxPerInst, "Invalid max_connections_per_instance", "max_connections_per_instance", "a whole number of at least 1 (connections forwarded to one instance at once; leave it out for no fixed bound)", 1, 1<<31-1); ok && l.Mode.Proxied() {
 		l.MaxPerInstance = n
 	}
-	if d, ok := e.duration(r.QueueTime, "queue_timeout", positive); ok && l.Mode == Proxy {
+	if d, ok := e.duration(r.QueueTime, "queue_timeout", positive); ok && l.Mode.Proxied() {
 		l.QueueTimeout = d
 	}
+	decodeHTTP(e, r, l, modeOK)
 
 	if n, ok := e.integer(r.Backlog, "Invalid backlog", "backlog", "a whole number of at least 0 (0 keeps the kernel default)", 0, 1<<31-1); ok {
 		l.Backlog = n

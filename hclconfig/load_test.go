@@ -601,3 +601,32 @@ func TestWatchIgnoreAsUp(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPListener(t *testing.T) {
+	fixedEnviron(t, testEnviron...)
+	cfg, diags := mustLoad(t, "testdata/valid/http.hcl")
+	if len(diags) != 0 {
+		t.Errorf("diagnostics: %v", diags)
+	}
+	web := cfg.Listener("web")
+	want := HTTPOptions{MaxHeaderSize: DefaultMaxHeaderSize, HeaderTimeout: DefaultHeaderTimeout, IdleTimeout: DefaultIdleTimeout,
+		Timeout: DefaultHTTPTimeout, MaxRetryBody: DefaultMaxRetryBody}
+	if web.Mode != HTTP || !web.Mode.Proxied() || web.Balance != BalanceLeastRequests || web.HTTP == nil || !reflect.DeepEqual(*web.HTTP, want) {
+		t.Errorf("web = %+v, %+v; want the http defaults %+v", web, web.HTTP, want)
+	}
+	chat := cfg.Listener("chat")
+	want = HTTPOptions{StickyCookie: "io_node", TrustedProxies: []string{"10.0.0.0/8", "192.0.2.7/32", "198.51.100.0/24", "2001:db8::/32"},
+		AccessLog: true, MaxHeaderSize: 16 << 10, HeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, Timeout: 30 * time.Second}
+	if chat.Balance != BalanceIPHash || chat.MaxConnections != 1000 || chat.MaxPerInstance != 16 || chat.QueueTimeout != 3*time.Second ||
+		chat.HTTP == nil || !reflect.DeepEqual(*chat.HTTP, want) {
+		t.Errorf("chat = %+v, %+v; want %+v", chat, chat.HTTP, want)
+	}
+	if a := cfg.App("chat"); a.Ready.Check != ReadyTCP {
+		t.Errorf("chat ready = %+v, want the tcp default of a proxied app", a.Ready)
+	}
+	for _, l := range cfg.Listeners {
+		if l.Mode != HTTP && l.HTTP != nil {
+			t.Errorf("%s: HTTP options outside http mode", l.Name)
+		}
+	}
+}

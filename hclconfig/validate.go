@@ -276,7 +276,7 @@ func listenersByName(cfg *Config) map[string]*Listener {
 // proxyListener returns the first of the app's listeners in proxy mode.
 func proxyListener(byName map[string]*Listener, a *App) *Listener {
 	for _, name := range a.Listeners {
-		if l := byName[name]; l != nil && l.Mode == Proxy {
+		if l := byName[name]; l != nil && l.Mode.Proxied() {
 			return l
 		}
 	}

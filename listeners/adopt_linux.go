@@ -80,7 +80,7 @@ func adopt(d *hclconfig.Listener, in *inherited) (sk *socket, warnings []string,
 				d.Name, d.NonBlocking, what, map[bool]string{true: "non-blocking", false: "blocking"}[nonblocking], map[bool]string{true: "yes", false: "no"}[d.NonBlocking]))
 		}
 		sk.shared = &rawSock{fd: fd, port: sk.port}
-	case hclconfig.Proxy:
+	case hclconfig.Proxy, hclconfig.HTTP:
 		// Only the runner accepts on it (instances have private sockets).
 		if err := unix.SetNonblock(fd, true); err != nil {
 			return nil, nil, fmt.Errorf("cannot use %s: %w", what, err)

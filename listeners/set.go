@@ -134,7 +134,7 @@ func (s *Set) Bind(defs []*hclconfig.Listener) (warnings []string, err error) {
 			if _, err := s.slotLocked(sk, 0); err != nil {
 				return fail(d, err)
 			}
-		case hclconfig.Proxy:
+		case hclconfig.Proxy, hclconfig.HTTP:
 			ln, port, err := listen(context.Background(), d, d.Address, false)
 			if err != nil {
 				return fail(d, err)
@@ -292,7 +292,7 @@ func (s *Set) Grant(app string, defs []*hclconfig.Listener, index, private int) 
 			if rs = sk.shared; rs == nil { // else adopted: one socket for all
 				rs, err = s.slotLocked(sk, index)
 			}
-		case hclconfig.Proxy:
+		case hclconfig.Proxy, hclconfig.HTTP:
 			rs, err = s.privateLocked(sk, app, index, private)
 			if err == nil {
 				port = rs.port

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clusterrun/clusterrun/hclconfig"
 	"github.com/clusterrun/clusterrun/listeners"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/proc"
@@ -245,7 +244,7 @@ func (p *procs) spawn(req StartRequest) {
 		}()
 		notify.Close()
 		for _, l := range rel.Listeners {
-			if l.Mode == hclconfig.Proxy {
+			if l.Mode.Proxied() {
 				r.lset.Unlisten(a.Name, l, req.Index, req.Private)
 			}
 		}

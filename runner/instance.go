@@ -405,7 +405,7 @@ func (m *Machine) stopNow(in *instance) {
 // they may have connections under way when they are stopped.
 func proxied(rel *Release) bool {
 	for _, l := range rel.Listeners {
-		if l.Mode == hclconfig.Proxy {
+		if l.Mode.Proxied() {
 			return true
 		}
 	}

@@ -17,7 +17,7 @@ func (m *Machine) Snapshot() status.Runner {
 		Listeners: []status.Listener{}, Apps: []status.App{}, Counters: m.copyCounters()}
 	for _, l := range m.cfg.Listeners {
 		sl := status.Listener{Name: l.Name, Address: m.socks.Addr(l), Mode: string(l.Mode)}
-		if l.Mode == "proxy" {
+		if l.Mode.Proxied() {
 			sl.Balance = string(l.Balance)
 		}
 		st.Listeners = append(st.Listeners, sl)
@@ -70,7 +70,7 @@ func (m *Machine) instanceStatus(in *instance, role string) status.Instance {
 		is.UptimeSeconds = m.clock.Now().Sub(in.started).Seconds()
 	}
 	for _, l := range in.rel.Listeners {
-		if l.Mode == "proxy" && in.addrs[l.Name] != "" {
+		if l.Mode.Proxied() && in.addrs[l.Name] != "" {
 			is.Addr = in.addrs[l.Name]
 			break
 		}
