@@ -246,6 +246,17 @@ func (m *Mux) Attach(r io.Reader, src Source) <-chan struct{} {
 	return done
 }
 
+// Lines emits data, whole lines each ended by a newline (a last one without
+// is emitted as it is), as lines of src with one Write, as if src's pipe had
+// brought them in one read. The runner writes the access log of an http
+// listener into the app's stream so.
+func (m *Mux) Lines(src Source, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	m.batch(&source{src: src}, data, 0, true)
+}
+
 func (m *Mux) pump(r io.Reader, src Source) {
 	s := &source{src: src}
 	newLineReader(r, smallRead, &m.bigBufs).run(func(data []byte, clean int, eof bool) int {

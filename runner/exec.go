@@ -74,6 +74,13 @@ func (p *procs) SetTag(id InstanceID, tag string) {
 	}
 }
 
+// tagOf is the log tag of a started instance, nil if unknown.
+func (p *procs) tagOf(id InstanceID) *logmux.Tag {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tags[id]
+}
+
 func (p *procs) forget(id InstanceID) {
 	p.mu.Lock()
 	delete(p.tags, id)

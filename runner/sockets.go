@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/proxy"
+	"github.com/clusterrun/clusterrun/route"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -24,6 +26,12 @@ type sockets struct {
 	// the number of live instances (live).
 	fds  *proxy.FDBudget
 	live map[InstanceID]struct{}
+	// https are the servers of http listeners (sockets_http.go); httpFDs
+	// the descriptor budget they share; access where their access lines
+	// go.
+	https   map[net.Listener]*served
+	httpFDs *route.FDBudget
+	access  *accessSources
 	// quiescing holds, per instance waiting to be quiesced, what ends the
 	// wait early: the instance is gone.
 	quiescing map[InstanceID]chan struct{}
@@ -39,7 +47,9 @@ type routed struct {
 
 func newSockets(r *Runner) *sockets {
 	return &sockets{r: r, proxies: map[net.Listener]*routed{}, quiescing: map[InstanceID]chan struct{}{},
-		fds: proxy.NewFDBudget(fdReserve(0)), live: map[InstanceID]struct{}{}}
+		fds: proxy.NewFDBudget(fdReserve(0)), live: map[InstanceID]struct{}{},
+		https: map[net.Listener]*served{}, httpFDs: route.NewFDBudget(fdReserve(0)),
+		access: &accessSources{m: map[InstanceID]logmux.Source{}}}
 }
 
 func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
@@ -83,6 +93,7 @@ func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
 			}
 		}()
 	}
+	s.bindHTTP(defs)
 	return warnings, nil
 }
 
@@ -112,6 +123,7 @@ func (s *sockets) Retain(defs []*hclconfig.Listener) {
 			go rt.px.Close(context.Background())
 		}
 	}
+	s.retainHTTP(keep)
 	s.r.lset.Retain(defs)
 }
 
@@ -126,6 +138,7 @@ func (s *sockets) Addr(def *hclconfig.Listener) string { return s.r.lset.Addr(de
 // stopped being routable is removed before it is sent its stop signal
 // (the supervisor publishes Unroutable first).
 func (s *sockets) route(ev status.Lifecycle) {
+	s.routeHTTP(ev)
 	switch ev.Kind {
 	case status.Started:
 		s.live[ev.ID] = struct{}{}
@@ -177,6 +190,7 @@ func (s *sockets) Quiesce(id InstanceID, idle time.Duration) {
 	for _, rt := range s.proxies {
 		quiet = append(quiet, rt.px.Quiesce(uint64(id), idle))
 	}
+	quiet = append(quiet, s.quiesceHTTP(id, idle)...)
 	if old := s.quiescing[id]; old != nil {
 		close(old)
 	}
@@ -208,6 +222,7 @@ func fdReserve(instances int) int { return 256 + 8*instances }
 // waiting connections and whether it is hung, per listener its
 // connections and queue.
 func (s *sockets) addConns(st *status.Runner) {
+	defer s.addHTTP(st) // after the proxies, which set Conns
 	// Status names processes by pid; map ids through the machine.
 	per := map[int]*status.Instance{}
 	for i := range st.Apps {
@@ -250,6 +265,7 @@ func (s *sockets) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
+	s.closeHTTP(ctx, &wg)
 	for ln, rt := range s.proxies {
 		delete(s.proxies, ln)
 		wg.Go(func() {

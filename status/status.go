@@ -35,10 +35,11 @@ type Listener struct {
 	Address string `json:"address"`
 	Mode    string `json:"mode"`
 	Balance string `json:"balance,omitempty"`
-	// Proxy mode: the client connections open, the most it holds at once
-	// (max_connections, or what the runner's descriptor budget leaves),
-	// those waiting in the runner for an instance that can take them, and
-	// those closed after queue_timeout since start.
+	// Proxy and http modes: the client connections open, the most it
+	// holds at once (max_connections, or what the runner's descriptor
+	// budget leaves; proxy mode), those (http mode: requests) waiting in
+	// the runner for an instance that can take them, and those closed
+	// (http mode: answered 503) after queue_timeout since start.
 	Conns         int   `json:"conns,omitempty"`
 	MaxConns      int   `json:"max_conns,omitempty"`
 	Queued        int   `json:"queued,omitempty"`
@@ -64,6 +65,37 @@ type App struct {
 	// ended, if one did.
 	LastRollout *LastRollout `json:"last_rollout,omitempty"`
 	Procs       []Instance   `json:"procs"`
+	// HTTP holds the requests its http listeners answered since the
+	// runner started, per listener and instance number.
+	HTTP []HTTPCounts `json:"http,omitempty"`
+}
+
+// HTTPCounts are the requests one http listener answered for one instance
+// number (all its processes, since the runner started); they only grow.
+type HTTPCounts struct {
+	Listener string `json:"listener"`
+	Instance int    `json:"instance"`
+	// ByClass counts the answers by status class: [0] 1xx … [4] 5xx,
+	// including the runner's own 502, 503 and 504.
+	ByClass [5]uint64 `json:"by_class"`
+	// Buckets counts the requests by duration: Buckets[i] took at most
+	// HTTPBuckets[i] seconds and more than the bound before (not
+	// cumulative); the last one is above them all. Sum is the total in
+	// seconds.
+	Buckets []uint64 `json:"buckets"`
+	Sum     float64  `json:"sum_seconds"`
+}
+
+// HTTPBuckets are the upper bounds of HTTPCounts.Buckets, in seconds.
+var HTTPBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// HTTPRecent is one process's last minute behind an http listener.
+type HTTPRecent struct {
+	// PerSec is its answers per second; P50 and P99 the median and 99th
+	// percentile of their durations (to about 6%).
+	PerSec float64       `json:"req_per_sec"`
+	P50    time.Duration `json:"p50_ns"`
+	P99    time.Duration `json:"p99_ns"`
 }
 
 // Rollout is an app's rolling replacement in progress.
@@ -118,7 +150,8 @@ type Instance struct {
 	Message string `json:"message,omitempty"`
 	// Addr is its private address in proxy mode.
 	Addr string `json:"addr,omitempty"`
-	// Conns is the number of proxied connections open to it; Waiting how
+	// Conns is the number of proxied connections open to it (http mode:
+	// its requests in flight, upgraded connections included); Waiting how
 	// many of them (dials included) have had no byte back yet, the oldest
 	// for OldestWait.
 	Conns      int           `json:"conns,omitempty"`
@@ -128,6 +161,9 @@ type Instance struct {
 	// find out) because it has sent nothing for a while with connections
 	// waiting on it; it is routable again once it answers.
 	Hung bool `json:"hung,omitempty"`
+	// HTTP is its last minute behind an http listener, nil when it has
+	// none.
+	HTTP *HTTPRecent `json:"http,omitempty"`
 	// CPUPercent is the process group's CPU use over the last sample (100
 	// = one core); -1 where unknown.
 	CPUPercent float64 `json:"cpu_percent"`

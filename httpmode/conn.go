@@ -1,0 +1,270 @@
+package httpmode
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/clusterrun/clusterrun/route"
+)
+
+// clientConn is one client connection, served by one goroutine from accept
+// to close: it reads a request, forwards it, writes the answer, and reads
+// the next.
+type clientConn struct {
+	s *Server
+	c net.Conn
+	// addr is the client's address (invalid for a unix socket); key its
+	// IPHash key; forFor its X-Forwarded-For form and forwardedFor its
+	// Forwarded "for=" form; trusted: its forwarding fields are kept.
+	addr         netip.Addr
+	key          uint64
+	forFor       string
+	forwardedFor string
+	trusted      bool
+
+	// rb[r:w] is read from the client and not used yet.
+	rb   []byte
+	r, w int
+	req  head
+	// out is where heads are written before they are sent.
+	out []byte
+
+	// logLine holds the method and target for the access log (the head's
+	// bytes may be gone by the end of the request).
+	logLine []byte
+
+	// mu guards state, which Close reads to tell an idle connection from
+	// a busy one, and the tunnel's other end, which kill closes.
+	mu       sync.Mutex
+	state    int
+	closing  bool // Close began: the answer under way is the last one
+	killed   bool
+	tunnelTo *net.TCPConn
+}
+
+// Connection states, for Close.
+const (
+	stIdle   = iota // waiting for a request
+	stActive        // a request under way
+	stDone
+)
+
+// cliBufSize is a client connection's read buffer; a head that does not fit
+// grows it up to MaxHeaderSize.
+const cliBufSize = 4 << 10
+
+func (s *Server) newClient(c net.Conn) *clientConn {
+	cc := &clientConn{s: s, c: c}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.addr = ta.AddrPort().Addr().Unmap()
+		cc.key = route.AddrKey(cc.addr)
+		cc.forFor = cc.addr.String()
+		if cc.addr.Is6() {
+			cc.forwardedFor = `"[` + cc.forFor + `]"`
+		} else {
+			cc.forwardedFor = cc.forFor
+		}
+		for _, p := range s.o.TrustedProxies {
+			if p.Contains(cc.addr) {
+				cc.trusted = true
+				break
+			}
+		}
+	}
+	return cc
+}
+
+// release gives back what the connection held.
+func (cc *clientConn) release() {
+	cc.c.Close()
+	cc.s.open.Add(-1)
+	cc.s.fds.Give(1)
+}
+
+func (cc *clientConn) serve() {
+	s := cc.s
+	defer func() {
+		cc.mu.Lock()
+		cc.state = stDone
+		cc.mu.Unlock()
+		cc.release()
+		s.mu.Lock()
+		delete(s.conns, cc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	cc.rb = make([]byte, cliBufSize)
+	for {
+		if !cc.readHead() {
+			return
+		}
+		if !cc.mark(stActive) {
+			return
+		}
+		keep := cc.handle()
+		if !keep || !cc.mark(stIdle) {
+			return
+		}
+	}
+}
+
+// mark moves the connection to state st; it reports false once Close has
+// begun and the connection should end (after the answer under way).
+func (cc *clientConn) mark(st int) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.state = st
+	return !cc.closing || st == stActive
+}
+
+// shutdown: Close began. An idle connection ends now; a busy one after its
+// answer, which says "Connection: close".
+func (cc *clientConn) shutdown() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.closing = true
+	if cc.state == stIdle {
+		// Wakes the read in readHead, which then returns.
+		cc.c.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// kill ends the connection whatever it is doing.
+func (cc *clientConn) kill() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.killed = true
+	cc.c.SetDeadline(time.Unix(1, 0))
+	if cc.tunnelTo != nil {
+		cc.tunnelTo.SetDeadline(time.Unix(1, 0))
+	}
+}
+
+// readHead reads until rb holds a whole request head, and parses it into
+// cc.req. It answers a malformed or oversized head itself and reports false
+// when the connection should end: the client closed, went idle past
+// IdleTimeout, took HeaderTimeout over a head, or sent a bad one.
+func (cc *clientConn) readHead() bool {
+	s := cc.s
+	// Bytes left from the previous request (pipelining) come first.
+	if cc.r == cc.w {
+		cc.r, cc.w = 0, 0
+	} else if cc.r > 0 && cc.r > len(cc.rb)/2 {
+		cc.w = copy(cc.rb, cc.rb[cc.r:cc.w])
+		cc.r = 0
+	}
+	started := cc.w > cc.r
+	if started {
+		cc.c.SetReadDeadline(time.Now().Add(s.o.HeaderTimeout))
+	} else {
+		cc.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+	}
+	for {
+		if cc.w > cc.r {
+			err := parseRequest(cc.rb[cc.r:cc.w], &cc.req)
+			if err == nil && cc.req.size > s.o.MaxHeaderSize {
+				err = errTooLarge
+			}
+			if err == nil {
+				return true
+			}
+			if err != errIncomplete {
+				cc.refuse(statusOf(err), err.Error())
+				return false
+			}
+			if cc.w-cc.r >= s.o.MaxHeaderSize {
+				cc.refuse(431, "the request line and headers are larger than max_header_size")
+				return false
+			}
+			if !started {
+				started = true
+				cc.c.SetReadDeadline(time.Now().Add(s.o.HeaderTimeout))
+			}
+		}
+		if cc.w == len(cc.rb) {
+			if cc.r > 0 {
+				cc.w = copy(cc.rb, cc.rb[cc.r:cc.w])
+				cc.r = 0
+			} else {
+				nb := make([]byte, min(2*len(cc.rb), s.o.MaxHeaderSize+1))
+				copy(nb, cc.rb[:cc.w])
+				cc.rb = nb
+			}
+		}
+		n, err := cc.c.Read(cc.rb[cc.w:])
+		cc.w += n
+		if err != nil {
+			if n > 0 {
+				continue
+			}
+			if started && errors.Is(err, os.ErrDeadlineExceeded) && !cc.isClosing() {
+				cc.refuse(408, "the request line and headers took longer than header_timeout")
+			}
+			return false
+		}
+	}
+}
+
+func (cc *clientConn) isClosing() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.closing
+}
+
+// refuse answers a request the runner does not forward and will not read
+// past: the connection closes after it.
+func (cc *clientConn) refuse(status int, why string) {
+	cc.s.log.Printf("refused a request on %s with %d: %s", cc.s.lnStr, status, why)
+	cc.writeError(status, true)
+}
+
+// writeError writes a short plain-text answer of the runner's own.
+func (cc *clientConn) writeError(status int, close bool) {
+	text := statusText(status)
+	body := strconv.Itoa(status) + " " + text + "\n"
+	b := cc.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	if close {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	cc.out = b
+	cc.c.SetWriteDeadline(time.Now().Add(cc.s.o.HeaderTimeout))
+	cc.c.Write(b)
+	cc.c.SetWriteDeadline(time.Time{})
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Content Too Large"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}

@@ -1,0 +1,414 @@
+package httpmode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/clusterrun/clusterrun/route"
+)
+
+// Options tune a Server. The zero value is usable.
+type Options struct {
+	// Balance picks the instance of a request without a sticky target:
+	// route.LeastLoad (fewest requests in flight), RoundRobin or IPHash.
+	Balance route.Balance
+	// StickyCookie, when set, names the cookie that keeps a client on the
+	// instance that answered its first request.
+	StickyCookie string
+	// TrustedProxies are the client addresses whose X-Forwarded-* and
+	// Forwarded fields are kept and appended to.
+	TrustedProxies []netip.Prefix
+	// MaxConnections bounds the client connections open at once (0: the
+	// descriptor budget only); MaxPerInstance the requests in flight on one
+	// instance (0: none); QueueTimeout how long a request may wait for an
+	// instance that can take it (0: 10s).
+	MaxConnections int
+	MaxPerInstance int
+	QueueTimeout   time.Duration
+	// MaxHeaderSize bounds a request's head (0: 64 KiB); HeaderTimeout the
+	// reading of a head from its first byte (0: 10s); IdleTimeout the wait
+	// for a keep-alive client's next request (0: 60s); Timeout the wait for
+	// an instance's answer to begin (0: 60s).
+	MaxHeaderSize int
+	HeaderTimeout time.Duration
+	IdleTimeout   time.Duration
+	Timeout       time.Duration
+	// MaxRetryBody is the largest request body kept for a retry (0: 64
+	// KiB; negative: none is kept).
+	MaxRetryBody int
+	// ConnectTimeout bounds a connect to an instance (0: 1s).
+	ConnectTimeout time.Duration
+	// FDs is the descriptor budget shared with the other listeners; nil
+	// means one of its own.
+	FDs *route.FDBudget
+	// AccessLog, when set, gets one line per request (see AccessLine), from
+	// a goroutine of the server's.
+	AccessLog AccessLine
+	// Logf receives the server's own messages, rate-limited.
+	Logf func(format string, args ...any)
+}
+
+// Defaults for zero Options.
+const (
+	defaultQueueTimeout   = 10 * time.Second
+	defaultMaxHeaderSize  = 64 << 10
+	defaultHeaderTimeout  = 10 * time.Second
+	defaultIdleTimeout    = 60 * time.Second
+	defaultTimeout        = 60 * time.Second
+	defaultMaxRetryBody   = 64 << 10
+	defaultConnectTimeout = time.Second
+)
+
+// Server is one http-mode listener: it accepts clients, reads their
+// requests and forwards each to an instance of its routable set. Its
+// methods are safe for concurrent use; Serve is called once.
+type Server struct {
+	o     Options
+	ln    net.Listener
+	lnStr string
+	unix  bool
+	table *route.Table
+	log   *route.Limiter
+	fds   *route.FDBudget
+	// trusted: TrustedProxies is not empty.
+	trusted bool
+	reaper  reaper
+	// affinity keeps each client address on its instance (IPHash).
+	affinity *affinity
+	// access is the access log, nil when off.
+	access *accessLog
+
+	open    atomic.Int64
+	waiting atomic.Int64
+	// queueTimeouts counts requests answered 503 after QueueTimeout.
+	queueTimeouts atomic.Int64
+
+	mu sync.Mutex
+	// conns are the open client connections, for Close.
+	conns map[*clientConn]struct{}
+	// draining holds the instances that left the routable set and are not
+	// yet forgotten: a client stuck to one still reaches it.
+	draining map[uint64]*backend
+	// slots holds the per-slot figures that outlive the instances.
+	slots   map[slotKey]*slotStats
+	closed  bool
+	closing chan struct{}
+	done    chan struct{} // closed when the last goroutine ends
+	wg      sync.WaitGroup
+	served  chan struct{}
+	// logDone ends the access log's goroutine, after the requests.
+	logDone chan struct{}
+}
+
+type slotKey struct {
+	app  string
+	slot int
+}
+
+// New returns a Server that will accept on ln (a *net.TCPListener or a
+// *net.UnixListener) once Serve runs. It routes nowhere until SetBackends
+// gives it instances. The Server owns ln: Close closes it.
+func New(ln net.Listener, o Options) *Server {
+	if o.QueueTimeout == 0 {
+		o.QueueTimeout = defaultQueueTimeout
+	}
+	if o.MaxHeaderSize <= 0 {
+		o.MaxHeaderSize = defaultMaxHeaderSize
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = defaultHeaderTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = defaultIdleTimeout
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	switch {
+	case o.MaxRetryBody == 0:
+		o.MaxRetryBody = defaultMaxRetryBody
+	case o.MaxRetryBody < 0:
+		o.MaxRetryBody = 0
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = defaultConnectTimeout
+	}
+	if o.FDs == nil {
+		o.FDs = route.NewFDBudget(route.DefaultReserve)
+	}
+	s := &Server{
+		o: o, ln: ln, lnStr: ln.Addr().String(), log: route.NewLimiter(o.Logf), fds: o.FDs,
+		trusted: len(o.TrustedProxies) > 0,
+		conns:   map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
+		closing: make(chan struct{}), done: make(chan struct{}), served: make(chan struct{}),
+	}
+	_, s.unix = ln.(*net.UnixListener)
+	s.reaper = reaper{s: s, wake: make(chan struct{}, 1)}
+	if o.Balance == route.IPHash {
+		s.affinity = newAffinity()
+	}
+	if o.AccessLog != nil {
+		s.access = newAccessLog(o.AccessLog)
+		s.access.own = logBuf{slot: -1}
+	}
+	s.table = route.New(route.Options{
+		Balance: o.Balance, MaxPerInstance: o.MaxPerInstance, Log: s.log,
+		// A request that waits long for its answer is normal here (a long
+		// poll): the timeout answers 504 instead.
+		HungAfter: -1,
+		Attach:    s.attach, Detach: s.detach,
+	})
+	return s
+}
+
+// attach makes the http state of a new instance.
+func (s *Server) attach(t *route.Target) {
+	b := &backend{t: t, s: s}
+	if s.o.StickyCookie != "" {
+		b.stickyValue = t.App + "." + strconv.Itoa(t.Slot) + "." + strconv.FormatUint(t.ID, 10)
+		b.setCookie = []byte("Set-Cookie: " + s.o.StickyCookie + "=" + b.stickyValue + "; Path=/; HttpOnly; SameSite=Lax\r\n")
+	}
+	b.stats = s.statsFor(t)
+	b.log = logBuf{app: t.App, slot: t.Slot, id: t.ID}
+	t.Data = b
+}
+
+// detach: the instance left the routable set. Its idle connections are
+// closed, so that an app that waits for its connections to close before
+// it exits (Node's server.close) is not held up by the runner's; a client
+// stuck to it still reaches it until it is forgotten.
+func (s *Server) detach(t *route.Target) {
+	b := t.Data.(*backend)
+	s.mu.Lock()
+	if !s.closed && (s.o.StickyCookie != "" || s.affinity != nil) {
+		s.draining[t.ID] = b
+	} else {
+		b.mu.Lock()
+		b.gone = true
+		b.mu.Unlock()
+	}
+	s.mu.Unlock()
+	b.closeIdle(true, 0)
+}
+
+// SetBackends replaces the routable set (see route.Table.SetBackends).
+func (s *Server) SetBackends(bs []route.Backend) { s.table.SetBackends(bs) }
+
+// Forget says that instance id got its stop signal or is gone: no client
+// stuck to it reaches it any more.
+func (s *Server) Forget(id uint64) {
+	s.mu.Lock()
+	b := s.draining[id]
+	delete(s.draining, id)
+	s.mu.Unlock()
+	if b != nil {
+		b.sealed.Store(true)
+		b.mu.Lock()
+		b.gone = true
+		b.mu.Unlock()
+		b.closeIdle(true, 0)
+	}
+}
+
+// Quiesce returns a channel closed once no request is outstanding on
+// instance id and its upgraded connections have ended (route.Table.Quiesce
+// with idle). From the first moment it is found quiet, no client stuck to
+// it starts a new request there, so it stays quiet.
+func (s *Server) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-s.table.Quiesce(id, idle)
+		s.mu.Lock()
+		b := s.draining[id]
+		s.mu.Unlock()
+		if b == nil {
+			return
+		}
+		b.sealed.Store(true)
+		// A request that picked it before the seal may have started.
+		<-s.table.Quiesce(id, idle)
+	}()
+	return done
+}
+
+// Serve accepts clients until Close. It returns nil after Close, or the
+// error that stopped the accepting.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		close(s.served)
+		return nil
+	}
+	s.wg.Add(3)
+	s.mu.Unlock()
+	if s.access != nil {
+		s.logDone = make(chan struct{})
+		go s.access.run(s.logDone)
+	}
+	go func() { defer s.wg.Done(); s.reaper.run(s.closing) }()
+	go func() { defer s.wg.Done(); s.table.Watch(s.closing) }()
+	defer close(s.served)
+	defer s.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		if n := s.open.Add(1); (s.o.MaxConnections > 0 && n > int64(s.o.MaxConnections)) || !s.fds.Take(1, route.Now()) {
+			s.open.Add(-1)
+			if s.o.MaxConnections > 0 && n > int64(s.o.MaxConnections) {
+				s.log.Printf("%s has %d connections open, its max_connections; new ones wait in the listen backlog", s.lnStr, s.o.MaxConnections)
+			} else {
+				s.log.Printf("the listeners hold %d descriptors, all the budget leaves them (soft RLIMIT_NOFILE less a reserve for instances and the control socket); new connections on %s wait in the listen backlog", s.fds.Used(), s.lnStr)
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+				continue
+			case <-s.closing:
+				return nil
+			}
+		}
+		c, err := s.ln.Accept()
+		if err != nil {
+			s.open.Add(-1)
+			s.fds.Give(1)
+			select {
+			case <-s.closing:
+				return nil
+			default:
+			}
+			if !temporary(err) {
+				s.log.Printf("cannot accept on %s: %v; no longer accepting", s.lnStr, err)
+				return fmt.Errorf("cannot accept on %s: %w", s.lnStr, err)
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else {
+				backoff = min(2*backoff, time.Second)
+			}
+			s.log.Printf("cannot accept on %s: %v; retrying with a backoff of up to 1s", s.lnStr, err)
+			select {
+			case <-time.After(backoff):
+			case <-s.closing:
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		cc := s.newClient(c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			cc.release()
+			return nil
+		}
+		s.conns[cc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go cc.serve()
+	}
+}
+
+// temporary reports whether an accept error is worth retrying.
+func temporary(err error) bool {
+	for _, e := range [...]syscall.Errno{
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.EPERM,
+		syscall.ETIMEDOUT, syscall.EINTR, syscall.EAGAIN,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Close stops accepting, closes idle client connections at once and lets
+// the others finish the request under way (a keep-alive client gets
+// "Connection: close" with its answer) until ctx ends; then it closes them
+// and returns once every goroutine has ended.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	first := !s.closed
+	s.closed = true
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	if first {
+		close(s.closing)
+		s.ln.Close()
+		for _, c := range conns {
+			c.shutdown()
+		}
+	}
+	wait := make(chan struct{})
+	go func() { s.wg.Wait(); close(wait) }()
+	var err error
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		s.mu.Lock()
+		n := len(s.conns)
+		for c := range s.conns {
+			c.kill()
+		}
+		s.mu.Unlock()
+		<-wait
+		if n > 0 {
+			err = fmt.Errorf("cannot drain %d connections on %s: %w", n, s.lnStr, context.Cause(ctx))
+		}
+	}
+	s.closeIdle(true)
+	if s.logDone != nil {
+		close(s.logDone)
+	}
+	return err
+}
+
+// closeIdle closes the pooled connections idle for poolIdle (all, if all),
+// and reports whether some are left.
+func (s *Server) closeIdle(all bool) bool {
+	cutoff := route.Now() - int64(poolIdle)
+	left := false
+	for _, t := range s.table.Snapshot().Targets() {
+		if t.Data.(*backend).closeIdle(all, cutoff) {
+			left = true
+		}
+	}
+	s.mu.Lock()
+	ds := make([]*backend, 0, len(s.draining))
+	for _, b := range s.draining {
+		ds = append(ds, b)
+	}
+	s.mu.Unlock()
+	for _, b := range ds {
+		b.closeIdle(true, 0)
+	}
+	return left
+}
+
+// Stats is what status shows of an http listener.
+type Stats struct {
+	// Open client connections; Queued, requests waiting for an instance;
+	// QueueTimeouts, those answered 503 after QueueTimeout since start.
+	Open, Queued  int
+	QueueTimeouts int64
+}
+
+// Stats returns the listener's figures.
+func (s *Server) Stats() Stats {
+	return Stats{Open: int(s.open.Load()), Queued: int(s.waiting.Load()), QueueTimeouts: s.queueTimeouts.Load()}
+}
+
+// Addr is where the server listens.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
