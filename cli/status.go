@@ -143,6 +143,15 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 					mode += fmt.Sprintf(", %d closed after queue_timeout", l.QueueTimeouts)
 				}
 			}
+			if l.Mode == "http" {
+				mode += fmt.Sprintf(", %d connections", l.Conns)
+				if l.Queued > 0 {
+					mode += fmt.Sprintf(", %d requests waiting for an instance", l.Queued)
+				}
+				if l.QueueTimeouts > 0 {
+					mode += fmt.Sprintf(", %d answered 503 after queue_timeout", l.QueueTimeouts)
+				}
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Name, l.Address, mode)
 		}
 		tw.Flush()
@@ -153,7 +162,19 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	bad := []bool{false, false} // the blank line and the heading
-	fmt.Fprintln(tw, "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tPSS\tUSS")
+	// Apps behind an http listener show their last minute: requests per
+	// second, median and 99th percentile.
+	withHTTP := false
+	for _, a := range st.Apps {
+		for _, p := range a.Procs {
+			withHTTP = withHTTP || p.HTTP != nil
+		}
+	}
+	heading := "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tPSS\tUSS"
+	if withHTTP {
+		heading += "\tREQ/S\tP50\tP99"
+	}
+	fmt.Fprintln(tw, heading)
 	for _, a := range st.Apps {
 		if len(a.Procs) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t%d\t%s\t-\t-\t-\t-\t-\t-\t-\n", a.Name, a.Release, a.State)
@@ -192,7 +213,11 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 				}
 				last = fmt.Sprintf("%s, %s ago", how, roundAge(now.Sub(e.At)))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, pss, uss)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s", a.Name, p.Instance, pid, p.Release, state, role, p.Restarts, last, up, cpu, pss, uss)
+			if withHTTP {
+				fmt.Fprintf(tw, "\t%s", httpColumns(p.HTTP))
+			}
+			fmt.Fprintln(tw)
 			bad = append(bad, p.CrashLoop || p.Hung || p.State == "failed" || p.State == "backoff")
 		}
 	}
@@ -254,4 +279,29 @@ func roundAge(d time.Duration) string {
 		return "0s"
 	}
 	return d.Round(time.Second).String()
+}
+
+// httpColumns are an instance's REQ/S, P50 and P99 over the last minute.
+func httpColumns(h *status.HTTPRecent) string {
+	if h == nil || h.PerSec == 0 {
+		return "-\t-\t-"
+	}
+	rate := fmt.Sprintf("%.1f", h.PerSec)
+	if h.PerSec >= 100 {
+		rate = fmt.Sprintf("%.0f", h.PerSec)
+	}
+	return rate + "\t" + latency(h.P50) + "\t" + latency(h.P99)
+}
+
+// latency is a duration in two or three significant figures.
+func latency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
 }

@@ -67,3 +67,41 @@ func TestPrintStatus(t *testing.T) {
 		t.Errorf("the colored table differs from the plain one:\n%s\n%s", stripped, out)
 	}
 }
+
+// An app behind an http listener shows each instance's last minute:
+// requests per second, p50 and p99; an instance without requests shows
+// dashes, and the listener its connections.
+func TestPrintStatusHTTP(t *testing.T) {
+	now := time.Now()
+	st := &status.Runner{PID: 42, Config: "/srv/cluster.hcl", Phase: "running", Started: now, PSSBytes: -1,
+		Listeners: []status.Listener{{Name: "web", Address: "127.0.0.1:8080", Mode: "http", Balance: "least-requests", Conns: 12, Queued: 2}},
+		Apps: []status.App{{Name: "web", State: "ready", Instances: 2, Release: 1, Procs: []status.Instance{
+			{App: "web", Instance: 0, PID: 4100, State: "ready", Role: "serving", Release: 1, Started: now, CPUPercent: -1, PSSBytes: -1,
+				HTTP: &status.HTTPRecent{PerSec: 1234.4, P50: 840 * time.Microsecond, P99: 12500 * time.Microsecond}},
+			{App: "web", Instance: 1, PID: 4101, State: "ready", Role: "serving", Release: 1, Started: now, CPUPercent: -1, PSSBytes: -1,
+				HTTP: &status.HTTPRecent{}},
+		}}}}
+	var b bytes.Buffer
+	printStatus(&b, st, false)
+	out := b.String()
+	lines := strings.Split(out, "\n")
+	var head, row0, row1 string
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "APP "):
+			head = l
+		case strings.HasPrefix(l, "web  0"):
+			row0 = l
+		case strings.HasPrefix(l, "web  1"):
+			row1 = l
+		}
+	}
+	f0, f1 := strings.Fields(row0), strings.Fields(row1)
+	if !strings.HasSuffix(head, "REQ/S  P50    P99") || len(f0) < 3 || strings.Join(f0[len(f0)-3:], " ") != "1234 840µs 12ms" ||
+		len(f1) < 3 || strings.Join(f1[len(f1)-3:], " ") != "- - -" {
+		t.Errorf("http columns wrong:\n%s", out)
+	}
+	if !strings.Contains(out, "http (least-requests), 12 connections, 2 requests waiting for an instance") {
+		t.Errorf("listener line wrong:\n%s", out)
+	}
+}

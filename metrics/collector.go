@@ -45,6 +45,8 @@ var (
 	procUSSDesc    = desc{"clusterrun_instance_uss_bytes", "Unique set size (USS, from smaps_rollup) summed over an instance's process group, in bytes: the pages only its processes map.", "gauge", []string{"app", "instance", "pid"}}
 	procCPUDesc    = desc{"clusterrun_instance_cpu_ratio", "CPU use of an instance's process group over the last sample, in cores (1 = one core busy).", "gauge", []string{"app", "instance", "pid"}}
 	procConnsDesc  = desc{"clusterrun_instance_connections", "Proxied connections open to an instance (proxy mode only), summed over its processes during a rolling reload.", "gauge", []string{"app", "instance"}}
+	httpReqDesc    = desc{"clusterrun_http_requests_total", "Requests answered through an http listener, by app, instance number, listener and status class (1xx … 5xx, the runner's own 502, 503 and 504 included), summed over the instance number's processes since the runner started.", "counter", []string{"app", "instance", "listener", "code"}}
+	httpDurDesc    = desc{"clusterrun_http_request_duration_seconds", "Time from a request's head to the end of its answer through an http listener, by app and listener.", "histogram", []string{"app", "listener"}}
 )
 
 // collector turns one status snapshot per scrape into metrics.
@@ -72,6 +74,7 @@ func (c *collector) collect() []*family {
 	started, pss, uss, goroutines, fds := fam(startedDesc), fam(pssDesc), fam(ussDesc), fam(goroutinesDesc), fam(fdsDesc)
 	desired, instances, restartsF, reloadsF := fam(desiredDesc), fam(instancesDesc), fam(restartsDesc), fam(reloadsDesc)
 	procPSS, procUSS, procCPU, procConns := fam(procPSSDesc), fam(procUSSDesc), fam(procCPUDesc), fam(procConnsDesc)
+	httpReq, httpDur := fam(httpReqDesc), fam(httpDurDesc)
 
 	up.add(1)
 	if !st.Started.IsZero() {
@@ -116,6 +119,7 @@ func (c *collector) collect() []*family {
 		for i, n := range conns {
 			procConns.add(float64(n), a.Name, strconv.Itoa(i))
 		}
+		addHTTP(httpReq, httpDur, a)
 	}
 
 	// Restarts of every app the runner knows, and of apps gone since (the
@@ -153,5 +157,37 @@ func (c *collector) collect() []*family {
 	for o, n := range reloads {
 		reloadsF.add(float64(n), o)
 	}
-	return []*family{up, started, pss, uss, goroutines, fds, desired, instances, restartsF, reloadsF, procPSS, procUSS, procCPU, procConns}
+	return []*family{up, started, pss, uss, goroutines, fds, desired, instances, restartsF, reloadsF, procPSS, procUSS, procCPU, procConns, httpReq, httpDur}
+}
+
+// httpClasses label the status classes of status.HTTPCounts.ByClass.
+var httpClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// addHTTP exports an app's requests through http listeners: every class of
+// every instance number, zero included, and one histogram per listener
+// summed over its instance numbers.
+func addHTTP(req, dur *family, a status.App) {
+	byListener := map[string]*histogram{}
+	var order []string
+	for _, h := range a.HTTP {
+		inst := strconv.Itoa(h.Instance)
+		for i, n := range h.ByClass {
+			req.add(float64(n), a.Name, inst, h.Listener, httpClasses[i])
+		}
+		lh := byListener[h.Listener]
+		if lh == nil {
+			lh = newHistogram(status.HTTPBuckets)
+			byListener[h.Listener] = lh
+			order = append(order, h.Listener)
+		}
+		for i, n := range h.Buckets {
+			if i < len(lh.counts) {
+				lh.counts[i] += n
+			}
+		}
+		lh.sum += h.Sum
+	}
+	for _, l := range order {
+		dur.metrics = append(dur.metrics, metric{values: []string{a.Name, l}, hist: byListener[l]})
+	}
 }

@@ -434,3 +434,52 @@ func TestServeErrors(t *testing.T) {
 		t.Errorf("taken address: %v", err)
 	}
 }
+
+// An app behind an http listener exports its requests by instance number
+// and status class, and a latency histogram per listener summed over its
+// instance numbers.
+func TestScrapeHTTP(t *testing.T) {
+	st := snapshot(1)
+	st.Apps[0].HTTP = []status.HTTPCounts{
+		{Listener: "web", Instance: 0, ByClass: [5]uint64{0, 90, 0, 3, 1}, Buckets: []uint64{50, 30, 10, 4, 0, 0, 0, 0, 0, 0, 0, 0}, Sum: 0.5},
+		{Listener: "web", Instance: 1, ByClass: [5]uint64{0, 10, 0, 0, 0}, Buckets: []uint64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 1}, Sum: 95},
+	}
+	src := &fakeSource{}
+	src.set(st, nil)
+	srv := httptest.NewServer(New(src).Handler())
+	defer srv.Close()
+	want := `
+# HELP clusterrun_http_requests_total Requests answered through an http listener, by app, instance number, listener and status class (1xx … 5xx, the runner's own 502, 503 and 504 included), summed over the instance number's processes since the runner started.
+# TYPE clusterrun_http_requests_total counter
+clusterrun_http_requests_total{app="web",code="1xx",instance="0",listener="web"} 0
+clusterrun_http_requests_total{app="web",code="2xx",instance="0",listener="web"} 90
+clusterrun_http_requests_total{app="web",code="3xx",instance="0",listener="web"} 0
+clusterrun_http_requests_total{app="web",code="4xx",instance="0",listener="web"} 3
+clusterrun_http_requests_total{app="web",code="5xx",instance="0",listener="web"} 1
+clusterrun_http_requests_total{app="web",code="1xx",instance="1",listener="web"} 0
+clusterrun_http_requests_total{app="web",code="2xx",instance="1",listener="web"} 10
+clusterrun_http_requests_total{app="web",code="3xx",instance="1",listener="web"} 0
+clusterrun_http_requests_total{app="web",code="4xx",instance="1",listener="web"} 0
+clusterrun_http_requests_total{app="web",code="5xx",instance="1",listener="web"} 0
+# HELP clusterrun_http_request_duration_seconds Time from a request's head to the end of its answer through an http listener, by app and listener.
+# TYPE clusterrun_http_request_duration_seconds histogram
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.005"} 50
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.01"} 80
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.025"} 90
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.05"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.1"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.25"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="0.5"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="1"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="2.5"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="5"} 94
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="10"} 103
+clusterrun_http_request_duration_seconds_bucket{app="web",listener="web",le="+Inf"} 104
+clusterrun_http_request_duration_seconds_sum{app="web",listener="web"} 95.5
+clusterrun_http_request_duration_seconds_count{app="web",listener="web"} 104
+`
+	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want),
+		"clusterrun_http_requests_total", "clusterrun_http_request_duration_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -130,3 +130,27 @@ func TestKeys(t *testing.T) {
 		t.Error("q does not quit")
 	}
 }
+
+// Instances behind an http listener show their last minute (REQ/S, P50,
+// P99) where the terminal has room; a runner without one never shows the
+// columns.
+func TestViewHTTPColumns(t *testing.T) {
+	st := sample()
+	st.Apps[0].Procs[0].HTTP = &status.HTTPRecent{PerSec: 812.3, P50: 640 * time.Microsecond, P99: 23 * time.Millisecond}
+	st.Apps[0].Procs[1].HTTP = &status.HTTPRecent{}
+	m := update(testModel(t), statusMsg{st: st, sampled: true})
+	for _, tc := range []struct {
+		width int
+		show  bool
+	}{{80, false}, {100, false}, {101, true}, {140, true}} {
+		m = update(m, tea.WindowSizeMsg{Width: tc.width, Height: 24})
+		v := ansi.Strip(m.View())
+		if got := strings.Contains(v, "REQ/S") && strings.Contains(v, "812") && strings.Contains(v, "640us") && strings.Contains(v, "23ms"); got != tc.show {
+			t.Errorf("%d columns: http columns shown %v, want %v:\n%s", tc.width, got, tc.show, v)
+		}
+	}
+	m = update(testModel(t), statusMsg{st: sample(), sampled: true}, tea.WindowSizeMsg{Width: 200, Height: 24})
+	if v := ansi.Strip(m.View()); strings.Contains(v, "REQ/S") {
+		t.Errorf("no http listener, yet REQ/S:\n%s", v)
+	}
+}

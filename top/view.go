@@ -22,18 +22,21 @@ var (
 )
 
 // column is one column of the table: its head and width; wide columns
-// appear only when the terminal has room.
+// appear only when the terminal has room, http ones only for a runner
+// with an http listener, before ROLE.
 type column struct {
 	head  string
 	width int
 	wide  bool
+	http  bool
 }
 
-// At 80 columns every column but ROLE fits, CONNS included.
+// At 80 columns every column but ROLE fits, CONNS included; the last
+// minute of an http listener's instances (REQ/S, P50, P99) needs 101.
 var columns = []column{
-	{"APP", 9, false}, {"INST", 4, false}, {"PID", 7, false}, {"REL", 3, false}, {"STATE", 9, false},
-	{"ROLE", 11, true}, {"RST", 3, false}, {"LAST EXIT", 10, false}, {"UP", 5, false}, {"CPU", 6, false},
-	{"MEM", 8, false}, {"CONNS", 5, false},
+	{"APP", 9, false, false}, {"INST", 4, false, false}, {"PID", 7, false, false}, {"REL", 3, false, false}, {"STATE", 9, false, false},
+	{"ROLE", 11, true, false}, {"RST", 3, false, false}, {"LAST EXIT", 10, false, false}, {"UP", 5, false, false}, {"CPU", 6, false, false},
+	{"MEM", 8, false, false}, {"CONNS", 5, false, false}, {"REQ/S", 6, true, true}, {"P50", 6, true, true}, {"P99", 6, true, true},
 }
 
 // View draws the whole screen: exactly h lines of at most w cells, so
@@ -157,17 +160,30 @@ func (m model) View() string {
 	return strings.Join(lines[:h], "\n")
 }
 
-// columns are the ones that fit in w.
+// columns are the ones that fit in w: the http ones (all three or none)
+// before ROLE.
 func (m model) columns(w int) []column {
-	total := 0
+	total, httpWidth := 0, 0
 	for _, c := range columns {
-		if !c.wide {
+		switch {
+		case !c.wide:
 			total += c.width + 1
+		case c.http:
+			httpWidth += c.width + 1
 		}
+	}
+	withHTTP := m.hasHTTP() && total+httpWidth <= w
+	if withHTTP {
+		total += httpWidth
 	}
 	var out []column
 	for _, c := range columns {
-		if c.wide {
+		switch {
+		case c.http:
+			if !withHTTP {
+				continue
+			}
+		case c.wide:
 			if total+c.width+1 > w {
 				continue
 			}
@@ -176,6 +192,21 @@ func (m model) columns(w int) []column {
 		out = append(out, c)
 	}
 	return out
+}
+
+// hasHTTP reports whether an instance has the figures of an http listener.
+func (m model) hasHTTP() bool {
+	if m.st == nil {
+		return false
+	}
+	for _, a := range m.st.Apps {
+		for _, p := range a.Procs {
+			if p.HTTP != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (m model) rowText(r row, cols []column) string {
@@ -250,6 +281,21 @@ func (m model) cell(r row, col string) string {
 			return "-"
 		}
 		return fmt.Sprint(p.Conns)
+	case "REQ/S", "P50", "P99":
+		h := p.HTTP
+		if h == nil || h.PerSec == 0 {
+			return "-"
+		}
+		switch col {
+		case "REQ/S":
+			if h.PerSec >= 100 {
+				return fmt.Sprintf("%.0f", h.PerSec)
+			}
+			return fmt.Sprintf("%.1f", h.PerSec)
+		case "P50":
+			return shortLatency(h.P50)
+		}
+		return shortLatency(h.P99)
 	}
 	return ""
 }
@@ -337,3 +383,16 @@ const helpText = `
   STATE crashloop: crashed recently and not yet up min_uptime.
   RST: restarts of the instance number. MEM: PSS of its process group.
   Trends: the last 12 seconds of each app's CPU, memory and restarts.`
+
+// shortLatency fits a duration in six cells.
+func shortLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dus", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}
