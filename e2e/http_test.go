@@ -4,15 +4,18 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -165,3 +168,215 @@ var _ = http.Get
 var _ = regexp.MustCompile
 var _ = strconv.Itoa
 var _ = strings.Contains
+
+// socketIOModules installs the real socket.io and socket.io-client from
+// npm, once per run, into a scratch directory, and returns its
+// node_modules. The test is skipped only when npm cannot reach the
+// registry; CI installs npm.
+func socketIOModules(t *testing.T) string {
+	t.Helper()
+	sioOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "clusterrun-sio-")
+		if err != nil {
+			sioErr = err
+			return
+		}
+		sioDir = dir
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--no-package-lock", "--prefix", dir, "socket.io@4", "socket.io-client@4")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			sioErr = fmt.Errorf("npm install socket.io socket.io-client: %v\n%s", err, out)
+			sioOffline = regexp.MustCompile(`ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET|ENETUNREACH|network`).Match(out)
+		}
+	})
+	if sioErr != nil {
+		if sioOffline {
+			t.Skipf("npm cannot reach the registry, so socket.io cannot be installed: %v", sioErr)
+		}
+		t.Fatal(sioErr)
+	}
+	return filepath.Join(sioDir, "node_modules")
+}
+
+var (
+	sioOnce    sync.Once
+	sioDir     string
+	sioErr     error
+	sioOffline bool
+)
+
+// sioResult is what testdata/socketio/client.js prints.
+type sioResult struct {
+	Acks        int      `json:"acks"`
+	PIDs        [][]int  `json:"pids"`
+	Errors      []string `json:"errors"`
+	Disconnects []string `json:"disconnects"`
+}
+
+// runSocketIOClients runs client.js and returns what it saw.
+func runSocketIOClients(t *testing.T, modules string, port, clients, msgs, gapMS int) sioResult {
+	t.Helper()
+	cmd := exec.Command("node", filepath.Join(repo, "e2e/testdata/socketio/client.js"),
+		fmt.Sprintf("http://127.0.0.1:%d", port), strconv.Itoa(clients), strconv.Itoa(msgs), strconv.Itoa(gapMS))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var res sioResult
+	if jerr := json.Unmarshal(out, &res); jerr != nil {
+		t.Fatalf("socket.io clients: %v, printed %q (%v)", err, out, jerr)
+	}
+	if err != nil {
+		t.Fatalf("socket.io clients: %v: %+v", err, res)
+	}
+	return res
+}
+
+// Socket.io's long polling needs every request of a session to reach the
+// process that holds it, or it answers 400 "Session ID unknown". With a
+// sticky cookie, and with ip-hash (eight clients on eight loopback
+// addresses), four instances: a hundred messages per client, each client
+// on one process, no 400; then the same across two reloads, where the
+// sessions of a replaced process end with a reconnect and never reach
+// another process.
+func TestHTTPSocketIOSticky(t *testing.T) {
+	modules := socketIOModules(t)
+	for _, tc := range []struct{ name, opts string }{
+		{"sticky cookie", "sticky {\n    cookie = \"io\"\n  }"},
+		{"ip-hash", `balance = "ip-hash"`},
+	} {
+		r := startRunner(t, fmt.Sprintf(`
+listener "io" {
+  address = "127.0.0.1:0"
+  mode    = "http"
+  %s
+}
+app "chat" {
+  command   = ["node", "{{repo}}/e2e/testdata/socketio/server.js"]
+  instances = 4
+  listeners = ["io"]
+  env       = { NODE_PATH = %q }
+  stop { timeout = "2s" }
+}
+`, tc.opts, modules))
+		port := r.port("io")
+		r.waitLine(0, `chat: 4 of 4 instances ready`, 30*time.Second)
+
+		res := runSocketIOClients(t, modules, port, 8, 100, 0)
+		pids := map[int]bool{}
+		for i, ps := range res.PIDs {
+			if len(ps) != 1 {
+				t.Errorf("%s: client %d was answered by processes %v, want one", tc.name, i, ps)
+			}
+			for _, p := range ps {
+				pids[p] = true
+			}
+		}
+		if res.Acks != 800 || len(res.Errors) > 0 || len(pids) < 2 {
+			t.Errorf("%s: %d acks of 800, %d processes (want 2 or more), errors %q", tc.name, res.Acks, len(pids), res.Errors)
+		}
+		for _, d := range res.Disconnects {
+			if !strings.HasSuffix(d, "io client disconnect") {
+				t.Errorf("%s: a session ended on its own: %s", tc.name, d)
+			}
+		}
+
+		// Across reloads: the clients send for about 3s while two reloads
+		// replace every process.
+		done := make(chan sioResult, 1)
+		go func() { done <- runSocketIOClients(t, modules, port, 8, 100, 30) }()
+		for round := 0; round < 2; round++ {
+			m := r.mark()
+			r.signal(syscall.SIGHUP)
+			r.waitLine(m, `chat: reload complete: 4 of 4 instances replaced`, 60*time.Second)
+		}
+		res = <-done
+		if res.Acks != 800 {
+			t.Errorf("%s across reloads: %d acks of 800", tc.name, res.Acks)
+		}
+		reconnects := 0
+		for _, line := range append(res.Disconnects, res.Errors...) {
+			if strings.Contains(line, "status=400") || strings.Contains(line, "Session ID unknown") {
+				t.Errorf("%s across reloads: %s", tc.name, line)
+			}
+			if !strings.HasSuffix(line, "io client disconnect") {
+				reconnects++
+			}
+		}
+		if log := r.out.all() + r.errs.all(); strings.Contains(log, "Session ID unknown") {
+			t.Errorf("%s across reloads: a process answered a session it does not hold:\n%s", tc.name, grepLines(log, "Session ID unknown"))
+		}
+		t.Logf("%s across reloads: %d acks, %d sessions ended and reconnected: %q", tc.name, res.Acks, reconnects, res.Disconnects)
+		r.signal(syscall.SIGTERM)
+		r.wait(30 * time.Second)
+	}
+}
+
+// grepLines returns the lines of text that contain s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// An upgraded connection (a WebSocket, say) goes through raw to one
+// instance and stays on it across a reload: plain requests go to the new
+// instance at once, while the replaced one keeps the connection until its
+// stop timeout; then it gets its stop signal, and the connection ends.
+func TestHTTPUpgradeStaysOnItsInstance(t *testing.T) {
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+  mode    = "http"
+}
+app "web" {
+  command   = ["{{helper}}", "upgrade"]
+  listeners = ["http"]
+  stop { timeout = "3s" }
+}
+`)
+	port := r.port("http")
+	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "echo" {
+		t.Fatalf("upgrade: %v %+v", err, resp)
+	}
+	echo := func(s string) string {
+		t.Helper()
+		fmt.Fprintf(c, "%s\n", s)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("echo %q: %v", s, err)
+		}
+		return strings.TrimSpace(line)
+	}
+	first := echo("a")
+	oldPID, _, _ := strings.Cut(first, " ")
+	m := r.mark()
+	r.signal(syscall.SIGHUP)
+	r.waitLine(m, `web: reload complete: 1 of 1 instances replaced`, 30*time.Second)
+	body, err := getAny(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil || strings.Contains(body, oldPID) {
+		t.Errorf("a plain request after the reload: %q %v; want the new instance, not pid %s", body, err, oldPID)
+	}
+	if got := echo("b"); got != oldPID+" b" {
+		t.Errorf("the upgraded connection after the reload answered %q, want %q: it must stay on its instance", got, oldPID+" b")
+	}
+	r.waitLine(m, `still open after 3s; sending SIGTERM anyway`, 30*time.Second)
+	r.waitLine(m, `SIGTERM received, pid `+oldPID, 30*time.Second)
+	if line, err := br.ReadString('\n'); err == nil {
+		t.Errorf("the upgraded connection outlived its instance: read %q", line)
+	}
+}

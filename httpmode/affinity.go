@@ -25,6 +25,16 @@ const maxAffinity = 1 << 16
 
 func newAffinity() *affinity { return &affinity{m: make(map[uint64]*affEntry)} }
 
+// drop forgets key.
+func (a *affinity) drop(key uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e := a.m[key]; e != nil {
+		a.unlink(e)
+		delete(a.m, key)
+	}
+}
+
 // get returns the instance key was last sent to, or 0.
 func (a *affinity) get(key uint64) uint64 {
 	a.mu.Lock()
@@ -94,8 +104,9 @@ func (a *affinity) unlink(e *affEntry) {
 }
 
 // stuckTarget finds where a client stuck to instance id goes: the instance
-// itself while it is routable, or while it drains and is not sealed (it
-// still holds the client's session); nil when it is neither.
+// itself while it is routable, or while it drains (it still holds the
+// client's session), even when it is stopping (the caller checks); nil
+// when it is neither.
 func (s *Server) stuckTarget(id uint64) *backend {
 	for _, t := range s.table.Snapshot().Targets() {
 		if t.ID == id {
@@ -105,8 +116,5 @@ func (s *Server) stuckTarget(id uint64) *backend {
 	s.mu.Lock()
 	b := s.draining[id]
 	s.mu.Unlock()
-	if b == nil || b.sealed.Load() {
-		return nil
-	}
 	return b
 }

@@ -220,11 +220,12 @@ func (cc *clientConn) isClosing() bool {
 // past: the connection closes after it.
 func (cc *clientConn) refuse(status int, why string) {
 	cc.s.log.Printf("refused a request on %s with %d: %s", cc.s.lnStr, status, why)
-	cc.writeError(status, true)
+	cc.writeError(status, true, nil)
 }
 
-// writeError writes a short plain-text answer of the runner's own.
-func (cc *clientConn) writeError(status int, close bool) {
+// writeError writes a short plain-text answer of the runner's own, with
+// the header fields in extra (each ended by CRLF).
+func (cc *clientConn) writeError(status int, close bool, extra []byte) {
 	text := statusText(status)
 	body := strconv.Itoa(status) + " " + text + "\n"
 	b := cc.out[:0]
@@ -237,7 +238,9 @@ func (cc *clientConn) writeError(status int, close bool) {
 	if close {
 		b = append(b, "\r\nConnection: close"...)
 	}
-	b = append(b, "\r\n\r\n"...)
+	b = append(b, "\r\n"...)
+	b = append(b, extra...)
+	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	cc.out = b
 	cc.c.SetWriteDeadline(time.Now().Add(cc.s.o.HeaderTimeout))

@@ -46,9 +46,11 @@ type request struct {
 	streamed bool
 	isHead   bool
 	// cookieID is the instance the client's sticky cookie names (0: none);
-	// setCookie, whether the answer sets it anew.
+	// setCookie, whether the answer sets it anew; stopped, that the
+	// client's instance is stopping (see Server.Stopping).
 	cookieID  uint64
 	setCookie bool
+	stopped   bool
 	// What the access log and the figures get.
 	status int
 	bytes  int64
@@ -224,18 +226,20 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 	for {
 		b, stuck := cc.pick(rq)
 		if b == nil {
-			// None can take it: 503, or 502 when every one failed.
+			// None can take it: 503, or 502 when every one failed; 503
+			// when the client's own instance is stopping.
 			status := 503
-			if len(rq.tried) > 0 {
+			if len(rq.tried) > 0 && !rq.stopped {
 				status = 502
 			}
 			return cc.answerOwn(rq, status, clientKeep)
 		}
 		now := route.Now()
 		s.table.Acquire(b.t, &rq.lease, now, cc.key)
-		if b.t.Removed() && (!stuck || b.sealed.Load()) {
-			// It left the set (or was sealed) while it was picked: it gets
-			// nothing new. The lease was taken first, so Quiesce saw it.
+		if b.t.Removed() && (!stuck || b.gone.Load()) {
+			// It left the set (or was forgotten) while it was picked: it
+			// gets nothing new. The lease was taken first, so Quiesce saw
+			// it.
 			s.table.Release(&rq.lease)
 			rq.tried = append(rq.tried, b.t)
 			continue
@@ -271,8 +275,9 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			s.table.Release(&rq.lease)
 			// It may have reached the instance: only a request that means
 			// the same when sent twice, whose body we hold, goes again,
-			// once.
-			if rq.idem && (rq.bodyless || rq.replay != nil) && !retried && !h.expect100 {
+			// once; and not one stuck to its instance, whose session
+			// another instance does not know.
+			if rq.idem && (rq.bodyless || rq.replay != nil) && !retried && !h.expect100 && !stuck {
 				retried = true
 				rq.tried = append(rq.tried, b.t)
 				s.log.Printf("instance %s.%d at %s failed a request before answering; sent it to another", b.t.App, b.t.Slot, b.t.Addr)
@@ -297,9 +302,15 @@ func (cc *clientConn) answerOwn(rq *request, status int, keep bool) bool {
 		keep = false
 	}
 	rq.status = status
-	cc.writeError(status, !keep)
+	var extra []byte
+	if rq.stopped {
+		extra = retryAfter
+	}
+	cc.writeError(status, !keep, extra)
 	return keep
 }
+
+var retryAfter = []byte("Retry-After: 1\r\n")
 
 // Outcomes of one exchange with an instance.
 const (
@@ -759,7 +770,12 @@ func (cc *clientConn) tunnel(rq *request, bc *beConn) int {
 		return exBroken
 	}
 	// What the client sent after its request goes first.
-	rest := cc.rb[cc.r:cc.w]
+	start := cc.r
+	if !rq.streamed {
+		start += cc.req.size + rq.raw
+		rq.streamed = true // consumed here
+	}
+	rest := cc.rb[start:cc.w]
 	cc.r = cc.w
 	done := make(chan struct{})
 	go func() {
@@ -797,6 +813,10 @@ func (cc *clientConn) pick(rq *request) (*backend, bool) {
 	}
 	if id != 0 {
 		if b := s.stuckTarget(id); b != nil && !containsTarget(rq.tried, b.t) {
+			if b.stopping.Load() {
+				rq.stopped = true
+				return nil, true
+			}
 			return b, true
 		}
 	}

@@ -21,17 +21,17 @@ type backend struct {
 
 	mu   sync.Mutex
 	idle []*beConn // most recently used last
-	// gone: removed from the set and forgotten; idle connections are
-	// closed at once, and busy ones when their request ends.
-	gone bool
+	// gone: removed from the set, and forgotten if clients were stuck to
+	// it; idle connections are closed at once, busy ones when their
+	// request ends.
+	gone atomic.Bool
+	// stopping: it got its stop signal or is gone (see Server.Stopping).
+	stopping atomic.Bool
 
 	// setCookie is the whole Set-Cookie field that sticks a client to this
 	// instance; stickyValue its value.
 	setCookie   []byte
 	stickyValue string
-	// sealed: no new request of a client stuck to it, once it was found
-	// quiet after leaving the set (see Server.Quiesce).
-	sealed atomic.Bool
 
 	stats *instanceStats
 	log   logBuf
@@ -95,7 +95,7 @@ func (b *backend) put(bc *beConn, now int64) {
 		bc.rb = make([]byte, beBufSize) // a big head grew it once
 	}
 	b.mu.Lock()
-	if b.gone || len(b.idle) >= maxIdlePerBackend {
+	if b.gone.Load() || len(b.idle) >= maxIdlePerBackend {
 		b.mu.Unlock()
 		bc.close()
 		return
@@ -112,7 +112,7 @@ func (b *backend) closeIdle(all bool, cutoff int64) bool {
 	var old []*beConn
 	keep := b.idle[:0]
 	for _, bc := range b.idle {
-		if all || b.gone || bc.idleSince < cutoff {
+		if all || b.gone.Load() || bc.idleSince < cutoff {
 			old = append(old, bc)
 		} else {
 			keep = append(keep, bc)

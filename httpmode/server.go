@@ -181,63 +181,82 @@ func (s *Server) attach(t *route.Target) {
 	t.Data = b
 }
 
-// detach: the instance left the routable set. Its idle connections are
-// closed, so that an app that waits for its connections to close before
-// it exits (Node's server.close) is not held up by the runner's; a client
-// stuck to it still reaches it until it is forgotten.
+// detach: the instance left the routable set. A client stuck to it (its
+// cookie, or its address under ip-hash) still reaches it until it is
+// forgotten, since its session lives there: its pooled connections stay
+// for those. Otherwise they are closed at once, so that an app that waits
+// for its connections to close before it exits (Node's server.close) is
+// not held up by the runner's.
 func (s *Server) detach(t *route.Target) {
 	b := t.Data.(*backend)
 	s.mu.Lock()
-	if !s.closed && (s.o.StickyCookie != "" || s.affinity != nil) {
+	sticky := !s.closed && (s.o.StickyCookie != "" || s.affinity != nil)
+	if sticky {
 		s.draining[t.ID] = b
-	} else {
-		b.mu.Lock()
-		b.gone = true
-		b.mu.Unlock()
 	}
 	s.mu.Unlock()
+	if !sticky {
+		b.forget()
+	}
+}
+
+// forget: nothing new goes to b; its idle connections close now, its busy
+// ones when their request ends.
+func (b *backend) forget() {
+	b.gone.Store(true)
 	b.closeIdle(true, 0)
 }
 
 // SetBackends replaces the routable set (see route.Table.SetBackends).
 func (s *Server) SetBackends(bs []route.Backend) { s.table.SetBackends(bs) }
 
-// Forget says that instance id got its stop signal or is gone: no client
-// stuck to it reaches it any more.
-func (s *Server) Forget(id uint64) {
+// Stopping says that instance id got its stop signal: its sessions are
+// ending. A client stuck to it gets 503 (Retry-After: 1) rather than
+// reaching another instance, which does not know its session (socket.io
+// answers that with 400 "Session ID unknown"), until stuckGrace after it is
+// gone; then its next request goes to a live instance and sticks there.
+// Its cookie is kept meanwhile: a socket.io client ends its session with
+// one more request, which must not reach another instance either.
+func (s *Server) Stopping(id uint64) {
 	s.mu.Lock()
 	b := s.draining[id]
-	delete(s.draining, id)
 	s.mu.Unlock()
 	if b != nil {
-		b.sealed.Store(true)
-		b.mu.Lock()
-		b.gone = true
-		b.mu.Unlock()
-		b.closeIdle(true, 0)
+		b.stopping.Store(true)
 	}
 }
 
-// Quiesce returns a channel closed once no request is outstanding on
-// instance id and its upgraded connections have ended (route.Table.Quiesce
-// with idle). From the first moment it is found quiet, no client stuck to
-// it starts a new request there, so it stays quiet.
-func (s *Server) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-s.table.Quiesce(id, idle)
+// stuckGrace is how long after an instance is gone its clients are still
+// told it stopped (Stopping) before they are moved like new ones: a
+// client's last request of a session cut short (its instance crashed, or
+// exited the moment it was told to stop) comes just after.
+const stuckGrace = time.Second
+
+// Forget says that instance id is gone. After stuckGrace, a client stuck to
+// it goes to another instance, and its cookie is rewritten.
+func (s *Server) Forget(id uint64) {
+	s.mu.Lock()
+	b := s.draining[id]
+	s.mu.Unlock()
+	if b == nil {
+		return
+	}
+	b.stopping.Store(true)
+	b.forget()
+	time.AfterFunc(stuckGrace, func() {
 		s.mu.Lock()
-		b := s.draining[id]
-		s.mu.Unlock()
-		if b == nil {
-			return
+		if s.draining[id] == b {
+			delete(s.draining, id)
 		}
-		b.sealed.Store(true)
-		// A request that picked it before the seal may have started.
-		<-s.table.Quiesce(id, idle)
-	}()
-	return done
+		s.mu.Unlock()
+	})
+}
+
+// Quiesce returns a channel closed once no request is outstanding on
+// instance id and its upgraded connections have ended, or stayed idle for
+// idle (route.Table.Quiesce).
+func (s *Server) Quiesce(id uint64, idle time.Duration) <-chan struct{} {
+	return s.table.Quiesce(id, idle)
 }
 
 // Serve accepts clients until Close. It returns nil after Close, or the
@@ -392,7 +411,9 @@ func (s *Server) closeIdle(all bool) bool {
 	}
 	s.mu.Unlock()
 	for _, b := range ds {
-		b.closeIdle(true, 0)
+		if b.closeIdle(all, cutoff) {
+			left = true
+		}
 	}
 	return left
 }

@@ -17,8 +17,8 @@ import (
 
 // The http-mode side of the Sockets seam: one httpmode.Server per http
 // listener, whose instances follow the same Routable and Unroutable events
-// as the proxies' (sockets.go), and which is told when an instance gets its
-// stop signal, so that no client stuck to it reaches it afterwards.
+// as the proxies' (sockets.go), and which is told when an instance gets
+// its stop signal and when it is gone, for the clients stuck to it.
 
 // served is one http listener's server and the instances it may forward to.
 type served struct {
@@ -144,9 +144,10 @@ func (s *sockets) routeHTTP(ev status.Lifecycle) {
 				delete(sv.backends, ev.ID)
 				sv.publish()
 			}
-			if ev.Kind != status.Unroutable {
-				// Its stop signal is sent: a client stuck to it goes to
-				// another instance from now on.
+			switch ev.Kind {
+			case status.Signalled:
+				sv.srv.Stopping(uint64(ev.ID))
+			case status.Gone:
 				sv.srv.Forget(uint64(ev.ID))
 			}
 		}

@@ -112,6 +112,43 @@ func main() {
 		defer cancel()
 		srv.Shutdown(ctx)
 		os.Exit(0)
+	case "upgrade":
+		// An HTTP server on $PORT that takes "Upgrade: echo": it answers
+		// 101 and then echoes every line it reads, prefixed with its pid,
+		// as a WebSocket server would echo frames. Plain requests get its
+		// pid. On SIGTERM it says so and exits 0, closing what is open.
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "echo" {
+				fmt.Fprintf(w, "pid %d\n", os.Getpid())
+				return
+			}
+			c, rw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			rw.Flush()
+			for {
+				line, err := rw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(rw, "%d %s", os.Getpid(), line)
+				rw.Flush()
+			}
+		})}
+		go srv.Serve(ln)
+		<-term
+		fmt.Printf("SIGTERM received, pid %d\n", os.Getpid())
+		os.Exit(0)
 	case "env":
 		// Prints selected variables, then sleeps.
 		for _, k := range []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "PORT", "CLUSTERRUN_APP", "CLUSTERRUN_INSTANCE", "GREETING", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
