@@ -100,6 +100,7 @@ type Server struct {
 	// slots holds the per-slot figures that outlive the instances.
 	slots   map[slotKey]*slotStats
 	closed  bool
+	stopped bool // StopAccepting
 	closing chan struct{}
 	done    chan struct{} // closed when the last goroutine ends
 	wg      sync.WaitGroup
@@ -303,6 +304,12 @@ func (s *Server) Serve() error {
 				return nil
 			default:
 			}
+			s.mu.Lock()
+			stopped := s.stopped
+			s.mu.Unlock()
+			if stopped {
+				return nil
+			}
 			if !temporary(err) {
 				s.log.Printf("cannot accept on %s: %v; no longer accepting", s.lnStr, err)
 				return fmt.Errorf("cannot accept on %s: %w", s.lnStr, err)
@@ -332,6 +339,20 @@ func (s *Server) Serve() error {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go cc.serve()
+	}
+}
+
+// StopAccepting stops taking new clients: the listener is closed (a socket
+// from socket activation stays open in the service manager, and what
+// arrives waits there for the next runner). Clients already connected go
+// on until Close.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	first := !s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if first {
+		s.ln.Close()
 	}
 }
 
@@ -365,7 +386,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	if first {
 		close(s.closing)
-		s.ln.Close()
+		s.StopAccepting()
 		for _, c := range conns {
 			c.shutdown()
 		}

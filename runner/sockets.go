@@ -104,6 +104,9 @@ func (s *sockets) stopAccepting(lns []net.Listener) {
 		if rt := s.proxies[ln]; rt != nil {
 			rt.px.StopAccepting()
 		}
+		if sv := s.https[ln]; sv != nil {
+			sv.srv.StopAccepting()
+		}
 	}
 }
 

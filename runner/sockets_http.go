@@ -92,7 +92,9 @@ func (s *sockets) bindHTTP(defs []*hclconfig.Listener) {
 		s.https[ln] = sv
 		go func() {
 			defer close(sv.done)
-			sv.srv.Serve()
+			if err := sv.srv.Serve(); err != nil {
+				s.r.log.Printf("listener %q: %v; no connection is accepted on it", name, err)
+			}
 		}()
 	}
 }
