@@ -69,7 +69,9 @@ func (c *chunked) next(b []byte) (used int, data []byte, err error) {
 				}
 				c.left = c.left<<4 | int64(v)
 				c.digits++
-			case c.digits > 0 && (x == ';' || x == ' ' || x == '\t'):
+			case c.digits > 0 && x == ';':
+				// An extension (no whitespace before it: net/http refuses
+				// that, so nothing may take it here either).
 				c.state = chExt
 			case c.digits > 0 && x == '\r':
 				c.state = chExt

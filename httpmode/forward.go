@@ -365,15 +365,26 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 		// the head's bytes make room for the body's.
 		rq.streamed = true
 		cc.r += h.size + rq.raw
-		if err := cc.streamBody(rq, bc, sentBody); err != nil {
-			bc.close()
-			var ce clientError
-			if errors.As(err, &ce) {
-				return exBroken
+		send := true
+		if h.expect100 && sentBody == 0 && len(rq.pre) == 0 {
+			// The client waits for 100 Continue before its body: the
+			// instance says whether it wants it, or answers at once.
+			var res int
+			if send, res = cc.awaitContinue(rq, bc); res >= 0 {
+				return res
 			}
-			return exFailedEarly
 		}
-		rq.bodyDone = true
+		if send {
+			if err := cc.streamBody(rq, bc, sentBody); err != nil {
+				bc.close()
+				var ce clientError
+				if errors.As(err, &ce) {
+					return exBroken
+				}
+				return exFailedEarly
+			}
+			rq.bodyDone = true
+		}
 	}
 	bc.c.SetWriteDeadline(time.Time{})
 
@@ -427,7 +438,9 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 	// to a 1.1 client), or ended by our close (a 1.0 client, or a coding
 	// we cannot frame).
 	chunkOut := false
-	closeAfter := !clientKeep || cc.isClosing()
+	// A body the client was told not to send (a final answer instead of
+	// 100 Continue) may still come: the connection cannot go on.
+	closeAfter := !clientKeep || cc.isClosing() || !rq.bodyDone
 	untilClose := !noBody && !r.chunked && r.contentLength < 0
 	switch {
 	case noBody:
@@ -478,6 +491,43 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 }
 
 var errGotNothing = errors.New("connection closed before any byte of an answer")
+
+// continueWait is how long an instance has to say 100 Continue before the
+// body is sent anyway, as curl waits.
+const continueWait = time.Second
+
+// awaitContinue reads the instance's first answer to a request that
+// expects 100-continue. send says whether the body goes now: after a 100
+// (passed on to the client), or when the instance said nothing within
+// continueWait (some never say it); not when it answered in full at once.
+// res is an outcome when the exchange is over, else -1.
+func (cc *clientConn) awaitContinue(rq *request, bc *beConn) (send bool, res int) {
+	bc.c.SetReadDeadline(time.Now().Add(min(continueWait, cc.s.o.Timeout)))
+	for {
+		err := bc.readHead(&rq.resp)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return true, -1
+		case err != nil:
+			bc.close()
+			return false, exFailedEarly
+		}
+		r := &rq.resp
+		if r.status >= 200 || r.status == 101 {
+			return false, -1 // the answer loop reads it again
+		}
+		// 100 Continue, or another interim answer: passed on.
+		cc.out = cc.responseHead(rq, bc.rb[bc.r:], false, false)
+		bc.r += r.size
+		if _, err := cc.writeOut(); err != nil {
+			bc.close()
+			return false, exBroken
+		}
+		if r.status == 100 {
+			return true, -1
+		}
+	}
+}
 
 // readHead reads until bc.rb holds a whole response head and parses it.
 func (bc *beConn) readHead(h *head) error {

@@ -46,6 +46,13 @@ func (cc *clientConn) requestHead(rq *request, b []byte) []byte {
 		out = append(out, f.value.of(b)...)
 		out = append(out, '\r', '\n')
 	}
+	if h.hosts == 0 {
+		// An HTTP/1.0 request without Host goes on as 1.1, which needs
+		// one: the address the client reached.
+		out = append(out, "Host: "...)
+		out = append(out, cc.c.LocalAddr().String()...)
+		out = append(out, '\r', '\n')
+	}
 	if cc.forFor != "" || nxff > 0 {
 		out = append(out, "X-Forwarded-For: "...)
 		out = appendJoined(out, b, h.fields, "x-forwarded-for", nxff)

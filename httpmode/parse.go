@@ -151,7 +151,7 @@ func parseRequest(b []byte, h *head) error {
 	for i < len(line) && line[i] > ' ' && line[i] != 0x7f {
 		i++
 	}
-	if i == t || i >= len(line) || line[i] != ' ' {
+	if i == t || i >= len(line) || line[i] != ' ' || !validTarget(line[t:i]) {
 		return errBadLine
 	}
 	h.target = span{int32(t), int32(i)}
@@ -261,6 +261,36 @@ func parseResponse(b []byte, h *head) error {
 		}
 	}
 	return nil
+}
+
+// validTarget reports whether a request-target has one of the forms the
+// runner forwards (RFC 9112 3.2): origin-form "/path?query", absolute-form
+// "http://host/path", or "*"; and the path's %-escapes are whole (net/http
+// refuses "/%zz", and an instance would read it some way of its own).
+// Authority-form is CONNECT's, which is not forwarded.
+func validTarget(t []byte) bool {
+	switch {
+	case len(t) == 1 && t[0] == '*':
+		return true
+	case t[0] == '/':
+	case len(t) > 7 && equalFold(t[:7], "http://"), len(t) > 8 && equalFold(t[:8], "https://"):
+		i := 7
+		if t[4] == 's' || t[4] == 'S' {
+			i = 8
+		}
+		for i < len(t) && t[i] != '/' && t[i] != '?' {
+			i++
+		}
+		t = t[i:]
+	default:
+		return false
+	}
+	for i := 0; i < len(t) && t[i] != '?' && t[i] != '#'; i++ {
+		if t[i] == '%' && (i+2 >= len(t) || unhex(t[i+1]) < 0 || unhex(t[i+2]) < 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *head) reset() {
@@ -438,30 +468,21 @@ func equalFoldBytes(a, b []byte) bool {
 	return true
 }
 
-// parseLength reads a Content-Length value: digits, or a list of equal
-// ones (RFC 9110 8.6 lets a recipient accept "42, 42").
+// parseLength reads a Content-Length value: digits only. A list ("42, 42",
+// which RFC 9110 8.6 lets a recipient accept) is refused, as net/http
+// refuses it: what one hop refuses another must not take.
 func parseLength(v []byte) (int64, bool) {
-	n := int64(-1)
-	ok := true
-	eachToken(v, func(t []byte) {
-		if len(t) == 0 || len(t) > 18 {
-			ok = false
-			return
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
 		}
-		var x int64
-		for _, c := range t {
-			if c < '0' || c > '9' {
-				ok = false
-				return
-			}
-			x = x*10 + int64(c-'0')
-		}
-		if n >= 0 && x != n {
-			ok = false
-		}
-		n = x
-	})
-	return n, ok && n >= 0
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // eachToken calls fn with each comma-separated element of v, trimmed.

@@ -1,6 +1,7 @@
 package httpmode
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,6 +267,284 @@ func TestRetries(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || string(got) != "good POST /p" {
 			t.Fatalf("POST to a refusing instance %d: %d %q", i, resp.StatusCode, got)
+		}
+	}
+}
+
+// Quiesce answers once no request is outstanding on the instance: a
+// request in flight keeps it busy until its answer ends, and an upgraded
+// connection until it closes.
+func TestQuiesce(t *testing.T) {
+	release := make(chan struct{})
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			c, rw, _ := w.(http.Hijacker).Hijack()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			rw.Flush()
+			io.Copy(c, rw) // echo until the client closes
+			c.Close()
+			return
+		}
+		<-release
+		io.WriteString(w, "done")
+	})
+	s := startServer(t, Options{})
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	q0 := s.Quiesce(1, time.Hour)
+	waitFor(t, func() bool { return isClosed(q0) }, "an instance with nothing under way to be quiet")
+	rc := dialRaw(t, s.addr)
+	rc.send(t, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, func() bool { return be.hits.Load() == 1 }, "the request to reach the instance")
+	s.SetBackends(nil)
+	q := s.Quiesce(1, time.Hour)
+	if isClosed(q) {
+		t.Fatal("quiet with a request in flight")
+	}
+	close(release)
+	if _, body := rc.read(t, "GET"); body != "done" {
+		t.Fatalf("got %q", body)
+	}
+	waitFor(t, func() bool { return isClosed(q) }, "quiet once the answer ended")
+
+	// An upgraded connection: busy whatever its idleness, until it ends.
+	s.SetBackends([]route.Backend{be.backend(2, 0)})
+	up := dialRaw(t, s.addr)
+	up.send(t, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	if resp, _ := up.read(t, "GET"); resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	up.send(t, "ping\n")
+	if line, err := up.r.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("echo: %q %v", line, err)
+	}
+	s.SetBackends(nil)
+	q = s.Quiesce(2, time.Millisecond)
+	// Twenty times idle: an idle-based rule would have let it go.
+	time.Sleep(20 * time.Millisecond)
+	if isClosed(q) {
+		t.Fatal("quiet with an upgraded connection open")
+	}
+	up.c.Close()
+	waitFor(t, func() bool { return isClosed(q) }, "quiet once the upgraded connection ended")
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// A sticky cookie keeps a client on the instance that answered it first;
+// a client whose instance left the set stays with it while it drains,
+// gets 503 while it stops, and is moved (its cookie rewritten) once it is
+// gone.
+func TestStickyCookie(t *testing.T) {
+	a := startBackend(t, hello("a"))
+	b := startBackend(t, hello("b"))
+	s := startServer(t, Options{StickyCookie: "srv"})
+	s.SetBackends([]route.Backend{a.backend(1, 0), b.backend(2, 1)})
+	cookies := map[string]string{}
+	for i := 0; i < 4; i++ {
+		resp, body := mustGet(t, http.DefaultClient, s.url+"/")
+		c := resp.Header.Get("Set-Cookie")
+		if !strings.HasPrefix(c, "srv=web.") || !strings.Contains(c, "; Path=/; HttpOnly; SameSite=Lax") {
+			t.Fatalf("Set-Cookie %q", c)
+		}
+		cookies[body[:1]] = strings.TrimPrefix(strings.Split(c, ";")[0], "srv=")
+	}
+	if cookies["a"] != "web.0.1" || cookies["b"] != "web.1.2" {
+		t.Fatalf("cookies %v, want a: web.0.1 and b: web.1.2 (both instances picked)", cookies)
+	}
+	get := func(cookie string) (int, string, string) {
+		req, _ := http.NewRequest("GET", s.url+"/", nil)
+		req.Header.Set("Cookie", "x=1; srv="+cookie+"; y=2")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body), resp.Header.Get("Set-Cookie")
+	}
+	for i := 0; i < 5; i++ {
+		if code, body, set := get("web.1.2"); code != 200 || body != "b GET /" || set != "" {
+			t.Fatalf("stuck to b: %d %q, Set-Cookie %q", code, body, set)
+		}
+	}
+	// b leaves the set (a reload): its clients still reach it.
+	s.SetBackends([]route.Backend{a.backend(1, 0)})
+	if _, body, _ := get("web.1.2"); body != "b GET /" {
+		t.Fatalf("draining: %q, want b", body)
+	}
+	s.Stopping(2)
+	if code, _, set := get("web.1.2"); code != 503 || set != "" {
+		t.Fatalf("stopping: %d, Set-Cookie %q; want 503 and the cookie kept", code, set)
+	}
+	s.Forget(2)
+	waitFor(t, func() bool { code, _, _ := get("web.1.2"); return code == 200 }, "the client to be moved after the grace")
+	if code, body, set := get("web.1.2"); code != 200 || body != "a GET /" || !strings.HasPrefix(set, "srv=web.0.1;") {
+		t.Fatalf("moved: %d %q, Set-Cookie %q", code, body, set)
+	}
+	// A cookie that names nothing known is rewritten.
+	if code, body, set := get("garbage"); code != 200 || body != "a GET /" || !strings.HasPrefix(set, "srv=web.0.1;") {
+		t.Fatalf("garbage cookie: %d %q %q", code, body, set)
+	}
+}
+
+// A request that finds no routable instance waits for one, up to
+// QueueTimeout; past it, 503.
+func TestQueue(t *testing.T) {
+	be := startBackend(t, hello("a"))
+	s := startServer(t, Options{QueueTimeout: 30 * time.Second})
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(s.url + "/q")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	waitFor(t, func() bool { return s.Stats().Queued == 1 }, "the request to wait")
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	if body := <-got; body != "a GET /q" {
+		t.Fatalf("got %q", body)
+	}
+	s2 := startServer(t, Options{QueueTimeout: 50 * time.Millisecond})
+	resp, body := mustGet(t, http.DefaultClient, s2.url+"/")
+	if resp.StatusCode != 503 || s2.Stats().QueueTimeouts != 1 {
+		t.Fatalf("no instance: %d %q, %d timeouts", resp.StatusCode, body, s2.Stats().QueueTimeouts)
+	}
+}
+
+// Clients of HTTP/1.0, pipelined requests, HEAD, 204, interim answers
+// (Expect: 100-continue) and answers that end with the instance's close
+// all come through whole, each request answered in order.
+func TestProtocolCorners(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(204)
+		case "/head":
+			w.Header().Set("Content-Length", "5")
+		case "/upload":
+			b, _ := io.ReadAll(r.Body) // reading sends the 100 Continue
+			fmt.Fprintf(w, "got %d", len(b))
+		default:
+			hello("a")(w, r)
+		}
+	})
+	// An instance that frames its answer by closing the connection.
+	closer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close")
+			}()
+		}
+	}()
+	s := startServer(t, Options{})
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	rc := dialRaw(t, s.addr)
+	rc.send(t, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /head HTTP/1.1\r\nHost: x\r\n\r\nGET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, want := range []struct{ method, body string }{{"GET", "a GET /1"}, {"HEAD", ""}, {"GET", ""}, {"GET", "a GET /2"}} {
+		if _, body := rc.read(t, want.method); body != want.body {
+			t.Fatalf("pipelined %s: %q, want %q", want.method, body, want.body)
+		}
+	}
+	rc.send(t, "POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, err := rc.r.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("100-continue: %q %v", line, err)
+	}
+	rc.r.ReadString('\n')
+	rc.send(t, "hello")
+	if _, body := rc.read(t, "POST"); body != "got 5" {
+		t.Fatalf("upload: %q", body)
+	}
+	got := raw(t, s.addr, "GET /old HTTP/1.0\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "a GET /old") || !strings.Contains(got, "Connection: close") {
+		t.Fatalf("HTTP/1.0: %q", got)
+	}
+	s.SetBackends([]route.Backend{{ID: 9, Addr: closer.Addr().String(), App: "web"}})
+	rc.send(t, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := rc.read(t, "GET")
+	if body != "until close" || resp.TransferEncoding == nil || resp.Close {
+		t.Fatalf("an answer ended by the instance's close: %q %v close %v: want it chunked on a kept connection", body, resp.TransferEncoding, resp.Close)
+	}
+	rc.send(t, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := rc.read(t, "GET"); body != "until close" {
+		t.Fatalf("again: %q", body)
+	}
+}
+
+// The access log gets one line per request, of the instance that answered
+// it; the figures count it by status class and slot.
+func TestAccessLogAndFigures(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "hello")
+	})
+	var mu sync.Mutex
+	var lines []string
+	s := startServer(t, Options{AccessLog: func(app string, slot int, id uint64, b []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			lines = append(lines, fmt.Sprintf("%s.%d(%d) %s", app, slot, id, l))
+		}
+	}})
+	s.SetBackends([]route.Backend{be.backend(7, 3)})
+	c := client(t)
+	mustGet(t, c, s.url+"/a?b=\"c\"")
+	mustGet(t, c, s.url+"/missing")
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(lines) == 2 }, "two access log lines")
+	re := regexp.MustCompile(`^web\.3\(7\) 127\.0\.0\.1 "GET /a\?b=\\"c\\"" 200 5B \d+\.\d{3}ms$`)
+	if !re.MatchString(lines[0]) || !strings.Contains(lines[1], `"GET /missing" 404 19B`) {
+		t.Errorf("access log:\n%s", strings.Join(lines, "\n"))
+	}
+	inst, slots := s.Figures()
+	if len(inst) != 1 || inst[0].ID != 7 || inst[0].Recent.PerSec <= 0 || inst[0].Recent.P50 <= 0 || inst[0].Recent.P99 < inst[0].Recent.P50 {
+		t.Errorf("instance figures %+v", inst)
+	}
+	if len(slots) != 1 || slots[0].Slot != 3 || slots[0].ByClass != [5]uint64{0, 1, 0, 1, 0} {
+		t.Errorf("slot figures %+v", slots)
+	}
+}
+
+// The fine buckets bound every duration within about 6% from above.
+func TestFineBuckets(t *testing.T) {
+	prev := time.Duration(0)
+	for i := 0; i < fineBuckets; i++ {
+		up := fineUpper(i)
+		if up <= prev {
+			t.Fatalf("bucket %d: %v after %v", i, up, prev)
+		}
+		prev = up
+	}
+	for _, d := range []time.Duration{0, 999, time.Microsecond, 15 * time.Microsecond, 17 * time.Microsecond, 840 * time.Microsecond, 12 * time.Millisecond, 3 * time.Second, time.Hour} {
+		i := fineIndex(int64(d))
+		up := fineUpper(i)
+		if i < fineBuckets-1 && (up < d || float64(up) > float64(d)*1.07+float64(time.Microsecond)) {
+			t.Errorf("%v: bucket %d up to %v", d, i, up)
 		}
 	}
 }
