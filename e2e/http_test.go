@@ -380,3 +380,56 @@ app "web" {
 		t.Errorf("the upgraded connection outlived its instance: read %q", line)
 	}
 }
+
+// The figures of an http listener, as a user reads them: status shows each
+// instance's requests per second and p50/p99, the metrics endpoint counts
+// requests by app, instance and status class with a latency histogram, and
+// access_log = true writes one line per request into the app's own log
+// stream, as a line of the instance that answered.
+func TestHTTPFiguresAndAccessLog(t *testing.T) {
+	mport := freePort(t)
+	r := startRunner(t, fmt.Sprintf(`
+metrics {
+  address = "127.0.0.1:%d"
+}
+listener "http" {
+  address    = "127.0.0.1:0"
+  mode       = "http"
+  access_log = true
+}
+app "web" {
+  command   = ["{{goHTTP}}"]
+  instances = 2
+  listeners = ["http"]
+}
+`, mport))
+	port := r.port("http")
+	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
+	m := r.mark()
+	waitServed(t, r, port, 40)
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/missing", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r.waitLine(m, `^web\.[01] +\| 127\.0\.0\.1 "GET /missing" 404 \d+B \d+\.\d{3}ms$`, 30*time.Second)
+	r.waitLine(m, `^web\.[01] +\| 127\.0\.0\.1 "GET /" 200 \d+B \d+\.\d{3}ms$`, 30*time.Second)
+
+	out, _, code := r.cli("status")
+	if code != 0 || !strings.Contains(out, "REQ/S") || !regexp.MustCompile(`(?m)^web +\d .* [0-9.]+ +[0-9.]+(µs|ms) +[0-9.]+(µs|ms)\s*$`).MatchString(out) {
+		t.Errorf("status lacks the instances' last minute:\n%s", out)
+	}
+	body, err := getAny(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, m := range regexp.MustCompile(`(?m)^clusterrun_http_requests_total\{app="web",code="2xx",instance="[01]",listener="http"\} (\d+)$`).FindAllStringSubmatch(body, -1) {
+		n, _ := strconv.Atoi(m[1])
+		total += n
+	}
+	if total < 40 || !strings.Contains(body, `clusterrun_http_requests_total{app="web",code="4xx"`) ||
+		!strings.Contains(body, `clusterrun_http_request_duration_seconds_bucket{app="web",listener="http",le="0.005"}`) {
+		t.Errorf("metrics: %d 2xx requests counted (want 40 or more):\n%s", total, grepLines(body, "clusterrun_http"))
+	}
+}
