@@ -77,7 +77,7 @@ func TestClusterrunConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, mode := range []string{"shared", "reuseport", "proxy"} {
+		for _, mode := range []string{"shared", "reuseport", "proxy", "http"} {
 			c := &Clusterrun{Mode: mode, App: a, N: 4}
 			src := c.Config(8080)
 			cfg, _, diags := hclconfig.Parse("cluster.hcl", []byte(src))
@@ -91,7 +91,7 @@ func TestClusterrunConfig(t *testing.T) {
 				t.Errorf("%s/%s: apps %+v", app, mode, cfg.Apps)
 			}
 			want := hclconfig.ReadyNotify
-			if mode == "proxy" {
+			if mode == "proxy" || mode == "http" {
 				want = hclconfig.ReadyTCP
 			}
 			if got := cfg.Apps[0].Ready.Check; got != want {

@@ -35,7 +35,7 @@ type Target interface {
 // Targets lists every target, in table order. The last three run Node
 // only. Further targets (not run unless named): the HTTP-aware proxies of
 // ProxyKinds.
-const Targets = "limit,shared,reuseport,proxy,haproxy,nginx,pm2,cluster-rr,cluster-none"
+const Targets = "limit,shared,reuseport,proxy,http,haproxy,nginx,pm2,cluster-rr,cluster-none"
 
 // NodeOnly reports whether target can run only the Node app.
 func NodeOnly(target string) bool {
@@ -96,7 +96,7 @@ func (p *Paths) New(name string, app App, n int) (Target, error) {
 	switch name {
 	case "limit":
 		return &Limit{App: app, N: n, Work: p.Work}, nil
-	case "shared", "reuseport", "proxy":
+	case "shared", "reuseport", "proxy", "http":
 		return &Clusterrun{Bin: p.Clusterrun, Work: p.Work, Mode: name, App: app, N: n}, nil
 	case "pm2":
 		if p.PM2 == "" {
@@ -180,10 +180,11 @@ func (l *Limit) Stop() {
 }
 
 // Clusterrun runs `clusterrun up` on a generated cluster.hcl: one listener
-// on 127.0.0.1:port in Mode (shared, reuseport or proxy with least-conn),
-// one app "hello" with N instances. Readiness is notify for shared and
-// reuseport (the Go app sends READY=1, the Node preload does it for
-// hello.js) and tcp for proxy (the runner probes each private address).
+// on 127.0.0.1:port in Mode (shared, reuseport, proxy with least-conn, or
+// http with least-requests), one app "hello" with N instances. Readiness
+// is notify for shared and reuseport (the Go app sends READY=1, the Node
+// preload does it for hello.js) and tcp for proxy and http (the runner
+// probes each private address).
 type Clusterrun struct {
 	Bin, Work, Mode string
 	App             App
@@ -211,8 +212,11 @@ func (c *Clusterrun) Config(port int) string {
 		argv = append(argv, strconv.Quote(a))
 	}
 	check, balance := "notify", ""
-	if c.Mode == "proxy" {
+	switch c.Mode {
+	case "proxy":
 		check, balance = "tcp", "\n  balance = \"least-conn\""
+	case "http":
+		check, balance = "tcp", "\n  balance = \"least-requests\""
 	}
 	return fmt.Sprintf(`listener "http" {
   address = "127.0.0.1:%d"
