@@ -50,7 +50,7 @@ func newAccessLog(sink AccessLine) *accessLog {
 }
 
 // add formats the line of one request.
-func (a *accessLog) add(lb *logBuf, client string, req []byte, status int, bytes int64, d time.Duration) {
+func (a *accessLog) add(lb *logBuf, client, req []byte, status int, bytes int64, d time.Duration) {
 	lb.mu.Lock()
 	if len(lb.b) > maxLogBuffer {
 		lb.mu.Unlock()
@@ -60,7 +60,7 @@ func (a *accessLog) add(lb *logBuf, client string, req []byte, status int, bytes
 		return
 	}
 	b := lb.b
-	if client != "" {
+	if len(client) > 0 {
 		b = append(b, client...)
 		b = append(b, ' ')
 	}

@@ -23,9 +23,12 @@ type clientConn struct {
 	// Forwarded "for=" form; trusted: its forwarding fields are kept.
 	addr         netip.Addr
 	key          uint64
-	forFor       string
-	forwardedFor string
+	forFor       []byte
+	forwardedFor []byte
 	trusted      bool
+	// rdl and wdl are the read and write deadlines last set on c (see
+	// readBy and writeBy).
+	rdl, wdl time.Time
 
 	// rb[r:w] is read from the client and not used yet.
 	rb   []byte
@@ -58,16 +61,95 @@ const (
 // grows it up to MaxHeaderSize.
 const cliBufSize = 4 << 10
 
-func (s *Server) newClient(c net.Conn) *clientConn {
-	cc := &clientConn{s: s, c: c}
+// deadlineSlack: a deadline is set this much later than asked for, and set
+// again only when the one in place is off by more than this, so a busy
+// keep-alive connection does not change a runtime timer (a lock) at every
+// request; a timeout fires at most this late, never early.
+const deadlineSlack = 100 * time.Millisecond
+
+// deadliner is the part of a connection that deadlines are set on.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// readBy makes c's reads fail from about want on (see deadlineSlack); *set
+// holds the deadline in place.
+func readBy(c deadliner, set *time.Time, want time.Time) {
+	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= deadlineSlack {
+		return
+	}
+	*set = want.Add(deadlineSlack / 2)
+	c.SetReadDeadline(*set)
+}
+
+// writeBy is readBy for writes.
+func writeBy(c deadliner, set *time.Time, want time.Time) {
+	if !set.IsZero() && !set.Before(want) && set.Sub(want) <= deadlineSlack {
+		return
+	}
+	*set = want.Add(deadlineSlack / 2)
+	c.SetWriteDeadline(*set)
+}
+
+// workerIdle is how long a worker waits for its next connection before it
+// ends: a burst's workers, their stacks grown and buffers allocated, serve
+// the next burst too, and go once traffic falls.
+const workerIdle = 10 * time.Second
+
+// dispatch hands c to an idle worker, or starts one.
+func (s *Server) dispatch(c net.Conn) {
+	select {
+	case s.handoff <- c:
+	default:
+		s.wg.Add(1)
+		go s.worker(c)
+	}
+}
+
+// worker serves one connection after another with the same clientConn:
+// its buffers and its goroutine's grown stack are reused, so a new client
+// connection costs no allocation of ours and no stack growth.
+func (s *Server) worker(c net.Conn) {
+	defer s.wg.Done()
+	cc := &clientConn{s: s, rb: make([]byte, cliBufSize)}
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	for {
+		cc.serve(c)
+		idle.Reset(workerIdle)
+		select {
+		case c = <-s.handoff:
+			idle.Stop()
+		case <-idle.C:
+			return
+		case <-s.closing:
+			return
+		}
+	}
+}
+
+// begin makes cc the state of a new connection c.
+func (cc *clientConn) begin(c net.Conn) {
+	s := cc.s
+	cc.mu.Lock()
+	cc.c, cc.state, cc.closing, cc.killed, cc.tunnelTo = c, stIdle, false, false, nil
+	cc.mu.Unlock()
+	cc.r, cc.w, cc.out = 0, 0, cc.out[:0]
+	cc.rdl, cc.wdl = time.Time{}, time.Time{}
+	cc.addr, cc.key, cc.trusted = netip.Addr{}, 0, false
+	cc.forFor, cc.forwardedFor = cc.forFor[:0], cc.forwardedFor[:0]
+	if len(cc.rb) > cliBufSize {
+		cc.rb = make([]byte, cliBufSize) // a large head or body grew it
+	}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		cc.addr = ta.AddrPort().Addr().Unmap()
 		cc.key = route.AddrKey(cc.addr)
-		cc.forFor = cc.addr.String()
+		cc.forFor = cc.addr.AppendTo(cc.forFor)
 		if cc.addr.Is6() {
-			cc.forwardedFor = `"[` + cc.forFor + `]"`
+			cc.forwardedFor = append(append(append(cc.forwardedFor, `"[`...), cc.forFor...), `]"`...)
 		} else {
-			cc.forwardedFor = cc.forFor
+			cc.forwardedFor = append(cc.forwardedFor, cc.forFor...)
 		}
 		for _, p := range s.o.TrustedProxies {
 			if p.Contains(cc.addr) {
@@ -76,7 +158,6 @@ func (s *Server) newClient(c net.Conn) *clientConn {
 			}
 		}
 	}
-	return cc
 }
 
 // release gives back what the connection held.
@@ -86,8 +167,18 @@ func (cc *clientConn) release() {
 	cc.s.fds.Give(1)
 }
 
-func (cc *clientConn) serve() {
+// serve serves connection c until it ends.
+func (cc *clientConn) serve(c net.Conn) {
 	s := cc.s
+	cc.begin(c)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cc.release()
+		return
+	}
+	s.conns[cc] = struct{}{}
+	s.mu.Unlock()
 	defer func() {
 		cc.mu.Lock()
 		cc.state = stDone
@@ -96,9 +187,7 @@ func (cc *clientConn) serve() {
 		s.mu.Lock()
 		delete(s.conns, cc)
 		s.mu.Unlock()
-		s.wg.Done()
 	}()
-	cc.rb = make([]byte, cliBufSize)
 	for {
 		if !cc.readHead() {
 			return
@@ -159,10 +248,11 @@ func (cc *clientConn) readHead() bool {
 		cc.r = 0
 	}
 	started := cc.w > cc.r
+	now := time.Now()
 	if started {
-		cc.c.SetReadDeadline(time.Now().Add(s.o.HeaderTimeout))
+		readBy(cc.c, &cc.rdl, now.Add(s.o.HeaderTimeout))
 	} else {
-		cc.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+		readBy(cc.c, &cc.rdl, now.Add(s.o.IdleTimeout))
 	}
 	for {
 		if cc.w > cc.r {
@@ -183,7 +273,7 @@ func (cc *clientConn) readHead() bool {
 			}
 			if !started {
 				started = true
-				cc.c.SetReadDeadline(time.Now().Add(s.o.HeaderTimeout))
+				readBy(cc.c, &cc.rdl, time.Now().Add(s.o.HeaderTimeout))
 			}
 		}
 		if cc.w == len(cc.rb) {
@@ -243,9 +333,8 @@ func (cc *clientConn) writeError(status int, close bool, extra []byte) {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	cc.out = b
-	cc.c.SetWriteDeadline(time.Now().Add(cc.s.o.HeaderTimeout))
+	writeBy(cc.c, &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
 	cc.c.Write(b)
-	cc.c.SetWriteDeadline(time.Time{})
 }
 
 func statusText(code int) string {

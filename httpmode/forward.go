@@ -13,8 +13,7 @@ import (
 
 // request is one request's forwarding state, on its connection's goroutine.
 type request struct {
-	cc    *clientConn
-	start int64
+	cc *clientConn
 	// body framing: length (when not chunked) and what is left to read.
 	chunked bool
 	length  int64
@@ -51,6 +50,10 @@ type request struct {
 	cookieID  uint64
 	setCookie bool
 	stopped   bool
+	// now is when the request's head was read; start and end the same
+	// and the end of its answer on route's clock.
+	now        time.Time
+	start, end int64
 	// What the access log and the figures get.
 	status int
 	bytes  int64
@@ -69,7 +72,8 @@ func (cc *clientConn) handle() bool {
 	s := cc.s
 	h := &cc.req
 	hb := cc.rb[cc.r:]
-	rq := &request{cc: cc, start: route.Now(), length: 0}
+	now := time.Now()
+	rq := &request{cc: cc, now: now, start: route.At(now)}
 	rq.tried = rq.triedBuf[:0]
 	clientKeep := (h.minor == 1 && !h.connClose) || (h.minor == 0 && h.connKeepAlive)
 	method := h.method.of(hb)
@@ -107,6 +111,9 @@ func (cc *clientConn) handle() bool {
 		}
 	}
 	ok := cc.forward(rq, clientKeep)
+	if rq.end == 0 {
+		rq.end = route.Now()
+	}
 	if !rq.streamed {
 		cc.r += h.size + rq.raw
 	}
@@ -118,7 +125,7 @@ func (cc *clientConn) handle() bool {
 		cc.logEntry(rq)
 	}
 	if rq.b != nil && rq.status != 0 {
-		rq.b.stats.observe(rq.status, route.Now()-rq.start)
+		rq.b.stats.observe(rq.status, rq.end-rq.start, rq.end)
 	}
 	return ok && clientKeep && !cc.isClosing()
 }
@@ -143,7 +150,7 @@ func (cc *clientConn) readBody(rq *request) bool {
 			cc.rb = nb
 		}
 	}
-	cc.c.SetReadDeadline(time.Now().Add(cc.s.o.IdleTimeout))
+	readBy(cc.c, &cc.rdl, rq.now.Add(cc.s.o.IdleTimeout))
 	for cc.w-cc.r < need {
 		n, err := cc.c.Read(cc.rb[cc.w:])
 		cc.w += n
@@ -172,8 +179,7 @@ func (cc *clientConn) readChunked(rq *request) bool {
 	pos := cc.r + h.size
 	// The raw bytes may take more room than the data: bounded all the same.
 	limit := h.size + 2*s.o.MaxRetryBody + 4<<10
-	cc.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
-	defer cc.c.SetReadDeadline(time.Time{})
+	readBy(cc.c, &cc.rdl, rq.now.Add(s.o.IdleTimeout))
 	for {
 		for pos < cc.w && !rq.ch.done() {
 			used, d, err := rq.ch.next(cc.rb[pos:cc.w])
@@ -234,8 +240,7 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			}
 			return cc.answerOwn(rq, status, clientKeep)
 		}
-		now := route.Now()
-		s.table.Acquire(b.t, &rq.lease, now, cc.key)
+		s.table.Acquire(b.t, &rq.lease, rq.start, cc.key)
 		if b.t.Removed() && (!stuck || b.gone.Load()) {
 			// It left the set (or was forgotten) while it was picked: it
 			// gets nothing new. The lease was taken first, so Quiesce saw
@@ -350,13 +355,13 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 	}
 	out = append(out, pre...)
 	cc.out = out
-	bc.c.SetWriteDeadline(time.Now().Add(s.o.Timeout))
+	writeBy(bc.c, &bc.wdl, rq.now.Add(s.o.Timeout))
 	if _, err := bc.c.Write(out); err != nil {
 		bc.close()
 		return exNotDelivered
 	}
 	cc.out = out[:0]
-	rq.lease.Sent(route.Now())
+	rq.lease.Sent(rq.start)
 	s.table.Forwarded(&rq.lease)
 	if rq.replay != nil || rq.bodyless {
 		rq.bodyDone = true
@@ -386,11 +391,9 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 			rq.bodyDone = true
 		}
 	}
-	bc.c.SetWriteDeadline(time.Time{})
 
 	// The answer.
-	deadline := time.Now().Add(s.o.Timeout)
-	bc.c.SetReadDeadline(deadline)
+	readBy(bc.c, &bc.rdl, rq.now.Add(s.o.Timeout))
 	for {
 		err := bc.readHead(&rq.resp)
 		if err != nil {
@@ -478,9 +481,9 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 		}
 		return exBroken
 	}
-	bc.c.SetReadDeadline(time.Time{})
+	rq.end = route.Now()
 	if backendKeep && bc.r == bc.w && !rq.b.t.Removed() {
-		rq.b.put(bc, route.Now())
+		rq.b.put(bc, rq.end)
 	} else {
 		bc.close()
 	}
@@ -502,7 +505,7 @@ const continueWait = time.Second
 // continueWait (some never say it); not when it answered in full at once.
 // res is an outcome when the exchange is over, else -1.
 func (cc *clientConn) awaitContinue(rq *request, bc *beConn) (send bool, res int) {
-	bc.c.SetReadDeadline(time.Now().Add(min(continueWait, cc.s.o.Timeout)))
+	readBy(bc.c, &bc.rdl, time.Now().Add(min(continueWait, cc.s.o.Timeout)))
 	for {
 		err := bc.readHead(&rq.resp)
 		switch {
@@ -565,11 +568,12 @@ func (bc *beConn) readHead(h *head) error {
 	}
 }
 
-// writeOut writes cc.out to the client.
+// writeOut writes cc.out to the client, which has IdleTimeout to take it.
 func (cc *clientConn) writeOut() (int, error) {
 	if len(cc.out) == 0 {
 		return 0, nil
 	}
+	writeBy(cc.c, &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
 	n, err := cc.c.Write(cc.out)
 	cc.out = cc.out[:0]
 	return n, err
@@ -612,11 +616,13 @@ func (cc *clientConn) relayLength(rq *request, bc *beConn, n int64) error {
 	}
 }
 
-// fill reads more from the instance into an empty buffer.
+// fill reads more from the instance into an empty buffer; within the
+// body the instance has Timeout between two reads.
 func (bc *beConn) fill() error {
 	if bc.r == bc.w {
 		bc.r, bc.w = 0, 0
 	}
+	readBy(bc.c, &bc.rdl, time.Now().Add(bc.b.s.o.Timeout))
 	n, err := bc.c.Read(bc.rb[bc.w:])
 	bc.w += n
 	if n > 0 {
@@ -724,14 +730,14 @@ func (cc *clientConn) emit(data []byte, chunkOut bool) error {
 // (sent bytes of it went with the head) or chunks, which are framed anew.
 func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 	s := cc.s
-	cc.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
-	defer cc.c.SetReadDeadline(time.Time{})
+	readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
 	if !rq.chunked {
 		cc.r += sent
 		left := rq.length - int64(sent)
 		for left > 0 {
 			if cc.r == cc.w {
 				cc.r, cc.w = 0, 0
+				readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
 				n, err := cc.c.Read(cc.rb)
 				cc.w = n
 				if n == 0 {
@@ -742,6 +748,7 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 				}
 			}
 			take := min(int64(cc.w-cc.r), left)
+			writeBy(bc.c, &bc.wdl, time.Now().Add(s.o.Timeout))
 			if _, err := bc.c.Write(cc.rb[cc.r : cc.r+int(take)]); err != nil {
 				return err
 			}
@@ -770,6 +777,7 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 			buf = append(buf, lastChunk...)
 		}
 		if len(buf) > 0 {
+			writeBy(bc.c, &bc.wdl, time.Now().Add(s.o.Timeout))
 			if _, err := bc.c.Write(buf); err != nil {
 				cc.out = buf[:0]
 				return err
@@ -781,6 +789,7 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 			break
 		}
 		cc.r, cc.w = 0, 0
+		readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
 		n, err := cc.c.Read(cc.rb)
 		cc.w = n
 		if n == 0 {
@@ -805,8 +814,11 @@ func (cc *clientConn) tunnel(rq *request, bc *beConn) int {
 	bc.r += rq.resp.size
 	cc.out = append(cc.out, bc.rb[bc.r:bc.w]...)
 	bc.r = bc.w
+	// No deadline while it lasts: it ends when a side closes, or the
+	// instance stops.
 	bc.c.SetDeadline(time.Time{})
 	cc.c.SetDeadline(time.Time{})
+	bc.rdl, bc.wdl, cc.rdl, cc.wdl = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if _, err := cc.writeOut(); err != nil {
 		bc.close()
 		return exBroken

@@ -53,10 +53,10 @@ func (cc *clientConn) requestHead(rq *request, b []byte) []byte {
 		out = append(out, cc.c.LocalAddr().String()...)
 		out = append(out, '\r', '\n')
 	}
-	if cc.forFor != "" || nxff > 0 {
+	if len(cc.forFor) > 0 || nxff > 0 {
 		out = append(out, "X-Forwarded-For: "...)
 		out = appendJoined(out, b, h.fields, "x-forwarded-for", nxff)
-		if cc.forFor != "" {
+		if len(cc.forFor) > 0 {
 			if nxff > 0 {
 				out = append(out, ", "...)
 			}
@@ -78,7 +78,7 @@ func (cc *clientConn) requestHead(rq *request, b []byte) []byte {
 		out = append(out, ", "...)
 	}
 	sep := false
-	if cc.forwardedFor != "" {
+	if len(cc.forwardedFor) > 0 {
 		out = append(out, "for="...)
 		out = append(out, cc.forwardedFor...)
 		sep = true

@@ -151,7 +151,7 @@ func parseRequest(b []byte, h *head) error {
 	for i < len(line) && line[i] > ' ' && line[i] != 0x7f {
 		i++
 	}
-	if i == t || i >= len(line) || line[i] != ' ' || !validTarget(line[t:i]) {
+	if i == t || i >= len(line) || line[i] != ' ' || (!validTarget(line[t:i]) && string(line[:h.method.e]) != "CONNECT") {
 		return errBadLine
 	}
 	h.target = span{int32(t), int32(i)}
@@ -267,7 +267,8 @@ func parseResponse(b []byte, h *head) error {
 // runner forwards (RFC 9112 3.2): origin-form "/path?query", absolute-form
 // "http://host/path", or "*"; and the path's %-escapes are whole (net/http
 // refuses "/%zz", and an instance would read it some way of its own).
-// Authority-form is CONNECT's, which is not forwarded.
+// Authority-form is CONNECT's, which is read (to answer 501) but not
+// forwarded.
 func validTarget(t []byte) bool {
 	switch {
 	case len(t) == 1 && t[0] == '*':

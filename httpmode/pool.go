@@ -48,6 +48,8 @@ type beConn struct {
 	// of an answer may be the instance closing an idle connection.
 	reused    bool
 	idleSince int64
+	// rdl and wdl are the deadlines in place (see readBy).
+	rdl, wdl time.Time
 }
 
 // beBufSize is a backend connection's read buffer: a response head must
@@ -164,11 +166,12 @@ func (bc *beConn) alive() bool {
 		return false
 	}
 	ok := false
-	rc.Read(func(fd uintptr) bool {
+	// Control, not Read: no poller, and a deadline that passed while the
+	// connection was idle does not count.
+	rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-		return true
 	})
 	return ok
 }

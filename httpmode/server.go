@@ -105,6 +105,8 @@ type Server struct {
 	done    chan struct{} // closed when the last goroutine ends
 	wg      sync.WaitGroup
 	served  chan struct{}
+	// handoff passes accepted connections to idle workers.
+	handoff chan net.Conn
 	// logDone ends the access log's goroutine, after the requests.
 	logDone chan struct{}
 }
@@ -150,6 +152,7 @@ func New(ln net.Listener, o Options) *Server {
 		trusted: len(o.TrustedProxies) > 0,
 		conns:   map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
 		closing: make(chan struct{}), done: make(chan struct{}), served: make(chan struct{}),
+		handoff: make(chan net.Conn),
 	}
 	_, s.unix = ln.(*net.UnixListener)
 	s.reaper = reaper{s: s, wake: make(chan struct{}, 1)}
@@ -328,17 +331,7 @@ func (s *Server) Serve() error {
 			continue
 		}
 		backoff = 0
-		cc := s.newClient(c)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			cc.release()
-			return nil
-		}
-		s.conns[cc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go cc.serve()
+		s.dispatch(c)
 	}
 }
 

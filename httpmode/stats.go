@@ -77,8 +77,9 @@ func (s *Server) statsFor(t *route.Target) *instanceStats {
 	return &instanceStats{slot: ss}
 }
 
-// observe counts one request of status that took d (monotonic ns).
-func (st *instanceStats) observe(status int, d int64) {
+// observe counts one request of status that took d (ns), ending at now
+// (route's clock).
+func (st *instanceStats) observe(status int, d, now int64) {
 	class := status/100 - 1
 	if class < 0 || class >= classes {
 		class = classes - 1
@@ -94,7 +95,6 @@ func (st *instanceStats) observe(status int, d int64) {
 	st.slot.c.Sum += secs
 	st.slot.mu.Unlock()
 
-	now := route.Now()
 	at := now/int64(windowSlot) + 1
 	w := &st.win[at%windowSlots]
 	f := fineIndex(d)
@@ -217,5 +217,5 @@ func (cc *clientConn) logEntry(rq *request) {
 	if rq.b != nil {
 		lb = &rq.b.log
 	}
-	cc.s.access.add(lb, cc.forFor, cc.logLine, rq.status, rq.bytes, time.Duration(route.Now()-rq.start))
+	cc.s.access.add(lb, cc.forFor, cc.logLine, rq.status, rq.bytes, time.Duration(rq.end-rq.start))
 }
