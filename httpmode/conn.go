@@ -34,6 +34,8 @@ type clientConn struct {
 	rb   []byte
 	r, w int
 	req  head
+	// rq is the request under way (forward.go).
+	rq request
 	// out is where heads are written before they are sent.
 	out []byte
 
@@ -59,7 +61,7 @@ const (
 
 // cliBufSize is a client connection's read buffer; a head that does not fit
 // grows it up to MaxHeaderSize.
-const cliBufSize = 4 << 10
+const cliBufSize = 2 << 10
 
 // deadlineSlack: a deadline is set this much later than asked for, and set
 // again only when the one in place is off by more than this, so a busy

@@ -73,7 +73,12 @@ func (cc *clientConn) handle() bool {
 	h := &cc.req
 	hb := cc.rb[cc.r:]
 	now := time.Now()
-	rq := &request{cc: cc, now: now, start: route.At(now)}
+	// The connection's request is reused: its response head's fields
+	// keep their room, and a request allocates nothing.
+	rq := &cc.rq
+	fields := rq.resp.fields
+	*rq = request{cc: cc, now: now, start: route.At(now)}
+	rq.resp.fields = fields[:0]
 	rq.tried = rq.triedBuf[:0]
 	clientKeep := (h.minor == 1 && !h.connClose) || (h.minor == 0 && h.connKeepAlive)
 	method := h.method.of(hb)

@@ -55,7 +55,7 @@ type beConn struct {
 // beBufSize is a backend connection's read buffer: a response head must
 // fit in maxResponseHead, which it grows to when needed.
 const (
-	beBufSize       = 8 << 10
+	beBufSize       = 4 << 10
 	maxResponseHead = 64 << 10
 )
 
