@@ -45,7 +45,7 @@ var (
 	procUSSDesc    = desc{"clusterrun_instance_uss_bytes", "Unique set size (USS, from smaps_rollup) summed over an instance's process group, in bytes: the pages only its processes map.", "gauge", []string{"app", "instance", "pid"}}
 	procCPUDesc    = desc{"clusterrun_instance_cpu_ratio", "CPU use of an instance's process group over the last sample, in cores (1 = one core busy).", "gauge", []string{"app", "instance", "pid"}}
 	procConnsDesc  = desc{"clusterrun_instance_connections", "Proxied connections open to an instance (proxy mode only), summed over its processes during a rolling reload.", "gauge", []string{"app", "instance"}}
-	httpReqDesc    = desc{"clusterrun_http_requests_total", "Requests answered through an http listener, by app, instance number, listener and status class (1xx … 5xx, the runner's own 502, 503 and 504 included), summed over the instance number's processes since the runner started.", "counter", []string{"app", "instance", "listener", "code"}}
+	httpReqDesc    = desc{"clusterrun_http_requests_total", "Requests answered through an http listener, by app, instance number, listener and status class (1xx … 5xx, the runner's own 502, 503 and 504 included), summed over the instance number's processes since the runner started.", "counter", []string{"app", "code", "instance", "listener"}}
 	httpDurDesc    = desc{"clusterrun_http_request_duration_seconds", "Time from a request's head to the end of its answer through an http listener, by app and listener.", "histogram", []string{"app", "listener"}}
 )
 
@@ -172,7 +172,7 @@ func addHTTP(req, dur *family, a status.App) {
 	for _, h := range a.HTTP {
 		inst := strconv.Itoa(h.Instance)
 		for i, n := range h.ByClass {
-			req.add(float64(n), a.Name, inst, h.Listener, httpClasses[i])
+			req.add(float64(n), a.Name, httpClasses[i], inst, h.Listener)
 		}
 		lh := byListener[h.Listener]
 		if lh == nil {
