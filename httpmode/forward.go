@@ -928,15 +928,11 @@ func (cc *clientConn) wait(rq *request) *route.Target {
 	defer timer.Stop()
 	s.waiting.Add(1)
 	defer s.waiting.Add(-1)
-	front := false
 	for {
-		if front {
-			s.table.Queue.PushFront(w)
-		} else {
-			s.table.Queue.PushBack(w)
-		}
-		// A change between the pick and the push would be missed: look
-		// once more now that we are in the queue.
+		// In its place (behind those already waiting; by its ticket after
+		// a wake-up that found no room), then a look that a change between
+		// the pick and the push would otherwise hide.
+		s.table.Queue.Push(w)
 		if t := s.table.Pick(cc.key, rq.tried); t != nil {
 			if s.table.Queue.Remove(w) {
 				return t
@@ -967,10 +963,7 @@ func (cc *clientConn) wait(rq *request) *route.Target {
 		if t := s.table.Pick(cc.key, rq.tried); t != nil {
 			return t
 		}
-		// Woken for room it could not use: back to the front, and the
-		// next in line gets the chance this wake-up was for.
-		front = true
-		s.table.Queue.WakeSecond()
+		// Woken for room another took: back to its place.
 	}
 }
 

@@ -8,6 +8,11 @@
 //	…
 //	p.Close(ctx)        // at shutdown
 //
+// The routable set, the leases on it, the balance policies, the queue of
+// connections waiting for a backend, Quiesce and the hung watch are package
+// route's, which http mode shares; this package owns the event loops that
+// move the bytes.
+//
 // The rules it keeps, and why:
 //
 //   - The supervisor decides, the proxy routes. The routable set is an

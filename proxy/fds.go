@@ -1,78 +1,19 @@
 package proxy
 
-import (
-	"sync"
-	"sync/atomic"
-	"time"
-)
+import "github.com/clusterrun/clusterrun/route"
 
 // DefaultReserve is the number of descriptors an FDBudget keeps for the
 // rest of the process unless told otherwise.
-const DefaultReserve = 256
+const DefaultReserve = route.DefaultReserve
 
 // fdsPerConn is what one proxied connection holds: the client's socket and
 // the backend's. Nothing else is held per connection (no pipes).
 const fdsPerConn = 2
 
-// FDBudget is the share of the process's descriptors that its proxies may
-// hold together: the soft RLIMIT_NOFILE, read again at most once a second
-// so that a limit lowered or raised at run time (prlimit) applies, less a
-// reserve for everything else (instances' pipes and sockets, the control
-// socket, log files). A proxy at the budget stops accepting until one of
-// its connections ends, so starting an instance never fails for
-// descriptors the proxies took.
-type FDBudget struct {
-	reserve atomic.Int64
-	used    atomic.Int64
-	// limit is the soft RLIMIT_NOFILE as last read, at readAt (nanotime);
-	// mu serialises the reads.
-	limit  atomic.Int64
-	readAt atomic.Int64
-	mu     sync.Mutex
-}
+// FDBudget is the share of the process's descriptors that its proxies (and
+// http listeners) may hold together (route.FDBudget).
+type FDBudget = route.FDBudget
 
 // NewFDBudget returns a budget that leaves reserve descriptors to the rest
 // of the process.
-func NewFDBudget(reserve int) *FDBudget {
-	b := &FDBudget{}
-	b.SetReserve(reserve)
-	return b
-}
-
-// SetReserve changes the reserve (the runner raises it as it runs more
-// instances).
-func (b *FDBudget) SetReserve(n int) { b.reserve.Store(int64(max(n, 0))) }
-
-// Max returns how many descriptors the proxies may hold now.
-func (b *FDBudget) Max() int { return int(b.allowed(nanotime())) }
-
-// Used returns how many they hold.
-func (b *FDBudget) Used() int { return int(b.used.Load()) }
-
-func (b *FDBudget) allowed(now int64) int64 {
-	if b.limit.Load() == 0 || now-b.readAt.Load() >= int64(time.Second) {
-		b.mu.Lock()
-		if b.limit.Load() == 0 || now-b.readAt.Load() >= int64(time.Second) {
-			if lim, ok := softFileLimit(); ok {
-				b.limit.Store(lim)
-			} else if b.limit.Load() == 0 {
-				b.limit.Store(1 << 20) // unknown: the budget is not the bound then
-			}
-			b.readAt.Store(now)
-		}
-		b.mu.Unlock()
-	}
-	return max(b.limit.Load()-b.reserve.Load(), 0)
-}
-
-// take claims n descriptors, or reports false when that would go past the
-// budget.
-func (b *FDBudget) take(n int64, now int64) bool {
-	if b.used.Add(n) <= b.allowed(now) {
-		return true
-	}
-	b.used.Add(-n)
-	return false
-}
-
-func (b *FDBudget) give(n int64) { b.used.Add(-n) }
+func NewFDBudget(reserve int) *FDBudget { return route.NewFDBudget(reserve) }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -388,15 +387,6 @@ func waitingOn(p *Proxy, id uint64) int {
 		}
 	}
 	return n
-}
-
-func mustAddr(t testing.TB, s string) netip.Addr {
-	t.Helper()
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 // gate is a channel a test opens once. A test whose server handlers wait on

@@ -5,7 +5,6 @@ package proxy
 import (
 	"bufio"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,17 +254,6 @@ func listenBacklog(t *testing.T, n int) (string, int, func()) {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)), fd, closeIt
-}
-
-// The kernel says how many connections a listener's accept queue holds.
-func TestAcceptQueueCap(t *testing.T) {
-	addr, _, _ := listenBacklog(t, 5)
-	if got := acceptQueueCap(netip.MustParseAddrPort(addr)); got != 6 {
-		t.Fatalf("acceptQueueCap(%s) with backlog 5 = %d, want 6", addr, got)
-	}
-	if got := acceptQueueCap(netip.MustParseAddrPort(closedPort(t))); got != 0 {
-		t.Fatalf("acceptQueueCap of a port nobody listens on = %d, want 0", got)
-	}
 }
 
 // A backend that accepts nothing is never sent more connections than its

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/clusterrun/clusterrun/route"
 )
 
 // Readiness flags of a pollEvent, whatever the poller.
@@ -111,18 +113,18 @@ type conn struct {
 	key   uint64 // IPHash key of the client's address
 	// up is client to backend, down backend to client.
 	up, down flow
-	lease    lease
+	lease    route.Lease
 	answered bool
 	// tried are the backends that refused this connection (or failed it
 	// otherwise), so it does not try them again; skipped those whose dial
 	// timed out, not tried again until a lease ends somewhere (the queue
 	// wakes it) or the routable set changes. skipped includes tried.
-	tried, skipped []*backend
-	triedBuf       [4]*backend
-	skippedBuf     [4]*backend
+	tried, skipped []*route.Target
+	triedBuf       [4]*route.Target
+	skippedBuf     [4]*route.Target
 	accepted       int64
 	dialed         int64
-	w              waiter
+	w              route.Waiter
 	inDirty        bool
 	// links of waitingList and dialingList.
 	wPrev, wNext, dPrev, dNext *conn
@@ -178,18 +180,18 @@ func (l *loop) run() {
 		l.poll.close()
 		l.p.loopEnded()
 	}()
-	l.now = nanotime()
+	l.now = route.Now()
 	l.resume()
 	for {
 		if l.closingDown && l.conns == 0 && !l.listening {
 			return
 		}
 		n, err := l.poll.wait(l.evs, l.timeout())
-		l.now = nanotime()
+		l.now = route.Now()
 		if err != nil {
 			// Only a broken poller gets here (EBADF, EINVAL): nothing this
 			// loop can do but give up its connections.
-			l.p.log.printf("cannot wait for events on %s: %v; closing its connections", l.p.lnString, err)
+			l.p.log.Printf("cannot wait for events on %s: %v; closing its connections", l.p.lnString, err)
 			l.letGoOfListener(nil)
 			l.closingDown = true
 			l.closeAll()
@@ -289,10 +291,10 @@ func (l *loop) expire() {
 	if l.p.waitFor >= 0 {
 		for c := l.waitingList.head; c != nil && l.now-c.accepted >= l.p.waitFor; c = l.waitingList.head {
 			l.p.queueTimeouts.Add(1)
-			if len(l.p.snap.Load().list) == 0 {
-				l.p.log.printf("no backend became routable on %s within %v; closed a connection", l.p.lnString, time.Duration(l.p.waitFor))
+			if len(l.p.rt.Snapshot().Targets()) == 0 {
+				l.p.log.Printf("no backend became routable on %s within %v; closed a connection", l.p.lnString, time.Duration(l.p.waitFor))
 			} else {
-				l.p.log.printf("no backend on %s could take a connection within %v (all busy, failing or at their limit); closed it", l.p.lnString, time.Duration(l.p.waitFor))
+				l.p.log.Printf("no backend on %s could take a connection within %v (all busy, failing or at their limit); closed it", l.p.lnString, time.Duration(l.p.waitFor))
 			}
 			l.close(c)
 		}
@@ -311,7 +313,7 @@ func (l *loop) resume() {
 		return
 	}
 	if err := l.poll.addListener(l.p.lfd, l.p.nloops > 1); err != nil {
-		l.p.log.printf("cannot wait for connections on %s: %v; no longer accepting", l.p.lnString, err)
+		l.p.log.Printf("cannot wait for connections on %s: %v; no longer accepting", l.p.lnString, err)
 		l.letGoOfListener(err)
 		return
 	}
@@ -350,7 +352,7 @@ func (l *loop) admit() bool {
 		p.open.Add(-1)
 		return false
 	}
-	if !p.fds.take(fdsPerConn, l.now) {
+	if !p.fds.Take(fdsPerConn, l.now) {
 		p.open.Add(-1)
 		return false
 	}
@@ -359,7 +361,7 @@ func (l *loop) admit() bool {
 
 func (l *loop) unadmit() {
 	l.p.open.Add(-1)
-	l.p.fds.give(fdsPerConn)
+	l.p.fds.Give(fdsPerConn)
 }
 
 func (l *loop) accept() {
@@ -372,9 +374,9 @@ func (l *loop) accept() {
 			// Clients wait in the listen backlog meanwhile; the log says
 			// so once per burst.
 			if p.maxConns > 0 && p.open.Load() >= p.maxConns {
-				p.log.printf("%s has %d connections open, its max_connections; new ones wait in the listen backlog", p.lnString, p.maxConns)
+				p.log.Printf("%s has %d connections open, its max_connections; new ones wait in the listen backlog", p.lnString, p.maxConns)
 			} else {
-				p.log.printf("the proxies hold %d descriptors, all the budget leaves them (soft RLIMIT_NOFILE less a reserve for instances and the control socket); new connections on %s wait in the listen backlog", p.fds.Used(), p.lnString)
+				p.log.Printf("the proxies hold %d descriptors, all the budget leaves them (soft RLIMIT_NOFILE less a reserve for instances and the control socket); new connections on %s wait in the listen backlog", p.fds.Used(), p.lnString)
 			}
 			l.pause(retryPause)
 			return
@@ -392,12 +394,12 @@ func (l *loop) accept() {
 			case e == syscall.EAGAIN:
 			case e == syscall.EBADF || e == syscall.EINVAL || e == syscall.ENOTSOCK:
 				err := &acceptError{addr: p.lnString, errno: e}
-				p.log.printf("%v; no longer accepting", err)
+				p.log.Printf("%v; no longer accepting", err)
 				l.letGoOfListener(err)
 			case temporary(e):
 				if l.backoff == 0 {
 					l.backoff = acceptBackoffMin
-					p.log.printf("cannot accept on %s: %v; retrying with a backoff of up to %v", p.lnString, e, acceptBackoffMax)
+					p.log.Printf("cannot accept on %s: %v; retrying with a backoff of up to %v", p.lnString, e, acceptBackoffMax)
 				} else {
 					l.backoff = min(2*l.backoff, acceptBackoffMax)
 				}
@@ -405,13 +407,13 @@ func (l *loop) accept() {
 				l.pause(l.backoff)
 			default:
 				err := &acceptError{addr: p.lnString, errno: e}
-				p.log.printf("%v; no longer accepting", err)
+				p.log.Printf("%v; no longer accepting", err)
 				l.letGoOfListener(err)
 			}
 			return
 		}
 		if l.backoff != 0 {
-			p.log.printf("accepting on %s again after %d failed accepts", p.lnString, l.failed)
+			p.log.Printf("accepting on %s again after %d failed accepts", p.lnString, l.failed)
 			l.backoff, l.failed = 0, 0
 		}
 		l.opened(fd, key)
@@ -433,7 +435,7 @@ func (l *loop) opened(fd int, key uint64) {
 	c.be.c, c.be.backend, c.be.fd = c, true, -1
 	c.tried, c.skipped = c.triedBuf[:0], c.skippedBuf[:0]
 	if err := l.poll.addConn(fd); err != nil {
-		l.p.log.printf("cannot watch a connection on %s: %v; closed it", l.p.lnString, err)
+		l.p.log.Printf("cannot watch a connection on %s: %v; closed it", l.p.lnString, err)
 		closeFD(fd)
 		l.unadmit()
 		return
@@ -441,7 +443,7 @@ func (l *loop) opened(fd int, key uint64) {
 	l.setSide(&c.cli)
 	l.conns++
 	l.waitingList.pushBack(c, waitingLinks)
-	if !l.p.queue.empty() {
+	if !l.p.rt.Queue.Empty() {
 		// Others wait already: behind them, not before.
 		l.enqueue(c)
 		return
@@ -463,22 +465,22 @@ func (l *loop) setSide(s *side) {
 func (l *loop) route(c *conn) {
 	p := l.p
 	for c.state == connWaiting {
-		snap := p.snap.Load()
-		if len(snap.list) == 0 && p.waitFor < 0 {
-			p.log.printf("no backend is routable on %s; closed a connection", p.lnString)
+		snap := p.rt.Snapshot()
+		if len(snap.Targets()) == 0 && p.waitFor < 0 {
+			p.log.Printf("no backend is routable on %s; closed a connection", p.lnString)
 			l.close(c)
 			return
 		}
-		b := snap.pick(p.balance, p.rr.Add(1), c.key, c.skipped)
-		if b == nil && len(snap.list) > 0 && allTried(snap, c.tried) {
+		b := p.rt.Pick(c.key, c.skipped)
+		if b == nil && len(snap.Targets()) > 0 && snap.AllTried(c.tried) {
 			// Every routable backend refused: they are down, not busy.
-			p.log.printf("every backend on %s failed to connect; closed a connection", p.lnString)
+			p.log.Printf("every backend on %s failed to connect; closed a connection", p.lnString)
 			l.close(c)
 			return
 		}
 		if b == nil {
 			if p.waitFor < 0 {
-				p.log.printf("no backend on %s could take a connection (all busy, failing or at their limit); closed it", p.lnString)
+				p.log.Printf("no backend on %s could take a connection (all busy, failing or at their limit); closed it", p.lnString)
 				l.close(c)
 				return
 			}
@@ -489,23 +491,14 @@ func (l *loop) route(c *conn) {
 	}
 }
 
-func allTried(s *snapshot, tried []*backend) bool {
-	for _, b := range s.list {
-		if !contains(tried, b) {
-			return false
-		}
-	}
-	return true
-}
-
 // enqueue parks c until a lease ends or is answered, or the routable set
 // changes.
 func (l *loop) enqueue(c *conn) {
-	if c.w.wake == nil {
-		c.w.wake = func() { l.post(func() { l.woke(c) }) }
+	if c.w.Wake == nil {
+		c.w.Wake = func() { l.post(func() { l.woke(c) }) }
 	}
 	l.p.waiting.Add(1)
-	l.p.queue.push(&c.w)
+	l.p.rt.Queue.Push(&c.w)
 }
 
 // woke: c was taken off the queue; try again.
@@ -519,8 +512,8 @@ func (l *loop) woke(c *conn) {
 	// Room came up, or the set changed: a backend that timed out may take
 	// it now.
 	c.skipped = append(c.skipped[:0], c.tried...)
-	b := l.p.snap.Load().pick(l.p.balance, l.p.rr.Add(1), c.key, c.skipped)
-	if b == nil && len(l.p.snap.Load().list) > 0 && allTried(l.p.snap.Load(), c.tried) {
+	b := l.p.rt.Pick(c.key, c.skipped)
+	if snap := l.p.rt.Snapshot(); b == nil && len(snap.Targets()) > 0 && snap.AllTried(c.tried) {
 		l.route(c) // says why and closes it
 		return
 	}
@@ -533,17 +526,17 @@ func (l *loop) woke(c *conn) {
 	l.route(c)
 }
 
-func (l *loop) dial(c *conn, b *backend) {
-	l.p.acquire(b, &c.lease, l.now, c.key)
-	fd, e := sysDial(&b.sa)
+func (l *loop) dial(c *conn, b *route.Target) {
+	l.p.rt.Acquire(b, &c.lease, l.now, c.key)
+	fd, e := sysDial(b.Data.(*dialAddr))
 	if fd < 0 {
-		l.p.release(&c.lease)
+		l.p.rt.Release(&c.lease)
 		l.dialError(c, b, e)
 		return
 	}
 	if err := l.poll.addConn(fd); err != nil {
 		closeFD(fd)
-		l.p.release(&c.lease)
+		l.p.rt.Release(&c.lease)
 		l.dialError(c, b, syscall.Errno(0))
 		return
 	}
@@ -556,7 +549,7 @@ func (l *loop) dial(c *conn, b *backend) {
 }
 
 // dialError records a failed dial of b: it is not tried again by c.
-func (l *loop) dialError(c *conn, b *backend, e syscall.Errno) {
+func (l *loop) dialError(c *conn, b *route.Target, e syscall.Errno) {
 	if l.p.forced.Load() {
 		l.close(c)
 		return
@@ -564,15 +557,15 @@ func (l *loop) dialError(c *conn, b *backend, e syscall.Errno) {
 	c.tried = append(c.tried, b)
 	c.skipped = append(c.skipped, b)
 	if e == 0 {
-		l.p.log.printf("cannot connect to backend %d at %s; trying another", b.id, b.addr)
+		l.p.log.Printf("cannot connect to backend %d at %s; trying another", b.ID, b.Addr)
 	} else {
-		l.p.log.printf("cannot connect to backend %d at %s: %v; trying another", b.id, b.addr, e)
+		l.p.log.Printf("cannot connect to backend %d at %s: %v; trying another", b.ID, b.Addr, e)
 	}
 }
 
 // dialFailed ends c's dial in flight with e.
 func (l *loop) dialFailed(c *conn, e syscall.Errno) {
-	b := c.lease.b
+	b := c.lease.Target()
 	l.dialingList.remove(c, dialingLinks)
 	l.dropBackendSide(c)
 	c.state = connWaiting
@@ -581,12 +574,12 @@ func (l *loop) dialFailed(c *conn, e syscall.Errno) {
 		// the client's request while another backend or the queue can
 		// take it. Where the kernel did not tell the queue's size, what
 		// was waiting on it is the best guess.
-		if b.backlog.Load() == 0 {
-			b.backlog.Store(max(b.unanswered.Load()-1, 1))
+		if b.Backlog() == 0 {
+			b.SetBacklog(max(b.Unanswered()-1, 1))
 		}
-		l.p.release(&c.lease)
+		l.p.rt.Release(&c.lease)
 		c.skipped = append(c.skipped, b)
-		l.p.log.printf("connecting to backend %d at %s timed out after %v (its accept queue is full, or it is stopped); the connection waits for another", b.id, b.addr, time.Duration(l.p.connectTimeout))
+		l.p.log.Printf("connecting to backend %d at %s timed out after %v (its accept queue is full, or it is stopped); the connection waits for another", b.ID, b.Addr, time.Duration(l.p.connectTimeout))
 		if l.p.forced.Load() {
 			l.close(c)
 			return
@@ -594,7 +587,7 @@ func (l *loop) dialFailed(c *conn, e syscall.Errno) {
 		l.route(c)
 		return
 	}
-	l.p.release(&c.lease)
+	l.p.rt.Release(&c.lease)
 	l.dialError(c, b, e)
 	if c.state == connWaiting {
 		l.route(c)
@@ -611,18 +604,18 @@ func (l *loop) dropBackendSide(c *conn) {
 
 // connected: c's dial completed.
 func (l *loop) connected(c *conn) {
-	b := c.lease.b
+	b := c.lease.Target()
 	if h := l.p.testHookDialed; h != nil {
 		h(b)
 	}
-	if b.removed.Load() || l.p.forced.Load() {
+	if b.Removed() || l.p.forced.Load() {
 		// SetBackends removed b while the dial was in flight: the instance
 		// may be about to get its stop signal, so it gets no new
 		// connection. The backend sees a connection closed unused.
 		l.dialingList.remove(c, dialingLinks)
 		l.dropBackendSide(c)
 		c.state = connWaiting
-		l.p.release(&c.lease)
+		l.p.rt.Release(&c.lease)
 		if l.p.forced.Load() {
 			l.close(c)
 			return
@@ -633,8 +626,7 @@ func (l *loop) connected(c *conn) {
 	l.dialingList.remove(c, dialingLinks)
 	l.waitingList.remove(c, waitingLinks)
 	c.state = connForwarded
-	c.lease.state.Store(leaseForwarded)
-	l.p.notifyQuiesce()
+	l.p.rt.Forwarded(&c.lease)
 	l.pump(c)
 }
 
@@ -770,15 +762,15 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 // touch records a byte read from one side at the loop's now.
 func (l *loop) touch(c *conn, fromBackend bool) {
 	if !fromBackend {
-		c.lease.lastUp.Store(l.now)
+		c.lease.Sent(l.now)
 		return
 	}
 	if !c.answered {
 		c.answered = true
-		l.p.answered(&c.lease, l.now)
+		l.p.rt.Answered(&c.lease, l.now)
 		return
 	}
-	c.lease.lastDown.Store(l.now)
+	c.lease.Received(l.now)
 }
 
 func (l *loop) getBuf() []byte {
@@ -805,7 +797,7 @@ func (l *loop) close(c *conn) {
 	p := l.p
 	switch c.state {
 	case connWaiting:
-		if p.queue.remove(&c.w) {
+		if p.rt.Queue.Remove(&c.w) {
 			p.waiting.Add(-1)
 		}
 		l.waitingList.remove(c, waitingLinks)
@@ -813,10 +805,10 @@ func (l *loop) close(c *conn) {
 		l.dialingList.remove(c, dialingLinks)
 		l.waitingList.remove(c, waitingLinks)
 		l.dropBackendSide(c)
-		p.release(&c.lease)
+		p.rt.Release(&c.lease)
 	case connForwarded:
 		l.dropBackendSide(c)
-		p.release(&c.lease)
+		p.rt.Release(&c.lease)
 	}
 	c.state = connClosed
 	l.sides[c.cli.fd] = nil

@@ -33,5 +33,3 @@ type dialAddr struct{}
 func newDialAddr(netip.AddrPort) dialAddr    { return dialAddr{} }
 func takeListener(net.Listener) (int, error) { return -1, errUnsupported }
 func closeFD(int)                            {}
-func acceptQueueCap(netip.AddrPort) int      { return 0 }
-func softFileLimit() (int64, bool)           { return 0, false }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/clusterrun/clusterrun/route"
 )
 
 // Options tune a Proxy. The zero value is usable.
@@ -55,7 +56,6 @@ type Options struct {
 const (
 	defaultConnectTimeout = time.Second
 	defaultWaitForBackend = 10 * time.Second
-	defaultHungAfter      = 2 * time.Second
 )
 
 // Accept backoff, as net/http.Server.Serve does it.
@@ -67,14 +67,11 @@ const (
 // Proxy accepts on one public listener and forwards each connection's bytes to
 // one backend. Its methods are safe for concurrent use; Serve is called once.
 type Proxy struct {
-	balance        Balance
 	connectTimeout int64 // ns
 	waitFor        int64 // ns; < 0: no wait
-	hungAfter      int64 // ns; <= 0: never
 	maxConns       int64 // 0: none
-	maxPerInstance int64
 	nloops         int
-	log            *limiter
+	log            *route.Limiter
 	lnString       string
 	fds            *FDBudget
 
@@ -86,32 +83,21 @@ type Proxy struct {
 	acceptOff bool
 	hashKeys  bool // IPHash: the accept path reads the client's address
 
-	// snap is the routable set; SetBackends swaps it whole, so the
-	// per-connection path reads it with one atomic load and never locks.
-	snap atomic.Pointer[snapshot]
-	// setMu serialises SetBackends calls with each other, nothing else.
-	setMu sync.Mutex
-	// rr rotates the starting point of every pick (see snapshot.pick).
-	rr atomic.Uint64
+	// rt is the routable set, the leases on it, and the queue of
+	// connections waiting for a backend (package route, which http mode
+	// shares).
+	rt *route.Table
 
 	// open counts client connections from accept to close; waiting those
 	// in the queue (for tests and status).
 	open    atomic.Int64
 	waiting atomic.Int64
-	queue   waitQueue
 	// Counters for status and tests.
 	queueTimeouts atomic.Int64
 	forced        atomic.Bool
 
-	// mu guards known, changed and the life-cycle fields below.
-	mu sync.Mutex
-	// known holds every backend in the set and every removed one that
-	// still has leases: what Active, Quiesce and the watch look at.
-	known map[*backend]struct{}
-	// changed is closed and replaced when a lease changes state while a
-	// Quiesce waits (quiescers > 0).
-	changed   chan struct{}
-	quiescers atomic.Int64
+	// mu guards the life-cycle fields below.
+	mu        sync.Mutex
 	closed    bool
 	started   bool
 	closing   chan struct{} // closed when Close starts
@@ -122,14 +108,12 @@ type Proxy struct {
 	done      chan struct{} // closed once every loop has ended
 	serveErr  error
 
-	// watchKick wakes the hung watch when a lease starts while it sleeps.
-	watchKick  chan struct{}
-	watchIdle  atomic.Bool
+	// watchEnded is closed once the hung watch (route.Table.Watch) ended.
 	watchEnded chan struct{}
 
 	// testHookDialed, when set, runs on the loop after every successful
 	// dial, before the check that the backend is still routable.
-	testHookDialed func(b *backend)
+	testHookDialed func(b *route.Target)
 	// testHookAccept, when set, runs before every accept; an error it
 	// returns is taken as accept's.
 	testHookAccept func() syscall.Errno
@@ -143,42 +127,34 @@ type Proxy struct {
 // creator removes it.
 func New(ln net.Listener, opts Options) *Proxy {
 	p := &Proxy{
-		balance:        opts.Balance,
 		connectTimeout: int64(opts.ConnectTimeout),
 		waitFor:        int64(opts.WaitForBackend),
-		hungAfter:      int64(opts.HungAfter),
 		maxConns:       int64(max(opts.MaxConnections, 0)),
-		maxPerInstance: int64(max(opts.MaxPerInstance, 0)),
 		nloops:         max(opts.loops, 1),
-		log:            newLimiter(opts.Logf),
+		log:            route.NewLimiter(opts.Logf),
 		lnString:       ln.Addr().String(),
 		fds:            opts.FDs,
-		known:          make(map[*backend]struct{}),
-		changed:        make(chan struct{}),
 		closing:        make(chan struct{}),
 		stopped:        make(chan struct{}),
 		done:           make(chan struct{}),
-		watchKick:      make(chan struct{}, 1),
 		watchEnded:     make(chan struct{}),
 	}
-	if p.balance != RoundRobin && p.balance != IPHash {
-		p.balance = LeastConn
-	}
-	p.hashKeys = p.balance == IPHash
+	p.hashKeys = opts.Balance == IPHash
 	if p.waitFor == 0 {
 		p.waitFor = int64(defaultWaitForBackend)
 	}
 	if p.connectTimeout <= 0 {
 		p.connectTimeout = int64(defaultConnectTimeout)
 	}
-	if p.hungAfter == 0 {
-		p.hungAfter = int64(defaultHungAfter)
-	}
 	if p.fds == nil {
 		p.fds = NewFDBudget(DefaultReserve)
 	}
+	p.rt = route.New(route.Options{
+		Balance: opts.Balance, MaxPerInstance: opts.MaxPerInstance, HungAfter: opts.HungAfter, Log: p.log,
+		// Each backend's socket address, made once, for the dials.
+		Attach: func(t *route.Target) { a := newDialAddr(t.AddrPort); t.Data = &a },
+	})
 	p.lfd, p.lnErr = takeListener(ln)
-	p.snap.Store(&snapshot{changed: make(chan struct{})})
 	return p
 }
 
@@ -236,7 +212,10 @@ func (p *Proxy) Serve() error {
 	for _, l := range loops {
 		go l.run()
 	}
-	go p.watch()
+	go func() {
+		defer close(p.watchEnded)
+		p.rt.Watch(p.done)
+	}()
 	<-p.stopped
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -295,109 +274,13 @@ func (p *Proxy) isClosed() bool {
 // forwarded to it continue untouched. Connections waiting for a backend are
 // woken. A backend is identified by ID and Addr together; duplicates after
 // the first are ignored, and so is one whose Addr is not an IP literal and
-// a port (logged).
-func (p *Proxy) SetBackends(bs []Backend) {
-	p.setMu.Lock()
-	defer p.setMu.Unlock()
-	old := p.snap.Load()
-	next := &snapshot{changed: make(chan struct{}), list: make([]*backend, 0, len(bs))}
-	kept := make(map[*backend]bool, len(old.list))
-	var added []*backend
-	for _, b := range bs {
-		if next.find(b) != nil {
-			continue
-		}
-		nb := old.find(b)
-		if nb != nil {
-			kept[nb] = true
-		} else {
-			ap, err := netip.ParseAddrPort(b.Addr)
-			if err != nil {
-				p.log.printf("cannot route to backend %d: its address %q is not an IP address and a port", b.ID, b.Addr)
-				continue
-			}
-			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			nb = &backend{id: b.ID, addr: b.Addr, ap: ap, sa: newDialAddr(ap), hash: hashBytes([]byte(b.Addr)), maxLoad: p.maxPerInstance}
-			added = append(added, nb)
-		}
-		next.list = append(next.list, nb)
-	}
-	for _, b := range added {
-		// Learned once, as it becomes routable: the instance listens by
-		// then. Unknown (0) where the kernel does not say.
-		b.backlog.Store(int64(acceptQueueCap(b.ap)))
-	}
-	p.mu.Lock()
-	for _, b := range added {
-		p.known[b] = struct{}{}
-	}
-	p.mu.Unlock()
-	p.snap.Store(next)
-	// After these stores, a connection whose dial to a removed backend
-	// completes sees removed (sequentially consistent atomics), so it does
-	// not forward; one that checked before the store was forwarded before
-	// SetBackends returned.
-	for _, b := range old.list {
-		if !kept[b] {
-			b.removed.Store(true)
-			p.forgetIfIdle(b)
-		}
-	}
-	close(old.changed)
-	p.queue.wakeAll()
-}
-
-// forgetIfIdle drops a removed backend from known once it has no lease.
-func (p *Proxy) forgetIfIdle(b *backend) {
-	if !b.removed.Load() || b.load.Load() != 0 {
-		return
-	}
-	p.mu.Lock()
-	if b.load.Load() == 0 {
-		delete(p.known, b)
-	}
-	p.mu.Unlock()
-}
-
-// knownWith returns the known backends with id.
-func (p *Proxy) knownWith(id uint64) []*backend {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var bs []*backend
-	for b := range p.known {
-		if b.id == id {
-			bs = append(bs, b)
-		}
-	}
-	return bs
-}
+// a port (logged). See route.Table.SetBackends.
+func (p *Proxy) SetBackends(bs []Backend) { p.rt.SetBackends(bs) }
 
 // Active returns, per backend ID, the number of open forwarded connections:
 // every routable backend (0 included) and every removed backend that still
 // has connections. Dials in flight and waiting connections are not counted.
-func (p *Proxy) Active() map[uint64]int {
-	m := make(map[uint64]int)
-	p.mu.Lock()
-	bs := make([]*backend, 0, len(p.known))
-	for b := range p.known {
-		bs = append(bs, b)
-	}
-	p.mu.Unlock()
-	for _, b := range bs {
-		n := 0
-		b.mu.Lock()
-		for l := b.leases; l != nil; l = l.next {
-			if l.state.Load() != leaseDialing {
-				n++
-			}
-		}
-		b.mu.Unlock()
-		if n > 0 || !b.removed.Load() {
-			m[b.id] += n
-		}
-	}
-	return m
-}
+func (p *Proxy) Active() map[uint64]int { return p.rt.Active() }
 
 // StopAccepting stops accepting for good and leaves every connection to go
 // on (Close still ends them): connections not yet accepted stay in the
@@ -461,54 +344,3 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	return fmt.Errorf("cannot drain %d connections on %s: %w", n, p.lnString, context.Cause(ctx))
 }
-
-// notifyQuiesce wakes the Quiesce waiters, if any, after a lease changed
-// state (forwarded, answered, ended). It costs an atomic load when nobody
-// waits.
-func (p *Proxy) notifyQuiesce() {
-	if p.quiescers.Load() == 0 {
-		return
-	}
-	p.mu.Lock()
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
-}
-
-// acquire starts a lease of b for a new connection.
-func (p *Proxy) acquire(b *backend, l *lease, now int64, key uint64) {
-	b.acquire(l, now, key, p.hashKeys)
-	if p.watchIdle.Load() {
-		select {
-		case p.watchKick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// release ends l: its backend has room for one more, so the first
-// connection in the queue may try again.
-func (p *Proxy) release(l *lease) {
-	b := l.b
-	l.end()
-	p.notifyQuiesce()
-	p.forgetIfIdle(b)
-	p.queue.wakeOne()
-}
-
-// answered records l's first byte back: its backend's accept queue has
-// room for one more, and a hung backend is cleared by it.
-func (p *Proxy) answered(l *lease, now int64) {
-	l.answered(now)
-	p.notifyQuiesce()
-	p.queue.wakeOne()
-	if b := l.b; b.hung.Load() && b.hung.CompareAndSwap(true, false) {
-		p.log.printf("backend %d at %s answers again; routing to it", b.id, b.addr)
-		p.queue.wakeAll()
-	}
-}
-
-// nanotime is the proxy's clock: monotonic nanoseconds since start.
-func nanotime() int64 { return int64(time.Since(epoch)) }
-
-var epoch = time.Now()

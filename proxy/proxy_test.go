@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/clusterrun/clusterrun/route"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -109,85 +111,6 @@ func TestRoundRobinIgnoresLoad(t *testing.T) {
 	}
 	if order[0] == order[1] || order[1] == order[2] || order[0] == order[2] {
 		t.Fatalf("round robin went %v, want each backend once per cycle", order)
-	}
-}
-
-func TestPick(t *testing.T) {
-	mk := func(loads ...int64) []*backend {
-		var bs []*backend
-		for i, l := range loads {
-			b := &backend{id: uint64(i)}
-			b.load.Store(l)
-			bs = append(bs, b)
-		}
-		return bs
-	}
-	for _, tc := range []struct {
-		name  string
-		mode  Balance
-		loads []int64
-		rot   uint64
-		tried []int
-		want  int // index, -1 for none
-	}{
-		{"least: fewest wins", LeastConn, []int64{3, 1, 2}, 0, nil, 1},
-		{"least: fewest wins from any start", LeastConn, []int64{3, 1, 2}, 2, nil, 1},
-		{"least: tie goes to the rotation's start", LeastConn, []int64{0, 0, 0}, 0, nil, 0},
-		{"least: tie rotates", LeastConn, []int64{0, 0, 0}, 1, nil, 1},
-		{"least: tie rotates and wraps", LeastConn, []int64{0, 0, 0}, 5, nil, 2},
-		{"least: tie among the fewest only", LeastConn, []int64{1, 0, 1, 0}, 2, nil, 3},
-		{"least: tried is skipped", LeastConn, []int64{5, 0, 1}, 0, []int{1}, 2},
-		{"least: all tried", LeastConn, []int64{0, 0}, 0, []int{0, 1}, -1},
-		{"rr: in turn", RoundRobin, []int64{0, 9, 0}, 1, nil, 1},
-		{"rr: wraps", RoundRobin, []int64{0, 0, 0}, 4, nil, 1},
-		{"rr: tried is skipped", RoundRobin, []int64{0, 0, 0}, 1, []int{1}, 2},
-		{"rr: all tried", RoundRobin, []int64{0}, 0, []int{0}, -1},
-		{"empty", LeastConn, nil, 0, nil, -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := &snapshot{list: mk(tc.loads...)}
-			var tried []*backend
-			for _, i := range tc.tried {
-				tried = append(tried, s.list[i])
-			}
-			got := s.pick(tc.mode, tc.rot, 0, tried)
-			switch {
-			case tc.want < 0 && got != nil:
-				t.Fatalf("pick = backend %d, want none", got.id)
-			case tc.want >= 0 && got != s.list[tc.want]:
-				t.Fatalf("pick = %v, want backend %d", got, tc.want)
-			}
-		})
-	}
-}
-
-// A backend that stays in the set keeps its load across SetBackends calls;
-// duplicates count once; a backend that comes back after a removal is new.
-func TestSetBackendsKeepsState(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(ln, Options{})
-	defer p.Close(context.Background())
-	a, b := Backend{ID: 1, Addr: "127.0.0.1:1001"}, Backend{ID: 2, Addr: "127.0.0.1:1002"}
-	p.SetBackends([]Backend{a, a, b})
-	first := p.snap.Load().list
-	if len(first) != 2 {
-		t.Fatalf("set of a, a, b holds %d backends, want 2", len(first))
-	}
-	first[0].load.Store(3)
-	p.SetBackends([]Backend{b, a})
-	if got := p.snap.Load().find(a); got != first[0] || got.load.Load() != 3 || got.removed.Load() {
-		t.Fatalf("a lost its state across SetBackends: %+v", got)
-	}
-	p.SetBackends([]Backend{b, {ID: 1, Addr: "127.0.0.1:2001"}}) // same ID, new address
-	if !first[0].removed.Load() {
-		t.Fatal("a backend whose address changed was not marked removed")
-	}
-	p.SetBackends([]Backend{a, b})
-	if got := p.snap.Load().find(a); got == first[0] || got.load.Load() != 0 {
-		t.Fatal("a backend back after a removal reused the removed one's state")
 	}
 }
 
@@ -326,8 +249,8 @@ func TestRefusedConnectIsRetried(t *testing.T) {
 				c.Close()
 			}
 			// At least one of them tried the dead backend first; the
-			// limiter lets one line through per logEvery.
-			if n, most := p.log.count("cannot connect to backend 1"), 1+int(time.Since(start)/logEvery); n < 1 || n > most {
+			// limiter lets one line through per route.LogEvery.
+			if n, most := p.log.count("cannot connect to backend 1"), 1+int(time.Since(start)/route.LogEvery); n < 1 || n > most {
 				t.Fatalf("%d log lines about the refusing backend, want 1 to %d (rate-limited):\n%s", n, most, p.log)
 			}
 		})
@@ -362,8 +285,8 @@ func TestRemovedWhileDialing(t *testing.T) {
 	b := startServer(t, "b", greetEcho)
 	p := startProxy(t, Options{})
 	var once sync.Once
-	p.testHookDialed = func(bk *backend) {
-		if bk.id == 1 {
+	p.testHookDialed = func(bk *route.Target) {
+		if bk.ID == 1 {
 			// The dial to a has completed; the runner now removes a
 			// (its instance is about to get SIGTERM).
 			once.Do(func() { p.SetBackends([]Backend{b.backend(2)}) })
@@ -856,29 +779,6 @@ func TestServeRefusesOtherListeners(t *testing.T) {
 	if err := p.Serve(); err == nil || !strings.Contains(err.Error(), "not a socket listener") {
 		t.Fatalf("Serve = %v, want it to refuse a listener that is not a socket", err)
 	}
-}
-
-func TestLimiter(t *testing.T) {
-	var got []string
-	l := newLimiter(func(f string, args ...any) { got = append(got, fmt.Sprintf(f, args...)) })
-	now := time.Unix(1000, 0)
-	l.now = func() time.Time { return now }
-	l.printf("backend %d failed", 1)
-	l.printf("backend %d failed", 2) // held back
-	l.printf("other %s", "kind")     // another format: passes
-	now = now.Add(logEvery - time.Millisecond)
-	l.printf("backend %d failed", 3) // still held back
-	now = now.Add(time.Millisecond)
-	l.printf("backend %d failed", 4) // passes, with the count
-	want := []string{
-		"backend 1 failed",
-		"other kind",
-		"backend 4 failed (2 similar messages suppressed in the last 5s)",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	newLimiter(nil).printf("silent %d", 1) // nil Logf: no panic
 }
 
 // Backends tells, per backend, the connections open and those that have had

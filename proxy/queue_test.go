@@ -164,18 +164,3 @@ func TestHungBackendIsSkippedUntilItAnswers(t *testing.T) {
 	}
 	waitFor(t, func() bool { return p.log.count("answers again") == 1 }, "the log to tell of the recovery")
 }
-
-// A hung backend with nobody waiting on it takes one connection: the probe
-// that finds out whether it answers again. It must never be shut out for
-// good, or an instance that was merely slow would never get traffic again.
-func TestHungBackendTakesOneProbe(t *testing.T) {
-	b := &backend{id: 1}
-	b.hung.Store(true)
-	if !b.usable() {
-		t.Fatal("a hung backend with no connection waiting is not usable: nothing would ever clear it")
-	}
-	b.unanswered.Store(1)
-	if b.usable() {
-		t.Fatal("a hung backend with a connection waiting on it is still usable")
-	}
-}

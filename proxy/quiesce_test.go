@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/clusterrun/clusterrun/route"
+
 	"net"
 	"runtime"
 	"testing"
@@ -97,7 +99,7 @@ func TestQuiesceCountsDialsInFlight(t *testing.T) {
 	p := startProxy(t, Options{})
 	dialed := make(chan struct{})
 	proceed := make(chan struct{})
-	p.testHookDialed = func(*backend) {
+	p.testHookDialed = func(*route.Target) {
 		close(dialed)
 		<-proceed
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterrun/clusterrun/route"
 )
 
 // The per-connection system calls of the loop, through x/sys/unix (the
@@ -68,9 +70,9 @@ func sysAccept(lfd int, key bool) (int, uint64, syscall.Errno) {
 	}
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return fd, addrKey(netip.AddrFrom4(a.Addr)), 0
+		return fd, route.AddrKey(netip.AddrFrom4(a.Addr)), 0
 	case *unix.SockaddrInet6:
-		return fd, addrKey(netip.AddrFrom16(a.Addr)), 0
+		return fd, route.AddrKey(netip.AddrFrom16(a.Addr)), 0
 	}
 	return fd, 0, 0
 }
@@ -115,14 +117,3 @@ func sockError(fd int) syscall.Errno {
 }
 
 func setNoDelay(fd int) { unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }
-
-func softFileLimit() (int64, bool) {
-	var r unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
-		return 0, false
-	}
-	return int64(r.Cur), true
-}
-
-// acceptQueueCap is not known here: see Options.MaxPerInstance.
-func acceptQueueCap(netip.AddrPort) int { return 0 }

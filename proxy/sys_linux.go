@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterrun/clusterrun/route"
 )
 
 // The per-connection system calls of the loop. They are raw (no
@@ -65,10 +67,10 @@ func rawKey(rsa *unix.RawSockaddrAny) uint64 {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return addrKey(netip.AddrFrom4(sa.Addr))
+		return route.AddrKey(netip.AddrFrom4(sa.Addr))
 	case unix.AF_INET6:
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return addrKey(netip.AddrFrom16(sa.Addr))
+		return route.AddrKey(netip.AddrFrom16(sa.Addr))
 	}
 	return 0
 }
@@ -138,12 +140,4 @@ func sockError(fd int) syscall.Errno {
 // sockets inherit; on a unix socket it does nothing.
 func setNoDelay(fd int) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-}
-
-func softFileLimit() (int64, bool) {
-	var r unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
-		return 0, false
-	}
-	return int64(r.Cur), true
 }

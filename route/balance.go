@@ -18,9 +18,9 @@ const (
 	// RoundRobin takes the targets in turn, whatever their load.
 	RoundRobin
 	// IPHash keeps each client address on one target: rendezvous hashing
-	// of the client's address over the targets' addresses, so only the
-	// clients of a removed target move. With BoundIPHash, no target holds
-	// more than 1.25 × the mean of the clients (see ipHashBound).
+	// of the client's address over the targets' addresses, with a bound on
+	// load (see ipHashBound), so only the clients of a removed target
+	// move, and no target holds more than 1.25 × the mean of the clients.
 	IPHash
 )
 
@@ -275,24 +275,32 @@ func (s *Snapshot) AllTried(tried []*Target) bool {
 	return true
 }
 
-// ipHashBound is the most clients a target may hold under a bounded
-// IPHash, as a multiple of the mean (consistent hashing with bounded loads,
-// Mirrokni, Thorup and Zadimoghaddam 2017): a new client whose target is at
-// the bound goes to its next choice.
-const ipHashBound = 1.25
+// ipHashBound is the most clients a target may hold under IPHash, as a
+// multiple of the mean (consistent hashing with bounded loads, Mirrokni,
+// Thorup and Zadimoghaddam 2017): a new client whose target is at the
+// bound goes to its next choice. With a handful of clients the bound would
+// be 1 or 2, and a client making one request after another would move
+// whenever another client's lease happened to be open on its target (or
+// not yet seen closed): below ipHashFloor clients a target is never over
+// the bound.
+const (
+	ipHashBound = 1.25
+	ipHashFloor = 8
+)
 
 // pick chooses a usable target of s, skipping those in tried, or returns
 // nil when none is left. rot is a counter every pick advances: it is where
 // the scan starts, so round-robin takes the targets in turn and least-load
 // breaks ties between equally loaded targets in rotation instead of always
 // favouring the first. key is the client's address hash (IPHash only).
-func (s *Snapshot) pick(mode Balance, bounded bool, rot, key uint64, tried []*Target) *Target {
+// The caller acquires a lease on the winner.
+func (s *Snapshot) pick(mode Balance, rot, key uint64, tried []*Target) *Target {
 	n := uint64(len(s.list))
 	if n == 0 {
 		return nil
 	}
 	if mode == IPHash {
-		return s.pickHash(key, bounded, tried)
+		return s.pickHash(key, tried)
 	}
 	var best *Target
 	var bestLoad int64
@@ -313,24 +321,21 @@ func (s *Snapshot) pick(mode Balance, bounded bool, rot, key uint64, tried []*Ta
 
 // pickHash: a client with a lease on a usable target goes there again; a
 // new client goes to the usable target with the highest rendezvous weight
-// for key, and, bounded, one that holds fewer clients than
-// ceil(1.25 × (clients + 1) / targets), the new client counted.
-func (s *Snapshot) pickHash(key uint64, bounded bool, tried []*Target) *Target {
+// for key that holds fewer clients than the bound, ceil(1.25 × (clients +
+// 1) / targets), the new client counted, and at least ipHashFloor.
+func (s *Snapshot) pickHash(key uint64, tried []*Target) *Target {
 	var total int64
 	for _, t := range s.list {
 		total += t.nclients.Load()
 	}
-	bound := int64(math.Ceil(ipHashBound * float64(total+1) / float64(len(s.list))))
-	if !bounded {
-		bound = math.MaxInt64
-	}
+	bound := max(int64(math.Ceil(ipHashBound*float64(total+1)/float64(len(s.list)))), ipHashFloor)
 	var best, fallback *Target
 	var bestW, fallbackW uint64
 	for _, t := range s.list {
 		if contains(tried, t) || !t.Usable() {
 			continue
 		}
-		if bounded && t.holds(key) {
+		if t.holds(key) {
 			return t
 		}
 		w := mix(key ^ t.hash)

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// logEvery is the least time between two messages of the same kind.
-const logEvery = 5 * time.Second
+// LogEvery is the least time between two messages of the same kind.
+const LogEvery = 5 * time.Second
 
-// Limiter passes at most one message per format string per logEvery to logf
+// Limiter passes at most one message per format string per LogEvery to logf
 // and tells, with the next one it passes, how many it held back. A dead
 // backend or an fd shortage then costs a log line every few seconds, not one
 // per connection. Formats are constants of the data paths, so the map stays
@@ -33,7 +33,7 @@ func NewLimiter(logf func(string, ...any)) *Limiter {
 }
 
 // Printf passes the message on unless one of the same format passed less
-// than logEvery ago.
+// than LogEvery ago.
 func (l *Limiter) Printf(format string, args ...any) {
 	if l.logf == nil {
 		return
@@ -44,7 +44,7 @@ func (l *Limiter) Printf(format string, args ...any) {
 	if st == nil {
 		st = &logState{}
 		l.seen[format] = st
-	} else if now.Sub(st.last) < logEvery {
+	} else if now.Sub(st.last) < LogEvery {
 		st.suppressed++
 		l.mu.Unlock()
 		return

@@ -2,6 +2,7 @@ package route
 
 import (
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,11 +12,6 @@ import (
 type Options struct {
 	// Balance picks the target of each new lease.
 	Balance Balance
-	// BoundIPHash bounds IPHash by load (see ipHashBound): right for
-	// connections, which come and go, but not for a client that must reach
-	// the same instance with every request (http mode), which leaves it
-	// false.
-	BoundIPHash bool
 	// MaxPerInstance bounds the leases of one target (0: none; where the
 	// kernel tells, no target gets more unanswered leases than its accept
 	// queue holds anyway).
@@ -40,7 +36,6 @@ const defaultHungAfter = 2 * time.Second
 // methods are safe for concurrent use.
 type Table struct {
 	balance   Balance
-	bounded   bool
 	maxPer    int64
 	hungAfter int64 // ns; <= 0: never
 	attach    func(*Target)
@@ -77,7 +72,7 @@ type Table struct {
 // New returns an empty Table.
 func New(o Options) *Table {
 	t := &Table{
-		balance: o.Balance, bounded: o.BoundIPHash, maxPer: int64(max(o.MaxPerInstance, 0)),
+		balance: o.Balance, maxPer: int64(max(o.MaxPerInstance, 0)),
 		hungAfter: int64(o.HungAfter), attach: o.Attach, detach: o.Detach, log: o.Log,
 		known: make(map[*Target]struct{}), changed: make(chan struct{}), watchKick: make(chan struct{}, 1),
 	}
@@ -103,7 +98,7 @@ func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
 // Pick chooses a usable target of the set now for a client of key (IPHash),
 // skipping those in tried, or returns nil when none is left.
 func (t *Table) Pick(key uint64, tried []*Target) *Target {
-	return t.snap.Load().pick(t.balance, t.bounded, t.rr.Add(1), key, tried)
+	return t.snap.Load().pick(t.balance, t.rr.Add(1), key, tried)
 }
 
 // SetBackends replaces the routable set. It only swaps a snapshot: it never
@@ -133,7 +128,7 @@ func (t *Table) SetBackends(bs []Backend) {
 				continue
 			}
 			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			nt = &Target{Backend: b, AddrPort: ap, hash: hashBytes([]byte(b.Addr)), maxLoad: t.maxPer}
+			nt = &Target{Backend: b, AddrPort: ap, hash: targetHash(b), maxLoad: t.maxPer}
 			added = append(added, nt)
 		}
 		next.list = append(next.list, nt)
@@ -196,7 +191,7 @@ func (t *Table) knownTargets(id *uint64) []*Target {
 
 // Acquire starts l on x at now for a client of key.
 func (t *Table) Acquire(x *Target, l *Lease, now int64, key uint64) {
-	x.acquire(l, now, key, t.balance == IPHash && t.bounded)
+	x.acquire(l, now, key, t.balance == IPHash)
 	if t.watchIdle.Load() {
 		select {
 		case t.watchKick <- struct{}{}:
@@ -322,4 +317,14 @@ func (t *Table) Targets() []TargetState {
 		out = append(out, st)
 	}
 	return out
+}
+
+// targetHash is a target's rendezvous key: its app and slot when the data
+// path names them (http mode: a client keeps its slot across a reload,
+// whose new process has another private port), else its address.
+func targetHash(b Backend) uint64 {
+	if b.App != "" {
+		return hashBytes([]byte(b.App + "." + strconv.Itoa(b.Slot)))
+	}
+	return hashBytes([]byte(b.Addr))
 }

@@ -66,7 +66,7 @@ func (t *Table) checkHung(now int64) bool {
 		switch {
 		case !x.hung.Load() && oldest >= 0 && now-oldest >= t.hungAfter && silent && !x.removed.Load():
 			x.hung.Store(true)
-			t.log.Printf("backend %d at %s has answered nothing for %v while %d wait on it: it gets nothing new until it answers (one at a time tries)",
+			t.log.Printf("backend %d at %s has answered nothing for %v while %d connections wait on it: no new connections go to it until it answers (one at a time tries)",
 				x.ID, x.Addr, time.Duration(min(now-lastDown, now-oldest)).Round(time.Millisecond), waiting)
 		case x.hung.Load() && !silent:
 			if x.hung.CompareAndSwap(true, false) {

@@ -22,16 +22,14 @@ import (
 type sockets struct {
 	r       *Runner
 	proxies map[net.Listener]*routed
-	// fds is the descriptor budget every proxy shares; its reserve follows
-	// the number of live instances (live).
-	fds  *proxy.FDBudget
+	// fds is the descriptor budget every proxy and http listener shares;
+	// its reserve follows the number of live instances (live).
+	fds  *route.FDBudget
 	live map[InstanceID]struct{}
-	// https are the servers of http listeners (sockets_http.go); httpFDs
-	// the descriptor budget they share; access where their access lines
-	// go.
-	https   map[net.Listener]*served
-	httpFDs *route.FDBudget
-	access  *accessSources
+	// https are the servers of http listeners (sockets_http.go); access
+	// where their access lines go.
+	https  map[net.Listener]*served
+	access *accessSources
 	// quiescing holds, per instance waiting to be quiesced, what ends the
 	// wait early: the instance is gone.
 	quiescing map[InstanceID]chan struct{}
@@ -47,8 +45,8 @@ type routed struct {
 
 func newSockets(r *Runner) *sockets {
 	return &sockets{r: r, proxies: map[net.Listener]*routed{}, quiescing: map[InstanceID]chan struct{}{},
-		fds: proxy.NewFDBudget(fdReserve(0)), live: map[InstanceID]struct{}{},
-		https: map[net.Listener]*served{}, httpFDs: route.NewFDBudget(fdReserve(0)),
+		fds: route.NewFDBudget(fdReserve(0)), live: map[InstanceID]struct{}{},
+		https:  map[net.Listener]*served{},
 		access: &accessSources{m: map[InstanceID]logmux.Source{}}}
 }
 
@@ -214,11 +212,11 @@ func (s *sockets) Quiesce(id InstanceID, idle time.Duration) {
 	}()
 }
 
-// fdReserve is what the proxies leave of the runner's descriptors for the
-// rest of it: the control socket and its clients, the metrics server, log
-// files, and per instance its output pipes, its private socket and what
-// starting it takes. Starting an instance never fails for descriptors the
-// proxies took.
+// fdReserve is what the proxies and http listeners leave of the runner's
+// descriptors for the rest of it: the control socket and its clients, the
+// metrics server, log files, and per instance its output pipes, its
+// private socket and what starting it takes. Starting an instance never
+// fails for descriptors the listeners took.
 func fdReserve(instances int) int { return 256 + 8*instances }
 
 // addConns fills in what the proxies know: per instance its open and

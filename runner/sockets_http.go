@@ -65,7 +65,7 @@ func (s *sockets) bindHTTP(defs []*hclconfig.Listener) {
 			IdleTimeout:    h.IdleTimeout,
 			Timeout:        h.Timeout,
 			MaxRetryBody:   h.MaxRetryBody,
-			FDs:            s.httpFDs,
+			FDs:            s.fds,
 			Logf: func(f string, args ...any) {
 				s.r.log.Printf("listener %q: "+f, append([]any{name}, args...)...)
 			},

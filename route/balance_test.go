@@ -1,14 +1,17 @@
-package proxy
+package route
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 // The bound on load: a new client whose first choice holds 1.25 × the mean
 // of the clients goes to its next choice, and comes back once that one is
 // below it; a client with a connection open stays where it is.
 func TestIPHashBound(t *testing.T) {
-	s := &snapshot{}
+	s := &Snapshot{}
 	for i := range 4 {
-		s.list = append(s.list, &backend{id: uint64(i), hash: hashBytes([]byte{byte(i)})})
+		s.list = append(s.list, &Target{Backend: Backend{ID: uint64(i)}, hash: hashBytes([]byte{byte(i)})})
 	}
 	key := hashBytes([]byte("client"))
 	first := s.pick(IPHash, 0, key, nil)
@@ -28,7 +31,7 @@ func TestIPHashBound(t *testing.T) {
 	}
 	first.nclients.Store(12)
 	if got := s.pick(IPHash, 0, key, nil); got != first {
-		t.Fatalf("first choice at 5 under a bound of 6 was passed over for %d", got.id)
+		t.Fatalf("first choice at 5 under a bound of 6 was passed over for %d", got.ID)
 	}
 	first.nclients.Store(14) // 30 + 14 + 1 = 45: bound ceil(14.0625) = 15, and 14 is under it
 	if got := s.pick(IPHash, 0, key, nil); got != first {
@@ -39,7 +42,7 @@ func TestIPHashBound(t *testing.T) {
 	if second == first || second == nil {
 		t.Fatalf("first choice at the bound was picked anyway")
 	}
-	if got := s.pick(IPHash, 0, key, []*backend{second}); got == first || got == second || got == nil {
+	if got := s.pick(IPHash, 0, key, []*Target{second}); got == first || got == second || got == nil {
 		t.Fatalf("with the second choice tried, got %v", got)
 	}
 	first.nclients.Store(10)
@@ -48,7 +51,7 @@ func TestIPHashBound(t *testing.T) {
 	}
 	// A client that holds a connection on the second choice goes there,
 	// bound or no bound.
-	second.acquire(&lease{}, 0, key, true)
+	second.acquire(&Lease{}, 0, key, true)
 	if got := s.pick(IPHash, 0, key, nil); got != second {
 		t.Fatal("a client with a connection open on a backend was sent elsewhere")
 	}
@@ -66,10 +69,10 @@ func TestIPHashBound(t *testing.T) {
 // Rendezvous weights depend only on the client and the backend's address:
 // removing one backend changes no other client's first choice.
 func TestIPHashKeyIsAddressOnly(t *testing.T) {
-	if addrKey(mustAddr(t, "10.1.2.3")) != addrKey(mustAddr(t, "::ffff:10.1.2.3")) {
+	if AddrKey(netip.MustParseAddr("10.1.2.3")) != AddrKey(netip.MustParseAddr("::ffff:10.1.2.3")) {
 		t.Fatal("an IPv4-mapped IPv6 address hashes apart from its IPv4 address")
 	}
-	if addrKey(mustAddr(t, "10.1.2.3")) == addrKey(mustAddr(t, "10.1.2.4")) {
+	if AddrKey(netip.MustParseAddr("10.1.2.3")) == AddrKey(netip.MustParseAddr("10.1.2.4")) {
 		t.Fatal("two addresses hash alike")
 	}
 }
