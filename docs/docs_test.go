@@ -192,6 +192,9 @@ func TestReferenceCoversSchema(t *testing.T) {
 	}
 }
 
+// size is a default in bytes, written in KiB.
+type size int
+
 // TestReferenceDefaults checks the defaults config.md gives against
 // hclconfig's: the first `value` of the default cell.
 func TestReferenceDefaults(t *testing.T) {
@@ -200,6 +203,11 @@ func TestReferenceDefaults(t *testing.T) {
 		"listener.mode":            string(hclconfig.Shared),
 		"listener.balance":         string(hclconfig.BalanceLeastConn),
 		"listener.queue_timeout":   hclconfig.DefaultQueueTimeout,
+		"listener.header_timeout":  hclconfig.DefaultHeaderTimeout,
+		"listener.idle_timeout":    hclconfig.DefaultIdleTimeout,
+		"listener.timeout":         hclconfig.DefaultHTTPTimeout,
+		"listener.max_header_size": size(hclconfig.DefaultMaxHeaderSize),
+		"listener.max_retry_body":  size(hclconfig.DefaultMaxRetryBody),
 		"app.instances":            1,
 		"app.ready.check":          string(hclconfig.ReadyDelay),
 		"app.ready.delay":          hclconfig.DefaultReadyDelay,
@@ -238,6 +246,8 @@ func TestReferenceDefaults(t *testing.T) {
 		case time.Duration:
 			d, err := time.ParseDuration(got)
 			ok = err == nil && d == w
+		case size:
+			ok = got == strconv.Itoa(int(w)>>10)+"KiB"
 		}
 		if !ok {
 			t.Errorf("config.md gives %s the default %q; hclconfig's is %v", path, got, want)
