@@ -95,8 +95,11 @@ func (r *renderer) listenerTuning(engine string) {
 		if l.NonBlocking {
 			r.warnListener(l, "nonblocking", "%s binds no socket for the app: the app sets O_NONBLOCK on its own", engine)
 		}
-		if l.Balance == hclconfig.BalanceRoundRobin {
+		if l.Balance == hclconfig.BalanceRoundRobin || l.Balance == hclconfig.BalanceIPHash {
 			r.warnListener(l, "balance", "%s picks the instance for a connection itself", engine)
+		}
+		if l.Mode == hclconfig.HTTP {
+			r.warnListener(l, "mode", "%s forwards connections, not requests: the runner's http mode (client connections kept across restarts, retries, sticky sessions, the access log and per-request figures) is not exported; put an HTTP-aware ingress or load balancer in front", engine)
 		}
 	}
 }
