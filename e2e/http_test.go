@@ -162,13 +162,6 @@ app "web" {
 	}
 }
 
-var _ = bufio.NewReader
-var _ = net.Dial
-var _ = http.Get
-var _ = regexp.MustCompile
-var _ = strconv.Itoa
-var _ = strings.Contains
-
 // socketIOModules installs the real socket.io and socket.io-client from
 // npm, once per run, into a scratch directory, and returns its
 // node_modules. The test is skipped only when npm cannot reach the
@@ -328,6 +321,7 @@ func grepLines(text, s string) string {
 // instance at once, while the replaced one keeps the connection until its
 // stop timeout; then it gets its stop signal, and the connection ends.
 func TestHTTPUpgradeStaysOnItsInstance(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -387,6 +381,7 @@ app "web" {
 // access_log = true writes one line per request into the app's own log
 // stream, as a line of the instance that answered.
 func TestHTTPFiguresAndAccessLog(t *testing.T) {
+	t.Parallel()
 	mport := freePort(t)
 	r := startRunner(t, fmt.Sprintf(`
 metrics {
