@@ -283,25 +283,6 @@ func roundAge(d time.Duration) string {
 
 // httpColumns are an instance's REQ/S, P50 and P99 over the last minute.
 func httpColumns(h *status.HTTPRecent) string {
-	if h == nil || h.PerSec == 0 {
-		return "-\t-\t-"
-	}
-	rate := fmt.Sprintf("%.1f", h.PerSec)
-	if h.PerSec >= 100 {
-		rate = fmt.Sprintf("%.0f", h.PerSec)
-	}
-	return rate + "\t" + latency(h.P50) + "\t" + latency(h.P99)
-}
-
-// latency is a duration in two or three significant figures.
-func latency(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
-	}
-	return fmt.Sprintf("%.2fs", d.Seconds())
+	rate, p50, p99 := h.Columns()
+	return rate + "\t" + p50 + "\t" + p99
 }

@@ -741,15 +741,8 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 		left := rq.length - int64(sent)
 		for left > 0 {
 			if cc.r == cc.w {
-				cc.r, cc.w = 0, 0
-				readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
-				n, err := cc.c.Read(cc.rb)
-				cc.w = n
-				if n == 0 {
-					if err == nil {
-						err = io.ErrNoProgress
-					}
-					return clientError{err}
+				if err := cc.refill(); err != nil {
+					return err
 				}
 			}
 			take := min(int64(cc.w-cc.r), left)
@@ -793,20 +786,29 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 		if ch.done() {
 			break
 		}
-		cc.r, cc.w = 0, 0
-		readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
-		n, err := cc.c.Read(cc.rb)
-		cc.w = n
-		if n == 0 {
-			if err == nil {
-				err = io.ErrNoProgress
-			}
+		if err := cc.refill(); err != nil {
 			cc.out = buf[:0]
-			return clientError{err}
+			return err
 		}
 	}
 	cc.out = buf[:0]
 	return nil
+}
+
+// refill reads more of a request body from the client into an empty
+// buffer, which has IdleTimeout to send it.
+func (cc *clientConn) refill() error {
+	cc.r, cc.w = 0, 0
+	readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
+	n, err := cc.c.Read(cc.rb)
+	cc.w = n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return clientError{err}
 }
 
 // tunnel relays an upgraded connection (101) both ways until either side

@@ -2,14 +2,12 @@ package httpmode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/clusterrun/clusterrun/route"
@@ -313,7 +311,7 @@ func (s *Server) Serve() error {
 			if stopped {
 				return nil
 			}
-			if !temporary(err) {
+			if !route.Retryable(err) {
 				s.log.Printf("cannot accept on %s: %v; no longer accepting", s.lnStr, err)
 				return fmt.Errorf("cannot accept on %s: %w", s.lnStr, err)
 			}
@@ -347,21 +345,6 @@ func (s *Server) StopAccepting() {
 	if first {
 		s.ln.Close()
 	}
-}
-
-// temporary reports whether an accept error is worth retrying.
-func temporary(err error) bool {
-	for _, e := range [...]syscall.Errno{
-		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.EPERM,
-		syscall.ETIMEDOUT, syscall.EINTR, syscall.EAGAIN,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Close stops accepting, closes idle client connections at once and lets

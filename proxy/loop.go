@@ -396,7 +396,7 @@ func (l *loop) accept() {
 				err := &acceptError{addr: p.lnString, errno: e}
 				p.log.Printf("%v; no longer accepting", err)
 				l.letGoOfListener(err)
-			case temporary(e):
+			case route.Retryable(e):
 				if l.backoff == 0 {
 					l.backoff = acceptBackoffMin
 					p.log.Printf("cannot accept on %s: %v; retrying with a backoff of up to %v", p.lnString, e, acceptBackoffMax)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -243,22 +242,6 @@ func (p *Proxy) loopEnded() {
 	if p.running.Add(-1) == 0 {
 		close(p.done)
 	}
-}
-
-// temporary reports whether an accept error is worth retrying: the process
-// or the system ran out of something, or one connection died in the queue.
-func temporary(err error) bool {
-	for _, e := range [...]syscall.Errno{
-		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
-		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.EPERM,
-		syscall.ETIMEDOUT, syscall.EINTR, syscall.EAGAIN,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (p *Proxy) isClosed() bool {

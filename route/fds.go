@@ -1,8 +1,11 @@
 package route
 
 import (
+	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -83,3 +86,21 @@ func Now() int64 { return int64(time.Since(epoch)) }
 func At(t time.Time) int64 { return int64(t.Sub(epoch)) }
 
 var epoch = time.Now()
+
+// Retryable reports whether an accept error is worth retrying after a
+// backoff: the process or the system ran out of something (descriptors,
+// memory), or one connection died in the queue. Any other error means the
+// listener is gone.
+func Retryable(err error) bool {
+	for _, e := range [...]syscall.Errno{
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EPROTO, syscall.EPERM,
+		syscall.ETIMEDOUT, syscall.EINTR, syscall.EAGAIN,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -4,7 +4,10 @@
 // holds data only, so that none of its readers depends on the supervisor.
 package status
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Runner is a snapshot of the whole runner.
 type Runner struct {
@@ -96,6 +99,33 @@ type HTTPRecent struct {
 	PerSec float64       `json:"req_per_sec"`
 	P50    time.Duration `json:"p50_ns"`
 	P99    time.Duration `json:"p99_ns"`
+}
+
+// Columns are h as status and top print it, each in at most six cells:
+// requests per second, p50 and p99; "-" each for none (or a nil h).
+func (h *HTTPRecent) Columns() (rate, p50, p99 string) {
+	if h == nil || h.PerSec == 0 {
+		return "-", "-", "-"
+	}
+	rate = strconv.FormatFloat(h.PerSec, 'f', 1, 64)
+	if h.PerSec >= 100 {
+		rate = strconv.FormatFloat(h.PerSec, 'f', 0, 64)
+	}
+	return rate, latency(h.P50), latency(h.P99)
+}
+
+// latency is a duration in two or three significant figures.
+func latency(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case d < time.Millisecond:
+		return strconv.FormatInt(d.Microseconds(), 10) + "µs"
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(ms, 'f', 1, 64) + "ms"
+	case d < time.Second:
+		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 }
 
 // Rollout is an app's rolling replacement in progress.

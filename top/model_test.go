@@ -145,7 +145,7 @@ func TestViewHTTPColumns(t *testing.T) {
 	}{{80, false}, {100, false}, {101, true}, {140, true}} {
 		m = update(m, tea.WindowSizeMsg{Width: tc.width, Height: 24})
 		v := ansi.Strip(m.View())
-		if got := strings.Contains(v, "REQ/S") && strings.Contains(v, "812") && strings.Contains(v, "640us") && strings.Contains(v, "23ms"); got != tc.show {
+		if got := strings.Contains(v, "REQ/S") && strings.Contains(v, "812") && strings.Contains(v, "640µs") && strings.Contains(v, "23ms"); got != tc.show {
 			t.Errorf("%d columns: http columns shown %v, want %v:\n%s", tc.width, got, tc.show, v)
 		}
 	}

@@ -282,20 +282,14 @@ func (m model) cell(r row, col string) string {
 		}
 		return fmt.Sprint(p.Conns)
 	case "REQ/S", "P50", "P99":
-		h := p.HTTP
-		if h == nil || h.PerSec == 0 {
-			return "-"
-		}
+		rate, p50, p99 := p.HTTP.Columns()
 		switch col {
 		case "REQ/S":
-			if h.PerSec >= 100 {
-				return fmt.Sprintf("%.0f", h.PerSec)
-			}
-			return fmt.Sprintf("%.1f", h.PerSec)
+			return rate
 		case "P50":
-			return shortLatency(h.P50)
+			return p50
 		}
-		return shortLatency(h.P99)
+		return p99
 	}
 	return ""
 }
@@ -383,16 +377,3 @@ const helpText = `
   STATE crashloop: crashed recently and not yet up min_uptime.
   RST: restarts of the instance number. MEM: PSS of its process group.
   Trends: the last 12 seconds of each app's CPU, memory and restarts.`
-
-// shortLatency fits a duration in six cells.
-func shortLatency(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dus", d.Microseconds())
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	case d < time.Second:
-		return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
-	}
-	return fmt.Sprintf("%.1fs", d.Seconds())
-}
