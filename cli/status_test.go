@@ -105,3 +105,36 @@ func TestPrintStatusHTTP(t *testing.T) {
 		t.Errorf("listener line wrong:\n%s", out)
 	}
 }
+
+// Behind a proxy listener: the listener's connections and queue, a hung
+// instance (in red) and one whose oldest connection has waited a second or
+// more for its first byte.
+func TestPrintStatusProxy(t *testing.T) {
+	now := time.Now()
+	st := &status.Runner{PID: 42, Config: "/srv/cluster.hcl", Phase: "running", Started: now, PSSBytes: -1,
+		Listeners: []status.Listener{{Name: "http", Address: "127.0.0.1:8080", Mode: "proxy", Balance: "least-conn", Conns: 40, MaxConns: 9856, Queued: 3, QueueTimeouts: 2}},
+		Apps: []status.App{{Name: "web", State: "ready", Instances: 3, Release: 1, Procs: []status.Instance{
+			{App: "web", Instance: 0, PID: 4100, State: "ready", Role: "serving", Release: 1, Started: now, CPUPercent: -1, PSSBytes: -1, Conns: 20},
+			{App: "web", Instance: 1, PID: 4101, State: "ready", Role: "serving", Release: 1, Started: now, CPUPercent: -1, PSSBytes: -1,
+				Conns: 5, Waiting: 5, OldestWait: 12 * time.Second, Hung: true},
+			{App: "web", Instance: 2, PID: 4102, State: "ready", Role: "serving", Release: 1, Started: now, CPUPercent: -1, PSSBytes: -1,
+				Conns: 15, Waiting: 2, OldestWait: 1200 * time.Millisecond},
+		}}}}
+	var plain, color bytes.Buffer
+	printStatus(&plain, st, false)
+	printStatus(&color, st, true)
+	out := plain.String()
+	for _, want := range []string{
+		"proxy (least-conn), 40 of 9856 connections, 3 waiting for an instance, 2 closed after queue_timeout",
+		"ready (hung: no new connections) (5 waiting, oldest 12s)",
+		"ready (2 waiting, oldest 1s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	red := strings.Count(color.String(), "\x1b[31m")
+	if red != 1 || !strings.Contains(color.String(), "\x1b[31mweb  1") {
+		t.Errorf("want the hung instance's row alone in red:\n%s", color.String())
+	}
+}
