@@ -29,9 +29,18 @@
 //     Node apps, N = 2 and 4, both shapes), and half of what two goroutines
 //     with splice pipes per connection cost. A direction whose destination
 //     is full keeps the rest in a pooled 16 KiB buffer and stops reading
-//     its source until it drains, so what
-//     is in flight per direction is bounded. Per connection the proxy
-//     holds two descriptors and about 450 bytes of Go memory.
+//     its source until it drains, so what is in flight per direction is
+//     bounded. Per connection the proxy holds two descriptors and about
+//     450 bytes of Go memory.
+//
+//   - Zero copy where it pays. A direction that reads a full buffer is a
+//     bulk transfer (a download, an upload): it goes on by splice(2),
+//     socket to pipe to socket, for as long as its source has bytes ready,
+//     then gives the pipe back to a pool of at most 16 per loop (more are
+//     closed at once). A 64 MiB download cost the proxy 0.07 ms of CPU per
+//     MiB so, against 0.20 ms copied through the buffer; small requests
+//     never touch a pipe. Pipes are claimed from the descriptor budget;
+//     without one (or outside Linux) the transfer is copied.
 //
 //   - What the proxy adds to route's rules: a dial that completes after
 //     SetBackends removed its backend is closed unused and the connection

@@ -4,6 +4,9 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -25,13 +28,7 @@ import (
 // That is the design's whole cost: what haproxy pays per request, and half
 // of what goroutines with splice pipes paid.
 func TestSyscallsPerExchange(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed: cannot count the proxy's system calls (apt-get install strace)")
-	}
-	if out, err := exec.Command(strace, "-f", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace here (ptrace not permitted?): %v: %s", err, out)
-	}
+	strace := straceOrSkip(t)
 	trace := filepath.Join(t.TempDir(), "strace.out")
 	s := startServer(t, "e", greetEcho)
 	pp := startProxyProcess(t, []Backend{s.backend(1)}, strace, "-f", "--seccomp-bpf", "-o", trace,
@@ -80,6 +77,20 @@ func TestSyscallsPerExchange(t *testing.T) {
 			t.Errorf("%d calls to %s for %d exchanges, want at most %d", n, want.call, exchanges, want.max)
 		}
 	}
+}
+
+// straceOrSkip returns strace's path, or skips the test where it cannot
+// trace.
+func straceOrSkip(t *testing.T) string {
+	t.Helper()
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Skip("strace is not installed: cannot watch the proxy's system calls (apt-get install strace)")
+	}
+	if out, err := exec.Command(strace, "-f", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (ptrace not permitted?): %v: %s", err, out)
+	}
+	return strace
 }
 
 var (
@@ -187,7 +198,7 @@ func TestConnectTimeoutIsRetried(t *testing.T) {
 
 // The proxy's share of the runner's memory: a process that runs only a Proxy
 // with 8 backends and 64 open connections, each with bytes flowing both ways
-// once (so both directions hold their splice pipes).
+// once.
 func TestMemoryWith64Connections(t *testing.T) {
 	var bs []Backend
 	for i := range 8 {
@@ -294,4 +305,114 @@ func TestBacklogBoundsWaitingConnections(t *testing.T) {
 	// proxy closes those clients.
 	closeListener()
 	waitFor(t, func() bool { return p.registered() == 1 }, "the connections reset by the backend to end")
+}
+
+// A bulk transfer goes by splice (socket to pipe to socket, no copy through
+// user space) once a direction has read a full buffer: of 16 MiB each way,
+// almost nothing is read into the proxy. The proxy process runs under
+// strace, which records every call that moves bytes.
+func TestBulkGoesBySplice(t *testing.T) {
+	strace := straceOrSkip(t)
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	s := startServer(t, "e", greetEcho)
+	pp := startProxyProcess(t, []Backend{s.backend(1)}, strace, "-f", "--seccomp-bpf", "-o", trace,
+		"-e", "trace=splice,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,sendfile,copy_file_range")
+	const size = 16 << 20
+	payload := make([]byte, size)
+	rand.Read(payload)
+	c := dial(t, pp.addr)
+	greeting(t, c)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		wrote <- err
+	}()
+	back, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("cannot read the echo: %v", err)
+	}
+	if err := recvErr(t, wrote, "the client's write"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, payload) {
+		t.Fatalf("echo differs from what was sent (%d bytes back of %d)", len(back), size)
+	}
+	pp.stop()
+	spliced, copied := sumTrace(t, trace)
+	t.Logf("through the proxy process: %d bytes by splice, %d bytes read or written", spliced, copied)
+	// Each spliced byte is counted twice (into the pipe, out of it), each
+	// copied one twice too (read, send).
+	if spliced < 2*2*size*9/10 {
+		t.Fatalf("splice moved %d bytes of 2 x 16 MiB (each counted in and out), want at least 90%%", spliced)
+	}
+}
+
+// Pipes are held only while a direction has bytes ready: after bulk
+// transfers, idle connections hold their two sockets and nothing else,
+// and the pipes are back in a small pool or closed.
+func TestIdleConnectionsHoldNoPipes(t *testing.T) {
+	s := startServer(t, "e", greetEcho)
+	pp := startProxyProcess(t, []Backend{s.backend(1)})
+	before := pp.stats()["fds"]
+	const conns = 40
+	payload := make([]byte, 1<<20)
+	for range conns {
+		c := dial(t, pp.addr)
+		greeting(t, c)
+		if _, err := c.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, len(payload))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every connection is open and idle now.
+	after := pp.stats()["fds"]
+	t.Logf("proxy process descriptors: %d before, %d with %d idle connections after 1 MiB each way", before, after, conns)
+	if after > before+2*conns+2*freePipes {
+		t.Fatalf("%d descriptors for %d idle connections (%d before): pipes are held past their bulk transfer", after, conns, before)
+	}
+}
+
+var (
+	spliceCall = regexp.MustCompile(`^\d+\s+(\w+)\(.*\)\s+=\s+(-?\d+)`)
+	spliceRes  = regexp.MustCompile(`^\d+\s+<\.\.\. (\w+) resumed>.*\)\s+=\s+(-?\d+)`)
+)
+
+// sumTrace adds up the results of the byte-moving calls in an strace -f
+// output: those of splice, and those of everything else.
+func sumTrace(t *testing.T, path string) (spliced, copied int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := spliceCall.FindStringSubmatch(sc.Text())
+		if m == nil {
+			m = spliceRes.FindStringSubmatch(sc.Text())
+		}
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		if n <= 0 {
+			continue
+		}
+		if m[1] == "splice" {
+			spliced += n
+		} else {
+			copied += n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return spliced, copied
 }

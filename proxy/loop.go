@@ -37,6 +37,9 @@ const (
 	acceptBatch = 16
 	// freeBufs bounds the pending buffers a loop keeps for reuse.
 	freeBufs = 64
+	// freePipes bounds the empty splice pipes a loop keeps for reuse;
+	// others are closed the moment their direction goes idle.
+	freePipes = 16
 	// retryPause is how long a loop that stopped accepting at a limit
 	// waits before it looks again (sooner when one of its connections
 	// ends).
@@ -58,6 +61,7 @@ type loop struct {
 	sides []*side
 	buf   []byte
 	free  [][]byte
+	pipes []*pipe // empty, for reuse
 	now   int64
 	dirty []*conn
 
@@ -131,15 +135,20 @@ type conn struct {
 }
 
 // flow is one direction: bytes read from its source that its destination
-// has not taken yet, and how far its end has gone.
+// has not taken yet, and how far its end has gone. A direction that reads
+// a full buffer is a bulk transfer: it goes on by splice(2), socket to pipe
+// to socket, with no copy through user space, as long as its source has
+// bytes ready; then the pipe goes back (see pipe).
 type flow struct {
 	buf      []byte
 	off, end int
+	pipe     *pipe
+	inPipe   int  // bytes in pipe that dst has not taken
 	eof      bool // the source ended (read 0, or its shutdown is known)
 	shut     bool // the destination's write side is shut down
 }
 
-func (f *flow) pending() bool { return f.off < f.end }
+func (f *flow) pending() bool { return f.off < f.end || f.inPipe > 0 }
 
 // ended: the source ended and the destination has everything.
 func (f *flow) ended() bool { return f.eof && !f.pending() }
@@ -177,6 +186,10 @@ func (l *loop) run() {
 		l.cmdMu.Lock()
 		l.exited = true
 		l.cmdMu.Unlock()
+		for _, pp := range l.pipes {
+			l.closePipe(pp)
+		}
+		l.pipes = nil
 		l.poll.close()
 		l.p.loopEnded()
 	}()
@@ -691,7 +704,7 @@ func (l *loop) pump(c *conn) {
 // is not read again until dst has taken it. It reports false once c is
 // closed (an error on either socket closes both).
 func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
-	if f.pending() {
+	if f.off < f.end {
 		if !dst.writable {
 			return true
 		}
@@ -705,14 +718,42 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 			return false
 		}
 		f.off += n
-		if f.pending() {
+		if f.off < f.end {
 			dst.writable = false
 			return true
 		}
 		l.putBuf(f.buf)
 		f.buf, f.off, f.end = nil, 0, 0
 	}
+	if f.inPipe > 0 {
+		if !dst.writable || !l.drainPipe(c, f, dst) || f.inPipe > 0 {
+			return c.state != connClosed
+		}
+	}
 	for !f.eof && src.readable {
+		if f.pipe != nil {
+			// Bulk: the pipe is empty here.
+			n, e := sysSplice(src.fd, f.pipe.w, f.pipe.size)
+			switch {
+			case e == syscall.EAGAIN:
+				src.readable = false
+				l.putPipe(f) // idle: no pipe held
+				return true
+			case e != 0:
+				l.close(c)
+				return false
+			case n == 0:
+				f.eof = true
+				l.putPipe(f)
+				return true
+			}
+			l.touch(c, src.backend)
+			f.inPipe = n
+			if !l.drainPipe(c, f, dst) || f.inPipe > 0 {
+				return c.state != connClosed
+			}
+			continue
+		}
 		n, e := sysRead(src.fd, l.buf)
 		switch {
 		case e == syscall.EAGAIN:
@@ -755,8 +796,75 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 		if short {
 			return true
 		}
+		// A full buffer: a bulk transfer. The rest goes by splice, if a
+		// pipe can be had (not outside Linux, nor past the budget).
+		f.pipe = l.getPipe()
 	}
 	return true
+}
+
+// drainPipe splices what f's pipe holds to dst until it is empty or dst is
+// full. It reports false once c is closed.
+func (l *loop) drainPipe(c *conn, f *flow, dst *side) bool {
+	for f.inPipe > 0 {
+		n, e := sysSplice(f.pipe.r, dst.fd, f.inPipe)
+		switch {
+		case e == syscall.EAGAIN:
+			dst.writable = false
+			return true
+		case e != 0:
+			l.close(c)
+			return false
+		}
+		f.inPipe -= n
+	}
+	return true
+}
+
+// pipe is a splice pipe: two descriptors, claimed from the budget.
+type pipe struct {
+	r, w, size int
+}
+
+// getPipe takes an empty pipe from the loop's free list, or makes one; nil
+// when splice is not there or the descriptor budget says no.
+func (l *loop) getPipe() *pipe {
+	if n := len(l.pipes); n > 0 {
+		pp := l.pipes[n-1]
+		l.pipes = l.pipes[:n-1]
+		return pp
+	}
+	if !spliceWorks || !l.p.fds.Take(2, l.now) {
+		return nil
+	}
+	pp, ok := newPipe()
+	if !ok {
+		l.p.fds.Give(2)
+		return nil
+	}
+	return pp
+}
+
+// putPipe takes f's pipe back: to the free list when it is empty and the
+// list has room, else closed at once.
+func (l *loop) putPipe(f *flow) {
+	pp := f.pipe
+	if pp == nil {
+		return
+	}
+	f.pipe = nil
+	if f.inPipe == 0 && len(l.pipes) < freePipes {
+		l.pipes = append(l.pipes, pp)
+		return
+	}
+	f.inPipe = 0
+	l.closePipe(pp)
+}
+
+func (l *loop) closePipe(pp *pipe) {
+	closeFD(pp.r)
+	closeFD(pp.w)
+	l.p.fds.Give(2)
 }
 
 // touch records a byte read from one side at the loop's now.
@@ -818,6 +926,7 @@ func (l *loop) close(c *conn) {
 			l.putBuf(f.buf)
 			f.buf = nil
 		}
+		l.putPipe(f)
 	}
 	l.conns--
 	l.unadmit()

@@ -27,6 +27,7 @@ func (*loop) run()                       {}
 func (*loop) post(func())                {}
 func (*loop) closeDown()                 {}
 func (*loop) closeAll()                  {}
+func (*loop) letGoOfListener(error)      {}
 
 type dialAddr struct{}
 

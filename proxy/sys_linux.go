@@ -141,3 +141,33 @@ func sockError(fd int) syscall.Errno {
 func setNoDelay(fd int) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
+
+// spliceWorks: bulk transfers go by splice(2).
+const spliceWorks = true
+
+// sysSplice moves up to n bytes from in to out, one of them a pipe,
+// without blocking and without a copy through user space.
+func sysSplice(in, out, n int) (int, syscall.Errno) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), 0
+}
+
+// newPipe makes a non-blocking, close-on-exec pipe of the kernel's default
+// size (its capacity is read back: past fs.pipe-user-pages-soft it is one
+// page).
+func newPipe() (*pipe, bool) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil, false
+	}
+	size, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETPIPE_SZ, 0)
+	if err != nil || size <= 0 {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, false
+	}
+	return &pipe{r: fds[0], w: fds[1], size: size}, true
+}
