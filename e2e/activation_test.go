@@ -130,6 +130,7 @@ func (l *restartLoad) waitAnswers(t *testing.T, old map[int]bool, n int) map[int
 // listener takes is closed with a warning.
 // In proxy mode clusterrun accepts on the passed socket itself.
 func TestSocketActivationRestartUnderLoad(t *testing.T) {
+	heavy(t)
 	sa, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
 		t.Skip("systemd-socket-activate (Debian package systemd) is not installed")

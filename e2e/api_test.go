@@ -382,6 +382,7 @@ func pss(t *testing.T, pid int) int64 {
 // one more is refused with a JSON error, and meanwhile commands answer and
 // a crashed instance is restarted (and every stream hears of it).
 func TestAPIHostileClients(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	path := faultSocketPath(r)

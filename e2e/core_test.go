@@ -40,6 +40,7 @@ app "web" {
 // sequential requests stalled for seconds during reloads of a slow
 // release. Not one request may stall or fail now.
 func TestAsyncioNeverStallsDuringReloads(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(asyncioConfig, 0))
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
@@ -117,6 +118,7 @@ func nonblocking(t *testing.T, pid, fd int) bool {
 // by every connection meant for its instances. It must sleep through
 // traffic: a few context switches for thousands of connections.
 func TestRunnerNotWokenByTraffic(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, goWeb(2))
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)

@@ -261,6 +261,7 @@ app "frozen" {
 // A thousand crash-and-restart cycles leave the runner as they found
 // it: the same goroutines and descriptors, and about the same memory.
 func TestFaultThousandCrashRestartsLeakNothing(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, `
 app "crash" {
   command   = "exit 1"
@@ -459,6 +460,7 @@ func TestFaultScaleOutOfBounds(t *testing.T) {
 // Starting 400 instances at once does not block the runner: status
 // answers within a second meanwhile, and SIGTERM ends all of them.
 func TestFaultMassStartDoesNotBlock(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, sleepers(1))
 	r.waitLine(0, `web: 1 of 1 instances ready`, 30*time.Second)
 	m := r.mark()
@@ -564,6 +566,7 @@ func TestFaultOversizedControlRequest(t *testing.T) {
 // the runner says it cannot accept, does not die, and answers again once
 // the flood is gone, with no descriptor left over.
 func TestFaultControlConnectionFlood(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, sleepers(2))
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	base := faultStatus(r)
@@ -641,6 +644,7 @@ func TestFaultControlConnectionFlood(t *testing.T) {
 // the graceful way — replacement ready first — and counted as a memory
 // restart, not a crash.
 func TestFaultMaxMemoryReplacesGracefully(t *testing.T) {
+	heavy(t)
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Fatalf("python3 is not installed: %v (.ci/run installs it)", err)
 	}

@@ -165,6 +165,7 @@ app "flaky" {
 // closed, the held ones are closed by the header timeout, and an instance
 // that crashes meanwhile is restarted.
 func TestMetricsIdleConnectionsBounded(t *testing.T) {
+	heavy(t)
 	port := freePort(t)
 	r := startRunner(t, fmt.Sprintf(`
 metrics {

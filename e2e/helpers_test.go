@@ -39,11 +39,32 @@ var (
 
 // parallelTests is how many tests run side by side unless -test.parallel
 // says otherwise. Most of an e2e test's time is waiting (for a boot, a slow
-// request, a drain), so the tests that call t.Parallel run together; those
-// that keep the machine busy (load generators at full speed, hundreds of
-// processes, a build) do not call it: they run first, one at a time, so
-// that they never starve each other, and nothing runs beside them.
-const parallelTests = 4
+// request, a drain), so they call t.Parallel and run together. The few that
+// keep the machine busy (load generators at full speed, hundreds of
+// processes, a build) call heavy instead: they run beside the waiting ones
+// but at most heavyTests of them at once, so that they never starve each
+// other. Room for several waiting tests is left beside heavy tests that
+// wait for their turn.
+const (
+	parallelTests = 8
+	heavyTests    = 2
+)
+
+var heavySlots = make(chan struct{}, heavyTests)
+
+// heavy marks t as a test that keeps the machine busy (see parallelTests):
+// it runs in parallel with the others, and with at most heavyTests-1 other
+// heavy tests.
+func heavy(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+	select {
+	case heavySlots <- struct{}{}:
+	case <-time.After(9 * time.Minute): // the test binary's own timeout is 10
+		t.Fatalf("waited 9 minutes for one of the %d slots of heavy tests", heavyTests)
+	}
+	t.Cleanup(func() { <-heavySlots })
+}
 
 func TestMain(m *testing.M) {
 	// Only a default: -test.parallel on the command line wins.

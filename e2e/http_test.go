@@ -46,6 +46,7 @@ app "web" {
 // either traffic shape: what was in flight on it, or on its way to it, is
 // sent to another instance.
 func TestHTTPKillNineFailsNothing(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(httpGoConfig, "", 3))
 	port := r.port("http")
 	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
@@ -124,6 +125,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
 // runner stops sending an instance requests, waits for the ones it has,
 // and only then signals it; the clients' connections are the runner's.
 func TestHTTPNaiveAppsReloadLosingNothing(t *testing.T) {
+	heavy(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "exit_at_once.py"), []byte(exitAtOnce), 0o644); err != nil {
 		t.Fatal(err)
@@ -233,6 +235,7 @@ func runSocketIOClients(t *testing.T, modules string, port, clients, msgs, gapMS
 // sessions of a replaced process end with a reconnect and never reach
 // another process.
 func TestHTTPSocketIOSticky(t *testing.T) {
+	t.Parallel()
 	modules := socketIOModules(t)
 	for _, tc := range []struct{ name, opts string }{
 		{"sticky cookie", "sticky {\n    cookie = \"io\"\n  }"},

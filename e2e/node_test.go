@@ -21,6 +21,7 @@ import (
 // would end idle keep-alive connections at once and race the clients'
 // next requests. Every instance still exits 0.
 func TestNodePreloadKeepsKeepAliveClientsThroughReloads(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"

@@ -37,6 +37,7 @@ func pieBinary(t *testing.T) string {
 // the executable once crashed such a build at once: its relocated RELRO
 // pages were thrown away.)
 func TestPIEBuildServesReloadsStops(t *testing.T) {
+	heavy(t)
 	exe := pieBinary(t)
 	f, err := elf.Open(exe)
 	if err != nil {

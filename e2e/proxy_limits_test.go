@@ -77,6 +77,7 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 // queues cannot, instead of sending SYNs the kernel drops (one-second
 // retries, and failures past the connect timeout). Not one request fails.
 func TestProxyQueuesForAOneAtATimeApp(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -112,6 +113,7 @@ func clientFrom(src string) *http.Client {
 // With ip-hash, each client address is answered by one instance, request
 // after request; after a reload, by one new instance.
 func TestProxyIPHashKeepsClientsAcrossAReload(t *testing.T) {
+	t.Parallel()
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -174,6 +176,7 @@ app "web" {
 // connect succeeds); status and the log say so; once it answers again it is
 // routed to again.
 func TestProxyStoppedInstanceIsRoutedAround(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"
@@ -256,6 +259,7 @@ func fdCount(t *testing.T, pid int) int {
 // control socket answers, and once the clients leave, the descriptors are
 // back at once (no pipes waiting for a garbage collection).
 func TestProxyIdleClientsLeaveRoomForInstances(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, `
 listener "http" {
   address = "127.0.0.1:0"

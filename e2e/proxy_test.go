@@ -141,6 +141,7 @@ app "web" {
 // only ready instances get connections, and a replaced one gets none once
 // it is told to stop. In both traffic shapes.
 func TestProxyReloadsLoseNothing(t *testing.T) {
+	heavy(t)
 	for _, keepAlive := range []bool{false, true} {
 		r := startRunner(t, fmt.Sprintf(proxyPortConfig, 2, 0, "reload { parallel = 1 }"))
 		port := r.port("http")
@@ -186,6 +187,7 @@ func TestProxyReloadsLoseNothing(t *testing.T) {
 // kill -9 of one instance under load fails at most the requests in flight
 // on it; new connections go to the others at once.
 func TestProxyKilledInstanceFailsOnlyItsInflight(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(proxyPortConfig, 3, 0, ""))
 	port := r.port("http")
 	r.waitLine(0, `web: 3 of 3 instances ready`, 30*time.Second)
@@ -245,6 +247,7 @@ func TestProxyHealthReplacesUnhealthyInstance(t *testing.T) {
 // port: an app that binds $PORT reloads and scales with zero failed
 // requests.
 func TestProcfileWebReloadsAndScalesLosingNothing(t *testing.T) {
+	heavy(t)
 	dir := t.TempDir()
 	pf := filepath.Join(dir, "Procfile")
 	os.WriteFile(pf, []byte("web: exec python3 "+repo+"/e2e/testdata/portapp/server.py\n"), 0o644)

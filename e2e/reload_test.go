@@ -75,6 +75,7 @@ func requireNoFailures(t *testing.T, what string, res *loadgen.Result) {
 // Three SIGHUP reloads under continuous load replace every pid, and not one
 // request fails.
 func TestReloadsUnderLoadLoseNothing(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
@@ -107,6 +108,7 @@ func TestReloadsUnderLoadLoseNothing(t *testing.T) {
 // A release that takes 3s to boot is rolled out without a failed request:
 // the old instances serve until the new ones are ready.
 func TestSlowBootingReleaseLosesNothing(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 2))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
@@ -132,6 +134,7 @@ func TestSlowBootingReleaseLosesNothing(t *testing.T) {
 // A release that crashes on boot aborts its rollout: the old pids keep
 // serving, not one request fails, and a later good reload still works.
 func TestCrashOnBootReleaseAborts(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, fmt.Sprintf(reloadConfig, "", 1))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)

@@ -105,6 +105,7 @@ app "envy" {
 // kill -9 of one instance: a replacement answers, and the port never stops
 // answering meanwhile.
 func TestKilledInstanceIsReplacedWithoutRefusals(t *testing.T) {
+	heavy(t)
 	r := startRunner(t, goWeb(4))
 	port := r.port("http")
 	r.waitLine(0, `web: 4 of 4 instances ready`, 30*time.Second)
