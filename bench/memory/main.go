@@ -117,10 +117,17 @@ func main() {
 	printTable(res)
 }
 
-func clusterrun(res *results) error {
-	r, err := setup.New("clusterrun-node", *instances)
+// measure runs the Node hello app under the runner called name, and
+// takes its readings idle, then after status has been polled for -poll.
+func measure(name string, take func(r runners.Runner, moment string) error) error {
+	r, err := setup.New(name, *instances)
 	if err != nil {
 		return err
+	}
+	if p, ok := r.(*runners.PM2); ok {
+		if err := p.StartDaemon(); err != nil {
+			return err
+		}
 	}
 	port, err := report.FreePort()
 	if err != nil {
@@ -135,11 +142,7 @@ func clusterrun(res *results) error {
 		return err
 	}
 	time.Sleep(*settle)
-	sup := r.Supervisor()
-	if len(sup) != 2 {
-		return fmt.Errorf("found %d of clusterrun's two processes (runner and guard): %v", len(sup), sup)
-	}
-	if err := both(res, "idle", sup); err != nil {
+	if err := take(r, "idle"); err != nil {
 		return err
 	}
 	for end := time.Now().Add(*pollFor); time.Now().Before(end); time.Sleep(pollEvery) {
@@ -147,7 +150,17 @@ func clusterrun(res *results) error {
 			return err
 		}
 	}
-	return both(res, "polled", sup)
+	return take(r, "polled")
+}
+
+func clusterrun(res *results) error {
+	return measure("clusterrun-node", func(r runners.Runner, moment string) error {
+		sup := r.Supervisor()
+		if len(sup) != 2 {
+			return fmt.Errorf("found %d of clusterrun's two processes (runner and guard): %v", len(sup), sup)
+		}
+		return both(res, moment, sup)
+	})
 }
 
 // both reads the runner and the guard, and adds them up.
@@ -252,42 +265,13 @@ func pm2(res *results) error {
 	if setup.PM2 == "" {
 		return nil
 	}
-	r, err := setup.New("pm2-node", *instances)
-	if err != nil {
-		return err
-	}
-	p := r.(*runners.PM2)
-	if err := p.StartDaemon(); err != nil {
-		return err
-	}
-	port, err := report.FreePort()
-	if err != nil {
-		return err
-	}
-	if err := r.Launch(port); err != nil {
-		r.Stop()
-		return err
-	}
-	defer r.Stop()
-	if err := r.WaitReady(60 * time.Second); err != nil {
-		return err
-	}
-	time.Sleep(*settle)
-	rd, err := read(r.PID())
-	if err != nil {
-		return err
-	}
-	res.add("pm2 daemon, idle", rd)
-	for end := time.Now().Add(*pollFor); time.Now().Before(end); time.Sleep(pollEvery) {
-		if err := r.Status(); err != nil {
-			return err
+	return measure("pm2-node", func(r runners.Runner, moment string) error {
+		rd, err := read(r.PID())
+		if err == nil {
+			res.add("pm2 daemon, "+moment, rd)
 		}
-	}
-	if rd, err = read(r.PID()); err != nil {
 		return err
-	}
-	res.add("pm2 daemon, polled", rd)
-	return nil
+	})
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
