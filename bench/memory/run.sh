@@ -6,8 +6,8 @@
 # floor (a Go program that only serves JSON over HTTP on a unix socket);
 # pm2's daemon the same way.
 #
-#   bench/memory/run.sh            # 3 repetitions
-#   bench/memory/run.sh -reps 5
+#   bench/memory/run.sh            # 3 repetitions, status polled for 150 s
+#   bench/memory/run.sh -reps 1 -poll 20s
 #
 # Output: bench/out/memory-DATE.md.
 here=$(cd "$(dirname "$0")" && pwd)
