@@ -43,7 +43,7 @@ var (
 	instances = flag.Int("instances", 8, "instances")
 	// Off every timer of the runner (0.2 s usage reading, 2 s sampler,
 	// 1 s ready delay), as in bench/startup.
-	settle  = flag.Duration("settle", 2700*time.Millisecond, "idle time after every instance is ready, before the idle reading")
+	settle = flag.Duration("settle", 2700*time.Millisecond, "idle time after every instance is ready, before the idle reading")
 	// Past the collection Go forces every 2 minutes: until the first one,
 	// a polled runner's heap only grows (to 5.3 MiB of anonymous memory
 	// after 3 minutes, against 2.8 after 20 s).
