@@ -498,7 +498,12 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 	} else {
 		network = tcpNetwork(address)
 	}
-	lc := &net.ListenConfig{}
+	// Only the runner accepts on a listener made here (proxy and http
+	// modes): no TCP keep-alive probes on what it accepts, which saves
+	// four setsockopt(2) per connection; http mode closes idle clients
+	// itself (idle_timeout), and the proxy takes the socket out of Go's
+	// hands anyway.
+	lc := &net.ListenConfig{KeepAlive: -1}
 	if reuseport {
 		lc.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
