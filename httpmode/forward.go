@@ -297,6 +297,9 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 		case exTimeout:
 			s.table.Release(&rq.lease)
 			return cc.answerOwn(rq, 504, clientKeep && rq.bodyDone)
+		case exBadAnswer:
+			s.table.Release(&rq.lease)
+			return cc.answerOwn(rq, 502, clientKeep && rq.bodyDone)
 		case exBroken:
 			s.table.Release(&rq.lease)
 			return false
@@ -329,6 +332,7 @@ const (
 	exNotDelivered        // the instance never got the request
 	exFailedEarly         // it failed before the first byte of an answer
 	exTimeout             // no answer within Timeout
+	exBadAnswer           // a malformed or cut answer head: 502, not retried
 	exBroken              // failed midway: the client connection ends
 )
 
@@ -407,11 +411,13 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 				s.log.Printf("instance %s.%d at %s did not answer within %v: 504", rq.b.t.App, rq.b.t.Slot, rq.b.t.Addr, s.o.Timeout)
 				return exTimeout
 			}
-			if err == errGotNothing || err == io.EOF {
+			if err == errGotNothing {
 				return exFailedEarly
 			}
-			s.log.Printf("instance %s.%d at %s sent a malformed answer (%v): 502", rq.b.t.App, rq.b.t.Slot, rq.b.t.Addr, err)
-			return exFailedEarly
+			// Part of an answer came, or a malformed one: nothing is sent
+			// again.
+			s.log.Printf("instance %s.%d at %s sent a malformed or cut answer (%v): 502", rq.b.t.App, rq.b.t.Slot, rq.b.t.Addr, err)
+			return exBadAnswer
 		}
 		r := &rq.resp
 		if r.status >= 100 && r.status < 200 && r.status != 101 {
@@ -435,8 +441,9 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 	rq.status = r.status
 	if r.status == 101 {
 		if !rq.upgrade {
+			// Switching protocols nobody asked for.
 			bc.close()
-			return exFailedEarly
+			return exBadAnswer
 		}
 		return cc.tunnel(rq, bc)
 	}

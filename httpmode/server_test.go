@@ -3,16 +3,20 @@ package httpmode
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -547,4 +551,111 @@ func TestFineBuckets(t *testing.T) {
 			t.Errorf("%v: bucket %d up to %v", d, i, up)
 		}
 	}
+}
+
+// An instance that sends part of an answer, or a malformed one, makes a 502
+// and gets the request once: bytes of an answer came back, so it is not
+// sent again, even a GET.
+func TestCutAnswerIsNotRetried(t *testing.T) {
+	for name, answer := range map[string]string{
+		"cut head":    "HTTP/1.1 200 OK\r\nContent-Ty",
+		"malformed":   "HTTP/1.1 2xx OK\r\n\r\n",
+		"101 unasked": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var hits atomic.Int64
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					hits.Add(1)
+					go func() {
+						http.ReadRequest(bufio.NewReader(c))
+						io.WriteString(c, answer)
+						c.Close()
+					}()
+				}
+			}()
+			good := startBackend(t, hello("good"))
+			s := startServer(t, Options{Balance: route.RoundRobin})
+			s.SetBackends([]route.Backend{{ID: 1, Addr: ln.Addr().String(), App: "web"}, good.backend(2, 1)})
+			got502 := false
+			for i := 0; i < 4; i++ {
+				resp, _ := mustGet(t, http.DefaultClient, s.url+"/")
+				got502 = got502 || resp.StatusCode == 502
+			}
+			if !got502 || hits.Load() != 2 {
+				t.Fatalf("502 seen %v, the broken instance got %d requests of 4 in turn: want 502s and 2, never a second try", got502, hits.Load())
+			}
+		})
+	}
+}
+
+// Close ends every goroutine and closes every descriptor the server held:
+// workers, pooled connections to instances, an upgraded connection, the
+// access log's goroutine.
+func TestCloseLeavesNothing(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "echo" {
+			c, rw, _ := w.(http.Hijacker).Hijack()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			rw.Flush()
+			io.Copy(c, rw)
+			c.Close()
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	goroutines, fds := runtime.NumGoroutine(), openSockets(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(ln, Options{StickyCookie: "s", AccessLog: func(string, int, uint64, []byte) {}})
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	url := "http://" + ln.Addr().String() + "/"
+	keep := &http.Client{Transport: &http.Transport{}}
+	for i := 0; i < 20; i++ {
+		mustGet(t, keep, url)
+		mustGet(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, url)
+	}
+	up := dialRaw(t, ln.Addr().String())
+	up.send(t, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	if resp, _ := up.read(t, "GET"); resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	s.Close(ctx) // the upgraded connection is cut at ctx's end
+	<-served
+	keep.CloseIdleConnections()
+	up.c.Close()
+	be.srv.Close()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= goroutines }, fmt.Sprintf("goroutines back to %d", goroutines))
+	waitFor(t, func() bool { return openSockets(t) <= fds }, fmt.Sprintf("sockets back to %d", fds))
+}
+
+// openSockets counts the test process's open sockets (the runtime opens
+// files of its own lazily, which a count of every descriptor would see).
+func openSockets(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	n := 0
+	for _, e := range es {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
 }
