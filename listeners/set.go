@@ -512,6 +512,15 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 			}
 			return serr
 		}
+	} else if d.Mode == hclconfig.HTTP && network != "unix" {
+		// The runner reads the request of every connection it accepts.
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = deferAccept(fd, deferAcceptSecs) }); err != nil {
+				return err
+			}
+			return serr
+		}
 	}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
@@ -532,6 +541,12 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 	}
 	return ln, port, nil
 }
+
+// deferAcceptSecs is how long the kernel holds a new connection of an http
+// listener that has sent nothing (TCP_DEFER_ACCEPT): past it, the
+// connection is handed over all the same, and the listener's
+// header_timeout applies.
+const deferAcceptSecs = 5
 
 // tcpNetwork pins an IP literal to its family: Go would bind "0.0.0.0" as a
 // dual-stack IPv6 socket, which is not what a user writing 0.0.0.0 means.
