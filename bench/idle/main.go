@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command idle measures what idle clients of a proxy listener cost the
 // runner, and whether the runner still does its job under them: the Go
 // example (examples/go-http) as 4 instances behind a listener in mode
@@ -10,7 +12,9 @@
 // socket must answer), then lets the clients go and measures how long the
 // runner takes to give their descriptors back.
 //
-// Run it through bench/idle/run.sh, which builds the binaries.
+// Run it through bench/idle/run.sh, which builds the binaries. It is
+// Linux-only: it reads /proc and gives its client processes a parent-death
+// signal.
 package main
 
 import (
