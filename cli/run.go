@@ -43,8 +43,10 @@ program ("node server.js" is "server"; --name sets it).
 -p takes a port (every interface), host:port or unix:/path. Node apps that
 call listen(PORT) share that socket as they would under pm2's cluster mode,
 and are ready when they listen; others take it as fd 3 (LISTEN_FDS), or use
---mode proxy and bind $PORT themselves. --ready takes notify, tcp, delay,
-exit or http[:PATH] (tcp and http need --mode proxy).
+--mode proxy (or --mode http, for an HTTP app: the runner then reads each
+request, and reloads and crashes cost no request) and bind $PORT
+themselves. --ready takes notify, tcp, delay, exit or http[:PATH] (tcp and
+http need --mode proxy or http).
 
 While it runs, the other commands find it from any directory that has no
 cluster.hcl of its own ("clusterrun status", "reload", "scale APP N"; see
@@ -53,7 +55,7 @@ cluster.hcl of its own ("clusterrun status", "reload", "scale APP N"; see
 Exit status: as "clusterrun up": 0 after a clean shutdown, 1 on failure, 2
 for a bad command line or flags that make an invalid file.`,
 		Example: `  clusterrun run -i 4 -p 8080 -- node server.js     # pm2 start server.js -i 4
-  clusterrun run -i max -p 8000 --mode proxy -- python3 -m http.server
+  clusterrun run -i max -p 8000 --mode http -- python3 -m http.server
   clusterrun run -p 8080 -e NODE_ENV=production --ready http:/healthz --mode proxy -- node app.js
   clusterrun run --print -i 4 -p 8080 -- node server.js > cluster.hcl`,
 		GroupID:     groupRun,
@@ -70,8 +72,8 @@ for a bad command line or flags that make an invalid file.`,
 	cmd.Flags().SetInterspersed(false)
 	instances = cmd.Flags().StringP("instances", "i", "", `how many instances: a number (1 to 4096) or "max" (one per CPU); default 1`)
 	port = cmd.Flags().StringP("port", "p", "", "the listener: `PORT` (every interface), HOST:PORT or unix:/path; none without it")
-	mode = cmd.Flags().String("mode", "", "the listener's `MODE`: shared (default), reuseport or proxy")
-	ready = cmd.Flags().String("ready", "", "when an instance is ready: `CHECK` notify, tcp, http[:PATH], delay or exit (default: notify for Node with -p, else delay; tcp in proxy mode)")
+	mode = cmd.Flags().String("mode", "", "the listener's `MODE`: shared (default), reuseport, proxy or http")
+	ready = cmd.Flags().String("ready", "", "when an instance is ready: `CHECK` notify, tcp, http[:PATH], delay or exit (default: notify for Node with -p, else delay; tcp in proxy and http modes)")
 	name = cmd.Flags().String("name", "", "the app's `NAME` (default: its script or program)")
 	env = cmd.Flags().StringArrayP("env", "e", nil, "set `KEY=VALUE` in the app's environment (repeatable)")
 	print = cmd.Flags().Bool("print", false, "write the equivalent cluster.hcl to stdout instead of running")
