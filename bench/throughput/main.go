@@ -271,14 +271,22 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 		fmt.Fprintf(w, "\n### %s app, %d instances, %s\n\n", tb.app, tb.n, shape)
 		limit := report.Median(report.Values(results[cell{tb.app, tb.shape, "limit", tb.n}], func(s sample) float64 { return s.Rate() }))
 		haproxy := report.Median(report.Values(results[cell{tb.app, tb.shape, "haproxy", tb.n}], func(s sample) float64 { return s.Rate() }))
-		t := harness.NewTable("target", "req/s", "x limit", "x haproxy", "p99 ms", "busiest", "failed",
-			"runner CPU idle", "runner CPU load", "runner CPU/req µs", "runner PSS idle MiB", "runner PSS load MiB")
+		// The http mode's anchor, when it ran: nginx in front of the same
+		// instances with a keep-alive pool (issue 18's targets are ratios
+		// to it).
+		nginxHTTP := report.Median(report.Values(results[cell{tb.app, tb.shape, "nginx-http", tb.n}], func(s sample) float64 { return s.Rate() }))
+		heads := []string{"target", "req/s", "x limit", "x haproxy"}
+		if nginxHTTP > 0 {
+			heads = append(heads, "x nginx-http")
+		}
+		t := harness.NewTable(append(heads, "p99 ms", "busiest", "failed",
+			"runner CPU idle", "runner CPU load", "runner CPU/req µs", "runner PSS idle MiB", "runner PSS load MiB")...)
 		for _, c := range order {
 			if c.app != tb.app || c.shape != tb.shape || c.n != tb.n {
 				continue
 			}
 			rs := results[c]
-			ratio, vsHAProxy := "n/a", "n/a"
+			ratio, vsHAProxy, vsNginx := "n/a", "n/a", "n/a"
 			if med := report.Median(report.Values(rs, func(s sample) float64 { return s.Rate() })); !math.IsNaN(med) {
 				if limit > 0 {
 					ratio = fmt.Sprintf("%.2f", med/limit)
@@ -286,12 +294,16 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 				if haproxy > 0 {
 					vsHAProxy = fmt.Sprintf("%.2f", med/haproxy)
 				}
+				if nginxHTTP > 0 {
+					vsNginx = fmt.Sprintf("%.2f", med/nginxHTTP)
+				}
 			}
 			sup := func(s sample) bool { return !math.IsNaN(s.CPU) }
-			t.Row(c.target,
-				report.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"),
-				ratio,
-				vsHAProxy,
+			cols := []string{report.Stat(report.Values(rs, func(s sample) float64 { return s.Rate() }), "%.0f"), ratio, vsHAProxy}
+			if nginxHTTP > 0 {
+				cols = append(cols, vsNginx)
+			}
+			t.Row(append([]string{c.target}, append(cols,
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.P99.Seconds() * 1000 }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.Share(c.n) }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return float64(s.Errors) }), "%.0f"),
@@ -300,7 +312,7 @@ func printTables(w io.Writer, order []cell, results map[cell][]sample) {
 				report.Stat(report.Values(rs, func(s sample) float64 { return s.PerRequest(*clkTck) }), "%.2f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.idle.PSS))) }), "%.1f"),
 				report.Stat(report.Values(rs, func(s sample) float64 { return ifSup(sup(s), harness.MiB(float64(s.PSS))) }), "%.1f"),
-			)
+			)...)...)
 		}
 		t.Write(w)
 	}
