@@ -63,9 +63,17 @@ type privKey struct {
 type rawSock struct {
 	fd   int
 	port int
+	// guard, for a private socket, holds its port on every address (see
+	// privateLocked); 0 for none.
+	guard int
 }
 
-func (r *rawSock) close() { syscall.Close(r.fd) }
+func (r *rawSock) close() {
+	syscall.Close(r.fd)
+	if r.guard > 0 {
+		syscall.Close(r.guard)
+	}
+}
 
 // Set is the runner's listening sockets. Its methods are safe for
 // concurrent use: the supervisor binds and retains, while the process
@@ -203,21 +211,75 @@ func (s *Set) privateLocked(sk *socket, app string, index, which int) (*rawSock,
 	// so pick one with a first socket and bind the kept one to it by
 	// number; SO_REUSEADDR allows the two side by side since neither
 	// listens, and the first holds the port until the second has it.
-	pick, port, err := privateSocket(0)
-	if err != nil {
-		return nil, err
+	//
+	// The socket is on 127.0.0.1, but an app that binds PORT itself often
+	// binds it on every address ("python3 -m http.server $PORT" binds ::),
+	// where another process may hold the port on another address (a
+	// client bound to 127.0.0.5:0, an IPv6-only socket): the app would fail
+	// with EADDRINUSE, again at every restart. A guard socket, bound but
+	// not listening on the wildcard with SO_REUSEADDR, keeps the port free
+	// on every address for the slot's life; a port that is taken somewhere
+	// is given up for another.
+	var rs *rawSock
+	for attempt := 1; rs == nil; attempt++ {
+		pick, port, err := privateSocket(0)
+		if err != nil {
+			return nil, err
+		}
+		fd, _, err := privateSocket(port)
+		syscall.Close(pick)
+		if err != nil {
+			return nil, err
+		}
+		guard, err := wildcardGuard(port)
+		switch {
+		case err == nil:
+			rs = &rawSock{fd: fd, port: port, guard: guard}
+		case errors.Is(err, syscall.EADDRINUSE) && attempt < 16:
+			syscall.Close(fd) // held on another address: another port
+		default:
+			syscall.Close(fd)
+			return nil, fmt.Errorf("cannot reserve port %d on every address for a private socket: %w", port, err)
+		}
 	}
-	fd, _, err := privateSocket(port)
-	syscall.Close(pick)
-	if err != nil {
-		return nil, err
-	}
-	rs := &rawSock{fd: fd, port: port}
 	if sk.private == nil {
 		sk.private = make(map[privKey]*rawSock)
 	}
 	sk.private[k] = rs
 	return rs, nil
+}
+
+// wildcardGuard binds a socket with SO_REUSEADDR, not listening, to port
+// on every address: [::] taking IPv4 too, or 0.0.0.0 without IPv6.
+func wildcardGuard(port int) (int, error) {
+	fd, err := wildcardSocket(syscall.AF_INET6)
+	if err == nil {
+		// Dual stack: the guard holds the port for IPv4 as well.
+		if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
+			syscall.Close(fd)
+			return -1, err
+		}
+		if err := bindReusable(fd, &syscall.SockaddrInet6{Port: port}); err != nil {
+			syscall.Close(fd)
+			return -1, err
+		}
+		return fd, nil
+	}
+	if fd, err = wildcardSocket(syscall.AF_INET); err != nil {
+		return -1, err
+	}
+	if err := bindReusable(fd, &syscall.SockaddrInet4{Port: port}); err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func bindReusable(fd int, sa syscall.Sockaddr) error {
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	return syscall.Bind(fd, sa)
 }
 
 // privateSocket binds a loopback TCP socket with SO_REUSEADDR, not

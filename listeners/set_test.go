@@ -323,6 +323,43 @@ func TestProxyPrivateSockets(t *testing.T) {
 	}
 }
 
+// A private socket's port is the slot's on every address: an app that
+// binds PORT on all of them (python3 -m http.server binds ::) can, and
+// nothing else on the machine can take the port on another address
+// meanwhile (a client bound to 127.0.0.5, say), which would make every
+// start of the slot fail with EADDRINUSE.
+func TestPrivatePortHeldOnEveryAddress(t *testing.T) {
+	s := NewSet()
+	defer s.Close()
+	d := tcp("http", "127.0.0.1:0", hclconfig.Proxy)
+	bind(t, s, d)
+	g := grant(t, s, []*hclconfig.Listener{d}, 0, 0)
+	_, port, _ := net.SplitHostPort(g.Addrs["http"])
+	// Another process's socket on another loopback address (no
+	// SO_REUSEADDR, as a client's bind has none).
+	other, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	n, _ := strconv.Atoi(port)
+	if err := unix.Bind(other, &unix.SockaddrInet4{Port: n, Addr: [4]byte{127, 0, 0, 5}}); err == nil {
+		t.Errorf("a socket took the slot's port %d on 127.0.0.5", n)
+	}
+	// The app itself binds every address (with SO_REUSEADDR, as servers do).
+	for _, addr := range []string{"[::]:" + port, "0.0.0.0:" + port} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			if strings.Contains(err.Error(), "address family not supported") {
+				continue // no IPv6 here
+			}
+			t.Errorf("the app cannot listen on %s, its PORT on every address: %v", addr, err)
+			continue
+		}
+		l.Close()
+	}
+}
+
 func TestBindIsAllOrNothing(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

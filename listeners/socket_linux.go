@@ -3,8 +3,11 @@ package listeners
 import "syscall"
 
 // loopbackSocket returns a new close-on-exec TCP/IPv4 socket.
-func loopbackSocket() (int, error) {
-	return syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+func loopbackSocket() (int, error) { return wildcardSocket(syscall.AF_INET) }
+
+// wildcardSocket returns a new close-on-exec TCP socket of family.
+func wildcardSocket(family int) (int, error) {
+	return syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 }
 
 // deferAccept makes the kernel hand an accepted connection over only once
