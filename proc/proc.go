@@ -215,3 +215,8 @@ func KillGroup(pgid int, sig syscall.Signal) error {
 	}
 	return err
 }
+
+// Running reports whether process pid is still running: false once it has
+// exited, even before it is reaped (on Linux; elsewhere an unreaped exit
+// still counts as running).
+func Running(pid int) bool { return pid > 0 && running(pid) }

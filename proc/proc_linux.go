@@ -1,6 +1,9 @@
 package proc
 
 import (
+	"bytes"
+	"os"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,3 +21,18 @@ func becomeSubreaper() error {
 }
 
 func noDeathSignal(a *syscall.SysProcAttr) { a.Pdeathsig = 0 }
+
+// running reads the process's state from /proc: a zombie ('Z') or a dead
+// task ('X') has exited, though its parent may not have reaped it yet.
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which may hold ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}

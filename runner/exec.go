@@ -65,6 +65,8 @@ func (p *procs) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	return proc.KillGroup(pid, sig)
 }
 
+func (p *procs) Alive(id InstanceID, pid int) bool { return proc.Running(pid) }
+
 func (p *procs) SetTag(id InstanceID, tag string) {
 	p.mu.Lock()
 	t := p.tags[id]

@@ -172,6 +172,11 @@ func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	return nil
 }
 
+func (w *world) Alive(id InstanceID, pid int) bool {
+	p := w.procs[id]
+	return p != nil && p.spawned && p.pid == pid && p.alive
+}
+
 func (w *world) SetTag(InstanceID, string) {}
 
 // spawn answers the oldest start request.

@@ -145,6 +145,13 @@ func (m *Machine) onProbe(ev ProbeResult) {
 func (m *Machine) instanceTimer(in *instance, k timerKind) {
 	switch k {
 	case tReadyDelay:
+		// "Ready once it has stayed up this long": a process that exited
+		// just before the delay passed is not, though its Exited event may
+		// still be queued behind this timer (seen under load: a crash on
+		// EADDRINUSE, then "ready", then "reload complete").
+		if !m.procs.Alive(in.id, in.pid) {
+			return
+		}
 		m.becameReady(in, "")
 	case tReadyTimeout:
 		if in.state != stStarting {

@@ -24,6 +24,11 @@ type Procs interface {
 	Cancel(id InstanceID)
 	// Signal sends sig to the process group of a started process.
 	Signal(id InstanceID, pid int, sig syscall.Signal) error
+	// Alive says whether a started process still runs: false once it has
+	// exited, even while its Exited event is still on its way (a timer
+	// handled before that event must not take a dead process for a live
+	// one).
+	Alive(id InstanceID, pid int) bool
 	// SetTag marks an instance's log prefix: "+" for a replacement still
 	// starting, "-" for a replaced process draining, "" when serving.
 	SetTag(id InstanceID, tag string)
