@@ -351,6 +351,61 @@ func TestDrainExitCodes(t *testing.T) {
 	}
 }
 
+// A drain is clean only when every process ends as a stop signal ends it:
+// exit 0, killed by that signal, or status 128+signal. An app that fails at
+// its stop (exit 1 from its SIGTERM handler) makes the exit status 1.
+func TestDrainExitCodeFollowsHowProcessesStopped(t *testing.T) {
+	for _, c := range []struct {
+		st   proc.Status
+		want int
+	}{
+		{proc.Status{}, 0},
+		{proc.Status{Signal: syscall.SIGTERM}, 0},
+		{proc.Status{Code: 128 + int(syscall.SIGTERM)}, 0},
+		{proc.Status{Code: 1}, 1},
+		{proc.Status{Signal: syscall.SIGSEGV}, 1},
+	} {
+		w := newWorld(t, 13)
+		w.start(testConfig(1, web("good", 2)))
+		w.settleGood()
+		w.handle(DrainRequested{Signal: syscall.SIGTERM})
+		p := w.live("web")[0]
+		if p.signalled != syscall.SIGTERM {
+			t.Fatalf("web.0 not sent SIGTERM at the drain")
+		}
+		w.exit(p, c.st)
+		w.settleGood()
+		if done, code := w.m.Finished(); !done || code != c.want {
+			t.Errorf("an instance that %s at the drain: finished %v, code %d, want %d", c.st, done, code, c.want)
+		}
+		if c.want == 1 && !logHas(w, "did not stop cleanly") {
+			t.Errorf("%s: the log does not say which instance failed at its stop:\n%s", c.st, strings.Join(w.logs, "\n"))
+		}
+	}
+}
+
+// A process that exited just before its ready delay passed is not ready,
+// though the timer is handled before its Exited event (seen under load: a
+// crash on EADDRINUSE, then "ready", then "reload complete").
+func TestDelayReadinessNeedsTheProcessAlive(t *testing.T) {
+	w := newWorld(t, 14)
+	w.start(testConfig(1, appSpec{name: "web", kind: "good", instances: 1, delay: true}))
+	for len(w.spawns) > 0 {
+		w.spawn(0, false)
+	}
+	p := w.live("web")[0]
+	p.alive = false // it has exited; its Exited event is still on its way
+	w.advance(2 * time.Second)
+	if logHas(w, "ready after") {
+		t.Fatalf("a process that had exited was taken as ready:\n%s", strings.Join(w.logs, "\n"))
+	}
+	delete(w.procs, p.id)
+	w.handle(Exited{ID: p.id, Status: proc.Status{Code: 1}})
+	if st := w.snapshotApp("web"); st.Procs[0].Restarts != 1 {
+		t.Fatalf("its exit is not a crash before ready: %+v\n%s", st.Procs[0], strings.Join(w.logs, "\n"))
+	}
+}
+
 // Requests after the runner finished are answered, not left hanging.
 func TestLateRequestsAreAnswered(t *testing.T) {
 	w := newWorld(t, 12)

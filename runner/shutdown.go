@@ -3,7 +3,9 @@ package runner
 import (
 	"slices"
 	"strings"
+	"syscall"
 
+	"github.com/clusterrun/clusterrun/proc"
 	"github.com/clusterrun/clusterrun/signals"
 	"github.com/clusterrun/clusterrun/status"
 )
@@ -129,4 +131,17 @@ func (m *Machine) checkFinished() {
 		m.log.Printf("every app has finished")
 	}
 	m.finished = true
+}
+
+// cleanStop: st is how a process ends when it obeys its stop signal sig:
+// exit status 0, killed by sig itself, or exit status 128+sig (how shells
+// and the JVM report the same). Anything else is an app failing at its
+// stop, and makes the runner's exit status 1.
+func cleanStop(st proc.Status, sig syscall.Signal) bool {
+	switch {
+	case st.Signal != 0:
+		return st.Signal == sig
+	default:
+		return st.Code == 0 || st.Code == 128+int(sig)
+	}
 }

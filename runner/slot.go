@@ -113,6 +113,7 @@ func (m *Machine) freePrivate(s *slot) int {
 //	          failedStart, unhealthy
 func (m *Machine) gone(in *instance, st proc.Status, spawnErr error) {
 	wasReady := !in.readyAt.IsZero()
+	wasKilled := in.state == stKilling // the stop timeout has said so already
 	s, a := in.slot, in.slot.app
 	successor := in.loc == locCur && s.next != nil && m.canTakeOver(s.next)
 	m.setState(in, stExited)
@@ -131,6 +132,14 @@ func (m *Machine) gone(in *instance, st proc.Status, spawnErr error) {
 			m.publish(in, status.Crashed, st.String())
 		}
 		m.publish(in, status.Gone, st.String())
+	}
+	if in.intent == shutdown && in.pid != 0 && !wasKilled && !cleanStop(st, in.rel.App.Stop.Signal) {
+		// The app failed at its own stop (an exception in its SIGTERM
+		// handler, say): the runner's exit status says so, as it does for
+		// a process that had to be killed.
+		m.unclean = true
+		defer m.log.Printf("%s did not stop cleanly on %s (%s): clusterrun will exit with status 1",
+			in.labelPID(), signals.Name(in.rel.App.Stop.Signal), st)
 	}
 	// Cancelled before it started: nothing to say about it.
 	quiet := in.pid == 0 && in.intent != undecided
