@@ -436,7 +436,7 @@ func TestImageConfigAsPID1(t *testing.T) {
 	if len(st.Listeners) != 1 {
 		t.Fatalf("listeners: %+v", st.Listeners)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + st.Listeners[0].Address + "/")
+	resp, err := newClient(10 * time.Second).Get("http://" + st.Listeners[0].Address + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func TestImageConfigAsPID1(t *testing.T) {
 	// health check says not ready while the runner drains.
 	slow = inFlight(url + "/slow?ms=3000")
 	_, port, _ := strings.Cut(st.Listeners[0].Address, ":")
-	waitAccepted(t, port, descendants(runner))
+	waitAccepted(t, port, runner, slow)
 	syscall.Kill(runner, syscall.SIGTERM)
 	n.waitLines(`received SIGTERM`, 1, 10*time.Second)
 	if code, out := health(); code != 1 || !strings.HasPrefix(out, "not ready") {
@@ -516,11 +516,18 @@ func healthcheck(t *testing.T) []string {
 	return argv
 }
 
+// newClient makes a client that opens a new connection per request, as a
+// new visitor does: a connection kept alive from an earlier request may lead
+// to an instance that is draining, not to one the listener hands it to.
+func newClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
 // inFlight sends a GET and delivers its outcome.
 func inFlight(url string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		resp, err := (&http.Client{Timeout: 60 * time.Second}).Get(url)
+		resp, err := newClient(60 * time.Second).Get(url)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -533,14 +540,21 @@ func inFlight(url string) <-chan error {
 	return done
 }
 
-// waitAccepted waits until one of procs holds an accepted connection on
-// port (an established socket with that local port): the request is in an
-// instance, not in the socket's queue, where a stop would end it.
-func waitAccepted(t *testing.T, port string, procs map[int]stat) {
+// waitAccepted waits until a process under the runner holds an accepted
+// connection on port (an established socket with that local port): the
+// request is in an instance, not in the socket's queue, where a stop would
+// end it. The processes are looked up on every try: an instance may start
+// while it waits.
+func waitAccepted(t *testing.T, port string, runner int, slow <-chan error) {
 	t.Helper()
 	p, _ := strconv.Atoi(port)
 	local := fmt.Sprintf(":%04X", p)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-slow:
+			t.Fatalf("the request in flight ended before an instance was seen holding it: %v", err)
+		default:
+		}
 		inodes := map[string]bool{}
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 			b, _ := os.ReadFile(f)
@@ -551,7 +565,7 @@ func waitAccepted(t *testing.T, port string, procs map[int]stat) {
 				}
 			}
 		}
-		for pid := range procs {
+		for pid := range descendants(runner) {
 			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 			for _, e := range ents {
 				if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && inodes[l] {
@@ -560,5 +574,5 @@ func waitAccepted(t *testing.T, port string, procs map[int]stat) {
 			}
 		}
 	}
-	t.Fatalf("no instance accepted a connection on port %s within 10s", port)
+	t.Fatalf("no instance accepted a connection on port %s within 30s", port)
 }
