@@ -135,8 +135,13 @@ func TestRunnerNotWokenByTraffic(t *testing.T) {
 	elapsed := time.Since(t0)
 	woken := ctxSwitches(t, pid) - before
 	t.Logf("%d connections in %s woke the runner %d times", conns, elapsed.Round(time.Millisecond), woken)
-	// Its own timers (a 2s usage sample) wake it a few times a second.
-	if limit := 50 + int(elapsed/time.Second)*40; woken > limit {
+	// A runner on the data path is woken at least once per connection (to
+	// accept it, or to read it). Off it, what wakes it is its own: its
+	// timers (a 2s usage sample) and the Go runtime's monitor thread, which
+	// polls up to every 10ms until the process has been idle for a while
+	// (58 wakes in 313ms right after start, seen in CI). A tenth of the
+	// connections tells the two apart with room on both sides.
+	if limit := conns/10 + int(elapsed/time.Second)*40; woken > limit {
 		t.Errorf("the runner was woken %d times by %d connections (limit %d): it is on the data path", woken, conns, limit)
 	}
 }
