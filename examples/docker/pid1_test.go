@@ -478,7 +478,7 @@ func TestImageConfigAsPID1(t *testing.T) {
 	// health check says not ready while the runner drains.
 	slow = inFlight(url + "/slow?ms=3000")
 	_, port, _ := strings.Cut(st.Listeners[0].Address, ":")
-	waitAccepted(t, port, runner, slow)
+	waitAccepted(t, port, slow)
 	syscall.Kill(runner, syscall.SIGTERM)
 	n.waitLines(`received SIGTERM`, 1, 10*time.Second)
 	if code, out := health(); code != 1 || !strings.HasPrefix(out, "not ready") {
@@ -540,39 +540,36 @@ func inFlight(url string) <-chan error {
 	return done
 }
 
-// waitAccepted waits until a process under the runner holds an accepted
-// connection on port (an established socket with that local port): the
-// request is in an instance, not in the socket's queue, where a stop would
-// end it. The processes are looked up on every try: an instance may start
-// while it waits.
-func waitAccepted(t *testing.T, port string, runner int, slow <-chan error) {
+// waitAccepted waits until a connection to port has been accepted: an
+// established socket with that local port that has an inode, which a
+// connection still in the listening socket's queue does not (the kernel
+// gives it one when a process accepts it). Only instances accept from the
+// shared socket, so the request is in an instance, not in the queue, where
+// a stop would end it.
+func waitAccepted(t *testing.T, port string, slow <-chan error) {
 	t.Helper()
 	p, _ := strconv.Atoi(port)
 	local := fmt.Sprintf(":%04X", p)
+	var seen []string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		select {
-		case err := <-slow:
-			t.Fatalf("the request in flight ended before an instance was seen holding it: %v", err)
-		default:
-		}
-		inodes := map[string]bool{}
+		seen = seen[:0]
 		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 			b, _ := os.ReadFile(f)
 			for _, line := range strings.Split(string(b), "\n") {
 				// local address, state (01: established), inode
 				if fs := strings.Fields(line); len(fs) > 9 && strings.HasSuffix(fs[1], local) && fs[3] == "01" {
-					inodes["socket:["+fs[9]+"]"] = true
+					if fs[9] != "0" {
+						return
+					}
+					seen = append(seen, fs[1]+" "+fs[2])
 				}
 			}
 		}
-		for pid := range descendants(runner) {
-			ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-			for _, e := range ents {
-				if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && inodes[l] {
-					return
-				}
-			}
+		select {
+		case err := <-slow:
+			t.Fatalf("the request in flight ended (%v) before it was seen accepted on port %s; established, not accepted: %q", err, port, seen)
+		default:
 		}
 	}
-	t.Fatalf("no instance accepted a connection on port %s within 30s", port)
+	t.Fatalf("no connection to port %s was accepted within 30s; established, not accepted: %q", port, seen)
 }
