@@ -160,10 +160,6 @@ type Lease struct {
 // Target is the lease's target, nil when it is not held.
 func (l *Lease) Target() *Target { return l.t }
 
-// Forwarded records that the lease's connection or request reached the
-// target (the dial completed, the request was written).
-func (l *Lease) Forwarded() { l.state.Store(leaseForwarded) }
-
 // Sent records a byte sent to the target at now.
 func (l *Lease) Sent(now int64) { l.lastUp.Store(now) }
 
@@ -242,19 +238,16 @@ func (l *Lease) end() {
 	l.t = nil
 }
 
-// Snapshot is an immutable routable set. SetBackends publishes a new one and
-// then closes the old one's changed, which wakes whoever waits for a change.
+// Snapshot is an immutable routable set; SetBackends publishes a new one.
+// Who waits for a change waits in the table's Queue, which SetBackends
+// wakes.
 type Snapshot struct {
-	list    []*Target
-	changed chan struct{}
+	list []*Target
 }
 
 // Targets are the routable targets, in the order SetBackends gave them.
 // The slice must not be changed.
 func (s *Snapshot) Targets() []*Target { return s.list }
-
-// Changed is closed once a newer snapshot replaces s.
-func (s *Snapshot) Changed() <-chan struct{} { return s.changed }
 
 func (s *Snapshot) find(b Backend) *Target {
 	for _, x := range s.list {

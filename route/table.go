@@ -85,7 +85,7 @@ func New(o Options) *Table {
 	if t.log == nil {
 		t.log = NewLimiter(nil)
 	}
-	t.snap.Store(&Snapshot{changed: make(chan struct{})})
+	t.snap.Store(&Snapshot{})
 	return t
 }
 
@@ -111,7 +111,7 @@ func (t *Table) SetBackends(bs []Backend) {
 	t.setMu.Lock()
 	defer t.setMu.Unlock()
 	old := t.snap.Load()
-	next := &Snapshot{changed: make(chan struct{}), list: make([]*Target, 0, len(bs))}
+	next := &Snapshot{list: make([]*Target, 0, len(bs))}
 	kept := make(map[*Target]bool, len(old.list))
 	var added []*Target
 	for _, b := range bs {
@@ -160,7 +160,6 @@ func (t *Table) SetBackends(bs []Backend) {
 			t.forgetIfIdle(ot)
 		}
 	}
-	close(old.changed)
 	t.Queue.WakeAll()
 }
 
@@ -242,9 +241,10 @@ func (t *Table) notifyQuiesce() {
 	t.mu.Unlock()
 }
 
-// Forwarded records that l reached its target and wakes Quiesce waiters.
+// Forwarded records that l reached its target (the dial completed, the
+// request was written) and wakes Quiesce waiters.
 func (t *Table) Forwarded(l *Lease) {
-	l.Forwarded()
+	l.state.Store(leaseForwarded)
 	t.notifyQuiesce()
 }
 
