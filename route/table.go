@@ -215,7 +215,15 @@ func (t *Table) Answered(l *Lease, now int64) {
 	l.answered(now)
 	t.notifyQuiesce()
 	t.Queue.WakeOne()
-	if x := l.t; x.hung.Load() && x.hung.CompareAndSwap(true, false) {
+	if x := l.t; x.hung.Load() {
+		t.unhang(x)
+	}
+}
+
+// unhang clears x's hung mark, if no one else did, says so and wakes every
+// waiter: x takes leases again.
+func (t *Table) unhang(x *Target) {
+	if x.hung.CompareAndSwap(true, false) {
 		t.log.Printf("backend %d at %s answers again; routing to it", x.ID, x.Addr)
 		t.Queue.WakeAll()
 	}

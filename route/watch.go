@@ -69,10 +69,7 @@ func (t *Table) checkHung(now int64) bool {
 			t.log.Printf("backend %d at %s has answered nothing for %v while %d connections wait on it: no new connections go to it until it answers (one at a time tries)",
 				x.ID, x.Addr, time.Duration(min(now-lastDown, now-oldest)).Round(time.Millisecond), waiting)
 		case x.hung.Load() && !silent:
-			if x.hung.CompareAndSwap(true, false) {
-				t.log.Printf("backend %d at %s answers again; routing to it", x.ID, x.Addr)
-				t.Queue.WakeAll()
-			}
+			t.unhang(x)
 		}
 	}
 	return watching
