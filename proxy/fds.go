@@ -7,7 +7,8 @@ import "github.com/clusterrun/clusterrun/route"
 const DefaultReserve = route.DefaultReserve
 
 // fdsPerConn is what one proxied connection holds: the client's socket and
-// the backend's. Nothing else is held per connection (no pipes).
+// the backend's. A direction in a bulk transfer holds a splice pipe too,
+// claimed from the budget on its own while it lasts (loop.getPipe).
 const fdsPerConn = 2
 
 // FDBudget is the share of the process's descriptors that its proxies (and
