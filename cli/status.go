@@ -164,12 +164,7 @@ func printStatus(w io.Writer, st *status.Runner, colors bool) {
 	bad := []bool{false, false} // the blank line and the heading
 	// Apps behind an http listener show their last minute: requests per
 	// second, median and 99th percentile.
-	withHTTP := false
-	for _, a := range st.Apps {
-		for _, p := range a.Procs {
-			withHTTP = withHTTP || p.HTTP != nil
-		}
-	}
+	withHTTP := st.HasHTTP()
 	heading := "\nAPP\tINST\tPID\tREL\tSTATE\tROLE\tRESTARTS\tLAST EXIT\tUPTIME\tCPU\tPSS\tUSS"
 	if withHTTP {
 		heading += "\tREQ/S\tP50\tP99"

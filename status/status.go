@@ -101,6 +101,19 @@ type HTTPRecent struct {
 	P99    time.Duration `json:"p99_ns"`
 }
 
+// HasHTTP reports whether a process of r has the figures of an http
+// listener: status and top show their columns only then.
+func (r *Runner) HasHTTP() bool {
+	for _, a := range r.Apps {
+		for _, p := range a.Procs {
+			if p.HTTP != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Columns are h as status and top print it, each in at most six cells:
 // requests per second, p50 and p99; "-" each for none (or a nil h).
 func (h *HTTPRecent) Columns() (rate, p50, p99 string) {

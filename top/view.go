@@ -172,7 +172,7 @@ func (m model) columns(w int) []column {
 			httpWidth += c.width + 1
 		}
 	}
-	withHTTP := m.hasHTTP() && total+httpWidth <= w
+	withHTTP := m.st != nil && m.st.HasHTTP() && total+httpWidth <= w
 	if withHTTP {
 		total += httpWidth
 	}
@@ -192,21 +192,6 @@ func (m model) columns(w int) []column {
 		out = append(out, c)
 	}
 	return out
-}
-
-// hasHTTP reports whether an instance has the figures of an http listener.
-func (m model) hasHTTP() bool {
-	if m.st == nil {
-		return false
-	}
-	for _, a := range m.st.Apps {
-		for _, p := range a.Procs {
-			if p.HTTP != nil {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (m model) rowText(r row, cols []column) string {
