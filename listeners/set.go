@@ -567,22 +567,10 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 	// hands anyway.
 	lc := &net.ListenConfig{KeepAlive: -1}
 	if reuseport {
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) { serr = setReusePort(fd) }); err != nil {
-				return err
-			}
-			return serr
-		}
+		lc.Control = beforeBind(setReusePort)
 	} else if d.Mode == hclconfig.HTTP && network != "unix" {
 		// The runner reads the request of every connection it accepts.
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) { serr = deferAccept(fd, deferAcceptSecs) }); err != nil {
-				return err
-			}
-			return serr
-		}
+		lc.Control = beforeBind(func(fd uintptr) error { return deferAccept(fd, deferAcceptSecs) })
 	}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
@@ -602,6 +590,18 @@ func listen(ctx context.Context, d *hclconfig.Listener, address string, reusepor
 		l.SetUnlinkOnClose(false)
 	}
 	return ln, port, nil
+}
+
+// beforeBind is a net.ListenConfig.Control that sets an option with set on
+// the socket before it is bound.
+func beforeBind(set func(fd uintptr) error) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = set(fd) }); err != nil {
+			return err
+		}
+		return serr
+	}
 }
 
 // deferAcceptSecs is how long the kernel holds a new connection of an http
