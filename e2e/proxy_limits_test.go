@@ -58,19 +58,6 @@ func (r *runner) proxyStatus() proxyStatus {
 	return st
 }
 
-// waitUntil polls cond (a status or /proc reading no event announces) until
-// it holds, for at most limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Two instances of an app that serves one request at a time (20 ms each)
 // with Python's listen backlog of 5, and 32 clients opening a new connection
 // per request: the runner holds the connections that the instances' accept
@@ -282,7 +269,7 @@ app "web" {
 		t.Fatalf("prlimit: %v", err)
 	}
 	// The proxies re-read the limit at most a second after it changed.
-	waitUntil(t, 10*time.Second, "the proxy's budget to follow the lowered limit", func() bool {
+	faultEventually(t, 10*time.Second, "the proxy's budget to follow the lowered limit", func() bool {
 		st := r.proxyStatus()
 		return len(st.Listeners) == 1 && st.Listeners[0].MaxConns < soft/2
 	})
@@ -301,7 +288,7 @@ app "web" {
 		}
 		conns = append(conns, c)
 	}
-	waitUntil(t, 30*time.Second, "the runner to take all the clients its budget allows", func() bool {
+	faultEventually(t, 30*time.Second, "the runner to take all the clients its budget allows", func() bool {
 		return r.proxyStatus().Listeners[0].Conns == most
 	})
 	held := fdCount(t, pid)
@@ -323,7 +310,7 @@ app "web" {
 		c.Close()
 	}
 	conns = nil
-	waitUntil(t, 10*time.Second, "the runner's descriptors to come back down once the clients left", func() bool {
+	faultEventually(t, 10*time.Second, "the runner's descriptors to come back down once the clients left", func() bool {
 		return fdCount(t, pid) <= base+4
 	})
 }
