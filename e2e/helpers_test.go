@@ -499,23 +499,32 @@ func get(t *testing.T, url string) (answer, error) {
 
 // getWith GETs url through c and decodes the example apps' answer.
 func getWith(c *http.Client, url string) (answer, error) {
-	resp, err := c.Get(url)
+	body, err := getBody(c, url)
 	if err != nil {
 		return answer{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	if resp.StatusCode != 200 {
-		return answer{}, fmt.Errorf("%s: %s", resp.Status, body)
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return answer{}, fmt.Errorf("bad body %q: %v", body, err)
 	}
 	return a, nil
+}
+
+// getBody GETs url through c and wants a 200, whatever the body.
+func getBody(c *http.Client, url string) ([]byte, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return body, nil
 }
 
 // instancesAnswering sends requests until instances 0..want-1 have all

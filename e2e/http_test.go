@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -55,12 +54,12 @@ func TestHTTPKillNineFailsNothing(t *testing.T) {
 	closing := loadWith(t, loadgen.Options{Addr: addr, Workers: 4, Duration: time.Minute, MaxRequests: 1_000_000, Timeout: 10 * time.Second})
 	for round := 0; round < 2; round++ {
 		pids := r.servingPids("web")
-		waitServed(t, r, port, 300)
+		waitServed(t, port, 300)
 		m := r.mark()
 		syscall.Kill(pids[1], syscall.SIGKILL)
 		r.waitLine(m, `web\.1 ready after`, 30*time.Second)
 	}
-	waitServed(t, r, port, 300)
+	waitServed(t, port, 300)
 	requireNoFailures(t, "kill -9 of one of 3 instances under keep-alive GET load, twice", keep())
 	requireNoFailures(t, "kill -9 of one of 3 instances under close GET load, twice", closing())
 	r.signal(syscall.SIGTERM)
@@ -71,7 +70,7 @@ func TestHTTPKillNineFailsNothing(t *testing.T) {
 
 // waitServed sends n requests of its own, one after another: time for the
 // load to run, measured in requests rather than a sleep.
-func waitServed(t *testing.T, r *runner, port, n int) {
+func waitServed(t *testing.T, port, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		if _, err := getAny(fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil {
@@ -82,19 +81,8 @@ func waitServed(t *testing.T, r *runner, port, n int) {
 
 // getAny GETs url on a new connection and wants a 200, whatever the body.
 func getAny(url string) (string, error) {
-	resp, err := client.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	return string(b), nil
+	b, err := getBody(client, url)
+	return string(b), err
 }
 
 // exitAtOnce is a naive app: keep-alive HTTP/1.1 on $PORT, and the moment
@@ -404,7 +392,7 @@ app "web" {
 	port := r.port("http")
 	r.waitLine(0, `web: 2 of 2 instances ready`, 30*time.Second)
 	m := r.mark()
-	waitServed(t, r, port, 40)
+	waitServed(t, port, 40)
 	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/missing", port))
 	if err != nil {
 		t.Fatal(err)
