@@ -91,13 +91,7 @@ func main() {
 		// An HTTP server on $PORT (a proxy listener's private port) that
 		// says when it gets SIGTERM, then finishes the requests under way
 		// and exits 0. GET /slow takes 400ms to answer.
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		ln, term := listenPORT()
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/slow" {
 				time.Sleep(400 * time.Millisecond) // a request slower than stop.timeout
@@ -117,13 +111,7 @@ func main() {
 		// 101 and then echoes every line it reads, prefixed with its pid,
 		// as a WebSocket server would echo frames. Plain requests get its
 		// pid. On SIGTERM it says so and exits 0, closing what is open.
-		term := make(chan os.Signal, 1)
-		signal.Notify(term, syscall.SIGTERM)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		ln, term := listenPORT()
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Upgrade") != "echo" {
 				fmt.Fprintf(w, "pid %d\n", os.Getpid())
@@ -172,4 +160,17 @@ func notify(msg string) {
 	}
 	defer c.Close()
 	c.Write([]byte(msg))
+}
+
+// listenPORT listens on 127.0.0.1:$PORT (a proxy listener's private port)
+// and returns the channel that gets SIGTERM, asked for before the bind.
+func listenPORT() (net.Listener, <-chan os.Signal) {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return ln, term
 }
