@@ -19,8 +19,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +33,7 @@ import (
 	"time"
 
 	"github.com/clusterrun/clusterrun/bench/report"
+	"github.com/clusterrun/clusterrun/bench/runners"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -150,7 +149,7 @@ func run() error {
 			<-done
 		}
 	}()
-	st, err := waitFor(cfg, 60*time.Second, "every instance ready", func(st status.Runner) bool { return len(ready(st)) == instances })
+	st, err := waitFor(cfg, 60*time.Second, "every instance ready", func(st status.Runner) bool { return len(runners.ServingReady(st)) == instances })
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, tail(logPath))
 	}
@@ -218,11 +217,11 @@ func run() error {
 
 	// An instance crash with the clients there: it must restart.
 	restarts := restartCount(st)
-	victim := ready(st)[1]
+	victim := runners.ServingReady(st)[1]
 	tk := time.Now()
 	syscall.Kill(victim, syscall.SIGKILL)
 	st, err = waitFor(cfg, 60*time.Second, "the killed instance's replacement to be ready", func(st status.Runner) bool {
-		return restartCount(st) > restarts && len(ready(st)) == instances
+		return restartCount(st) > restarts && len(runners.ServingReady(st)) == instances
 	})
 	restarted := err == nil
 	took := time.Since(tk)
@@ -331,18 +330,6 @@ func (h *holder) stop() {
 	h.cmd.Wait()
 }
 
-func ready(st status.Runner) []int {
-	var pids []int
-	for _, a := range st.Apps {
-		for _, p := range a.Procs {
-			if p.Role == "serving" && p.State == "ready" && p.PID > 0 {
-				pids = append(pids, p.PID)
-			}
-		}
-	}
-	return pids
-}
-
 func restartCount(st status.Runner) int {
 	n := 0
 	for _, byReason := range st.Counters.Restarts {
@@ -353,16 +340,7 @@ func restartCount(st status.Runner) int {
 	return n
 }
 
-func statusOf(cfg string) (status.Runner, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var st status.Runner
-	out, err := exec.CommandContext(ctx, *clusterrun, "status", "--json", "-f", cfg).Output()
-	if err != nil {
-		return st, err
-	}
-	return st, json.Unmarshal(out, &st)
-}
+func statusOf(cfg string) (status.Runner, error) { return runners.StatusJSON(*clusterrun, cfg) }
 
 // waitFor polls status until cond holds, for at most limit.
 func waitFor(cfg string, limit time.Duration, what string, cond func(status.Runner) bool) (status.Runner, error) {

@@ -3,6 +3,8 @@
 package runners
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/clusterrun/clusterrun/status"
 )
 
 // Runner runs one app as N instances on one port.
@@ -159,6 +163,39 @@ func (c *Clusterrun) Status() error {
 		return fmt.Errorf("clusterrun status: %v: %s", err, out)
 	}
 	return nil
+}
+
+// StatusJSON runs `bin status --json -f cfg` in this process's
+// environment and decodes what it prints.
+func StatusJSON(bin, cfg string) (status.Runner, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var st status.Runner
+	out, err := exec.CommandContext(ctx, bin, "status", "--json", "-f", cfg).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return st, fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return st, err
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("status --json: %w", err)
+	}
+	return st, nil
+}
+
+// ServingReady lists the pids of st's serving instances that are ready.
+func ServingReady(st status.Runner) []int {
+	var pids []int
+	for _, a := range st.Apps {
+		for _, p := range a.Procs {
+			if p.Role == "serving" && p.State == "ready" && p.PID > 0 {
+				pids = append(pids, p.PID)
+			}
+		}
+	}
+	return pids
 }
 
 // guardOf finds the guard process that the runner pid started, or 0.

@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +37,7 @@ import (
 
 	"github.com/clusterrun/clusterrun/bench/loadgen"
 	"github.com/clusterrun/clusterrun/bench/report"
+	"github.com/clusterrun/clusterrun/bench/runners"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -460,23 +460,7 @@ app "web" {
 `
 
 // statusOf runs `clusterrun status --json`.
-func statusOf(cfg string) (status.Runner, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var st status.Runner
-	out, err := exec.CommandContext(ctx, *clusterrun, "status", "--json", "-f", cfg).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return st, fmt.Errorf("%v: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return st, err
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("status --json: %w", err)
-	}
-	return st, nil
-}
+func statusOf(cfg string) (status.Runner, error) { return runners.StatusJSON(*clusterrun, cfg) }
 
 // waitReady polls status until every instance of web is ready and serving.
 func waitReady(cfg string, exited <-chan struct{}, bound time.Duration) (status.Runner, error) {
@@ -490,24 +474,12 @@ func waitReady(cfg string, exited <-chan struct{}, bound time.Duration) (status.
 		}
 		st, err := statusOf(cfg)
 		lastErr = err
-		if err == nil && len(servingReady(st)) == instances {
+		if err == nil && len(runners.ServingReady(st)) == instances {
 			return st, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return status.Runner{}, fmt.Errorf("%d instances not ready within %s (last status error: %v)", instances, bound, lastErr)
-}
-
-func servingReady(st status.Runner) []int {
-	var pids []int
-	for _, a := range st.Apps {
-		for _, p := range a.Procs {
-			if p.Role == "serving" && p.State == "ready" && p.PID > 0 {
-				pids = append(pids, p.PID)
-			}
-		}
-	}
-	return pids
 }
 
 // killRandom sends SIGKILL to a random serving, ready instance.
@@ -516,7 +488,7 @@ func killRandom(cfg string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pids := servingReady(st)
+	pids := runners.ServingReady(st)
 	if len(pids) == 0 {
 		return 0, errors.New("no serving instance is ready")
 	}
