@@ -200,6 +200,16 @@ type sioResult struct {
 // runSocketIOClients runs client.js and returns what it saw.
 func runSocketIOClients(t *testing.T, modules string, port, clients, msgs, gapMS int) sioResult {
 	t.Helper()
+	res, err := socketIOClients(modules, port, clients, msgs, gapMS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// socketIOClients is runSocketIOClients for a goroutine other than the
+// test's, which must not call t.Fatal: the error comes back instead.
+func socketIOClients(modules string, port, clients, msgs, gapMS int) (sioResult, error) {
 	cmd := exec.Command("node", filepath.Join(repo, "e2e/testdata/socketio/client.js"),
 		fmt.Sprintf("http://127.0.0.1:%d", port), strconv.Itoa(clients), strconv.Itoa(msgs), strconv.Itoa(gapMS))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
@@ -207,12 +217,12 @@ func runSocketIOClients(t *testing.T, modules string, port, clients, msgs, gapMS
 	out, err := cmd.Output()
 	var res sioResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
-		t.Fatalf("socket.io clients: %v, printed %q (%v)", err, out, jerr)
+		return res, fmt.Errorf("socket.io clients: %v, printed %q (%v)", err, out, jerr)
 	}
 	if err != nil {
-		t.Fatalf("socket.io clients: %v: %+v", err, res)
+		return res, fmt.Errorf("socket.io clients: %v: %+v", err, res)
 	}
-	return res
+	return res, nil
 }
 
 // Socket.io's long polling needs every request of a session to reach the
@@ -267,14 +277,23 @@ app "chat" {
 
 		// Across reloads: the clients send for about 3s while two reloads
 		// replace every process.
-		done := make(chan sioResult, 1)
-		go func() { done <- runSocketIOClients(t, modules, port, 8, 100, 30) }()
+		// The clients' run is bounded by client.js itself (120s).
+		done := make(chan error, 1)
+		var across sioResult
+		go func() {
+			var err error
+			across, err = socketIOClients(modules, port, 8, 100, 30)
+			done <- err
+		}()
 		for round := 0; round < 2; round++ {
 			m := r.mark()
 			r.signal(syscall.SIGHUP)
 			r.waitLine(m, `chat: reload complete: 4 of 4 instances replaced`, 60*time.Second)
 		}
-		res = <-done
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		res = across
 		if res.Acks != 800 {
 			t.Errorf("%s across reloads: %d acks of 800", tc.name, res.Acks)
 		}
