@@ -25,16 +25,6 @@ const maxAffinity = 1 << 16
 
 func newAffinity() *affinity { return &affinity{m: make(map[uint64]*affEntry)} }
 
-// drop forgets key.
-func (a *affinity) drop(key uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e := a.m[key]; e != nil {
-		a.unlink(e)
-		delete(a.m, key)
-	}
-}
-
 // get returns the instance key was last sent to, or 0.
 func (a *affinity) get(key uint64) uint64 {
 	a.mu.Lock()
