@@ -268,21 +268,18 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 		}
 		rq.b = b
 		res := cc.exchange(rq, bc, clientKeep)
+		s.table.Release(&rq.lease)
 		switch res {
 		case exDone:
-			s.table.Release(&rq.lease)
 			return true
 		case exDoneClose:
-			s.table.Release(&rq.lease)
 			return false
 		case exNotDelivered:
-			s.table.Release(&rq.lease)
 			if !bc.reused {
 				rq.tried = append(rq.tried, b.t)
 			}
 			continue
 		case exFailedEarly:
-			s.table.Release(&rq.lease)
 			// It may have reached the instance: only a request that means
 			// the same when sent twice, whose body we hold, goes again,
 			// once; and not one stuck to its instance, whose session
@@ -295,13 +292,10 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			}
 			return cc.answerOwn(rq, 502, clientKeep && rq.bodyDone)
 		case exTimeout:
-			s.table.Release(&rq.lease)
 			return cc.answerOwn(rq, 504, clientKeep && rq.bodyDone)
 		case exBadAnswer:
-			s.table.Release(&rq.lease)
 			return cc.answerOwn(rq, 502, clientKeep && rq.bodyDone)
 		case exBroken:
-			s.table.Release(&rq.lease)
 			return false
 		}
 	}
