@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -877,12 +878,12 @@ func (cc *clientConn) pick(rq *request) (*backend, bool) {
 	var id uint64
 	switch {
 	case s.o.StickyCookie != "":
-		id = cc.stickyID()
+		id = rq.cookieID
 	case s.affinity != nil:
 		id = s.affinity.get(cc.key)
 	}
 	if id != 0 {
-		if b := s.stuckTarget(id); b != nil && !containsTarget(rq.tried, b.t) {
+		if b := s.stuckTarget(id); b != nil && !slices.Contains(rq.tried, b.t) {
 			if b.stopping.Load() {
 				rq.stopped = true
 				return nil, true
@@ -901,15 +902,6 @@ func (cc *clientConn) pick(rq *request) (*backend, bool) {
 		s.affinity.set(cc.key, t.ID)
 	}
 	return t.Data.(*backend), false
-}
-
-func containsTarget(ts []*route.Target, t *route.Target) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
-		}
-	}
-	return false
 }
 
 // wait parks the request in the table's queue until an instance can take
