@@ -64,14 +64,8 @@ func (a *accessLog) add(lb *logBuf, client, req []byte, status int, bytes int64,
 		b = append(b, client...)
 		b = append(b, ' ')
 	}
-	b = append(b, '"')
-	for _, c := range req {
-		if c == '"' || c == '\\' {
-			b = append(b, '\\')
-		}
-		b = append(b, c)
-	}
-	b = append(b, "\" "...)
+	b = appendQuoted(b, req)
+	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, bytes, 10)
