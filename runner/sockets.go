@@ -63,16 +63,9 @@ func (s *sockets) Bind(defs []*hclconfig.Listener) ([]string, error) {
 		if ln == nil || s.proxies[ln] != nil {
 			continue
 		}
-		bal := proxy.LeastConn
-		switch d.Balance {
-		case hclconfig.BalanceRoundRobin:
-			bal = proxy.RoundRobin
-		case hclconfig.BalanceIPHash:
-			bal = proxy.IPHash
-		}
 		name := d.Name
 		rt := &routed{px: proxy.New(ln, proxy.Options{
-			Balance:        bal,
+			Balance:        balanceOf(d.Balance),
 			WaitForBackend: d.QueueTimeout,
 			MaxConnections: d.MaxConnections,
 			MaxPerInstance: d.MaxPerInstance,

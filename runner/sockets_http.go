@@ -99,7 +99,8 @@ func (s *sockets) bindHTTP(defs []*hclconfig.Listener) {
 	}
 }
 
-// balanceOf maps a listener's balance to the routing table's.
+// balanceOf maps a listener's balance to the routing table's, for both
+// modes (proxy.Balance is route.Balance).
 func balanceOf(b hclconfig.Balance) route.Balance {
 	switch b {
 	case hclconfig.BalanceRoundRobin:
