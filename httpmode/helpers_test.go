@@ -85,12 +85,7 @@ func mustGet(t *testing.T, c *http.Client, url string) (*http.Response, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return resp, readBody(t, resp)
 }
 
 // raw sends text on a new connection and returns everything read until the
@@ -141,12 +136,18 @@ func (rc *rawConn) read(t *testing.T, method string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp, readBody(t, resp)
+}
+
+// readBody reads and closes the body of resp.
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(b)
+	return string(b)
 }
 
 func waitFor(t *testing.T, cond func() bool, what string) {
