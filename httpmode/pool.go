@@ -29,9 +29,8 @@ type backend struct {
 	stopping atomic.Bool
 
 	// setCookie is the whole Set-Cookie field that sticks a client to this
-	// instance; stickyValue its value.
-	setCookie   []byte
-	stickyValue string
+	// instance (its value "APP.SLOT.ID", see parseSticky).
+	setCookie []byte
 
 	stats *instanceStats
 	log   logBuf

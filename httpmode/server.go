@@ -69,16 +69,13 @@ const (
 // requests and forwards each to an instance of its routable set. Its
 // methods are safe for concurrent use; Serve is called once.
 type Server struct {
-	o     Options
-	ln    net.Listener
-	lnStr string
-	unix  bool
-	table *route.Table
-	log   *route.Limiter
-	fds   *route.FDBudget
-	// trusted: TrustedProxies is not empty.
-	trusted bool
-	reaper  reaper
+	o      Options
+	ln     net.Listener
+	lnStr  string
+	table  *route.Table
+	log    *route.Limiter
+	fds    *route.FDBudget
+	reaper reaper
 	// affinity keeps each client address on its instance (IPHash).
 	affinity *affinity
 	// access is the access log, nil when off.
@@ -100,9 +97,7 @@ type Server struct {
 	closed  bool
 	stopped bool // StopAccepting
 	closing chan struct{}
-	done    chan struct{} // closed when the last goroutine ends
 	wg      sync.WaitGroup
-	served  chan struct{}
 	// handoff passes accepted connections to idle workers.
 	handoff chan net.Conn
 	// logDone ends the access log's goroutine, after the requests.
@@ -147,12 +142,9 @@ func New(ln net.Listener, o Options) *Server {
 	}
 	s := &Server{
 		o: o, ln: ln, lnStr: ln.Addr().String(), log: route.NewLimiter(o.Logf), fds: o.FDs,
-		trusted: len(o.TrustedProxies) > 0,
-		conns:   map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
-		closing: make(chan struct{}), done: make(chan struct{}), served: make(chan struct{}),
-		handoff: make(chan net.Conn),
+		conns: map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
+		closing: make(chan struct{}), handoff: make(chan net.Conn),
 	}
-	_, s.unix = ln.(*net.UnixListener)
 	s.reaper = reaper{s: s, wake: make(chan struct{}, 1)}
 	if o.Balance == route.IPHash {
 		s.affinity = newAffinity()
@@ -175,8 +167,8 @@ func New(ln net.Listener, o Options) *Server {
 func (s *Server) attach(t *route.Target) {
 	b := &backend{t: t, s: s}
 	if s.o.StickyCookie != "" {
-		b.stickyValue = t.App + "." + strconv.Itoa(t.Slot) + "." + strconv.FormatUint(t.ID, 10)
-		b.setCookie = []byte("Set-Cookie: " + s.o.StickyCookie + "=" + b.stickyValue + "; Path=/; HttpOnly; SameSite=Lax\r\n")
+		value := t.App + "." + strconv.Itoa(t.Slot) + "." + strconv.FormatUint(t.ID, 10)
+		b.setCookie = []byte("Set-Cookie: " + s.o.StickyCookie + "=" + value + "; Path=/; HttpOnly; SameSite=Lax\r\n")
 	}
 	b.stats = s.statsFor(t)
 	b.log = logBuf{app: t.App, slot: t.Slot, id: t.ID}
@@ -267,7 +259,6 @@ func (s *Server) Serve() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		close(s.served)
 		return nil
 	}
 	s.wg.Add(3)
@@ -278,7 +269,6 @@ func (s *Server) Serve() error {
 	}
 	go func() { defer s.wg.Done(); s.reaper.run(s.closing) }()
 	go func() { defer s.wg.Done(); s.table.Watch(s.closing) }()
-	defer close(s.served)
 	defer s.wg.Done()
 	backoff := time.Duration(0)
 	for {
