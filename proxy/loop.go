@@ -517,9 +517,11 @@ func (l *loop) enqueue(c *conn) {
 // woke: c was taken off the queue; try again.
 func (l *loop) woke(c *conn) {
 	// Every enqueue ends in one of: this (after a wake took c off the
-	// queue) or close taking it off.
-	l.p.waiting.Add(-1)
+	// queue) or close taking it off. One put back in its place never
+	// stopped waiting, so it stays counted throughout: Stats never shows
+	// it gone for a moment.
 	if c.state != connWaiting {
+		l.p.waiting.Add(-1)
 		return
 	}
 	// Room came up, or the set changed: a backend that timed out may take
@@ -527,14 +529,16 @@ func (l *loop) woke(c *conn) {
 	c.skipped = append(c.skipped[:0], c.tried...)
 	b := l.p.rt.Pick(c.key, c.skipped)
 	if snap := l.p.rt.Snapshot(); b == nil && len(snap.Targets()) > 0 && snap.AllTried(c.tried) {
+		l.p.waiting.Add(-1)
 		l.route(c) // says why and closes it
 		return
 	}
 	if b == nil {
 		// Still no room (someone else took it): back to its place.
-		l.enqueue(c)
+		l.p.rt.Queue.Push(&c.w)
 		return
 	}
+	l.p.waiting.Add(-1)
 	l.dial(c, b)
 	l.route(c)
 }
