@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,7 +170,7 @@ func (sv *served) publish() {
 		bs = append(bs, b)
 	}
 	// A stable order, so round-robin goes round the same way.
-	slices.SortFunc(bs, func(a, b route.Backend) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(bs, func(a, b route.Backend) int { return cmp.Compare(a.ID, b.ID) })
 	sv.srv.SetBackends(bs)
 }
 
@@ -217,13 +219,7 @@ func (s *sockets) addHTTP(st *status.Runner) {
 	}
 	for _, a := range apps {
 		slices.SortFunc(a.HTTP, func(x, y status.HTTPCounts) int {
-			if x.Listener != y.Listener {
-				if x.Listener < y.Listener {
-					return -1
-				}
-				return 1
-			}
-			return x.Instance - y.Instance
+			return cmp.Or(strings.Compare(x.Listener, y.Listener), x.Instance-y.Instance)
 		})
 	}
 	for i := range st.Listeners {
