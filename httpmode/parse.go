@@ -53,7 +53,6 @@ type head struct {
 	host          span
 	hosts         int
 	expect100     bool // Expect: 100-continue
-	keepAliveHdr  bool // a Keep-Alive field (the response's timeout hint)
 	// connNames: a Connection field names other fields, which are then
 	// hop-by-hop too (see dropConnectionNamed).
 	connNames bool
@@ -385,7 +384,6 @@ func (h *head) note(b []byte, f *field) error {
 				}
 			})
 		case equalFold(name, "keep-alive"):
-			h.keepAliveHdr = true
 			f.drop = true
 		}
 	case 14:
