@@ -3,7 +3,6 @@ package httpmode
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -18,10 +17,9 @@ import (
 type clientConn struct {
 	s *Server
 	c net.Conn
-	// addr is the client's address (invalid for a unix socket); key its
-	// IPHash key; forFor its X-Forwarded-For form and forwardedFor its
-	// Forwarded "for=" form; trusted: its forwarding fields are kept.
-	addr         netip.Addr
+	// key is the client address's IPHash key (0 for a unix socket);
+	// forFor its X-Forwarded-For form and forwardedFor its Forwarded
+	// "for=" form; trusted: its forwarding fields are kept.
 	key          uint64
 	forFor       []byte
 	forwardedFor []byte
@@ -139,22 +137,22 @@ func (cc *clientConn) begin(c net.Conn) {
 	cc.mu.Unlock()
 	cc.r, cc.w, cc.out = 0, 0, cc.out[:0]
 	cc.rdl, cc.wdl = time.Time{}, time.Time{}
-	cc.addr, cc.key, cc.trusted = netip.Addr{}, 0, false
+	cc.key, cc.trusted = 0, false
 	cc.forFor, cc.forwardedFor = cc.forFor[:0], cc.forwardedFor[:0]
 	if len(cc.rb) > cliBufSize {
 		cc.rb = make([]byte, cliBufSize) // a large head or body grew it
 	}
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cc.addr = ta.AddrPort().Addr().Unmap()
-		cc.key = route.AddrKey(cc.addr)
-		cc.forFor = cc.addr.AppendTo(cc.forFor)
-		if cc.addr.Is6() {
+		addr := ta.AddrPort().Addr().Unmap()
+		cc.key = route.AddrKey(addr)
+		cc.forFor = addr.AppendTo(cc.forFor)
+		if addr.Is6() {
 			cc.forwardedFor = append(append(append(cc.forwardedFor, `"[`...), cc.forFor...), `]"`...)
 		} else {
 			cc.forwardedFor = append(cc.forwardedFor, cc.forFor...)
 		}
 		for _, p := range s.o.TrustedProxies {
-			if p.Contains(cc.addr) {
+			if p.Contains(addr) {
 				cc.trusted = true
 				break
 			}
