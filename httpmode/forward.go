@@ -420,7 +420,7 @@ func (cc *clientConn) exchange(rq *request, bc *beConn, clientKeep bool) int {
 			// to a 1.1 client, then the real one follows.
 			if h.minor == 1 {
 				cc.out = cc.responseHead(rq, bc.rb[bc.r:], false, false)
-				if _, err := cc.c.Write(cc.out); err != nil {
+				if _, err := cc.writeOut(); err != nil {
 					bc.close()
 					return exBroken
 				}

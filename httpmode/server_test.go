@@ -497,6 +497,23 @@ func TestProtocolCorners(t *testing.T) {
 	}
 }
 
+// An interim answer other than 100 Continue (103 Early Hints) reaches a 1.1
+// client once, before the final answer, which follows it alone.
+func TestEarlyHintsPassedOnOnce(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		hello("a")(w, r)
+	})
+	s := startServer(t, Options{})
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	got := raw(t, s.addr, "GET /early HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if n := strings.Count(got, "HTTP/1.1 103 "); n != 1 || strings.Count(got, "HTTP/1.1 200 ") != 1 ||
+		!strings.HasPrefix(got, "HTTP/1.1 103 ") || !strings.HasSuffix(got, "a GET /early") {
+		t.Fatalf("an answer with 103 Early Hints before it: %q, want one 103 head, then one 200", got)
+	}
+}
+
 // The access log gets one line per request, of the instance that answered
 // it; the figures count it by status class and slot.
 func TestAccessLogAndFigures(t *testing.T) {
