@@ -174,7 +174,9 @@ func TestTimeouts(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	s := startServer(t, Options{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	// Timeout also bounds the answer to the request after the 504, which a
+	// busy machine may take a while to give: it is the longest of the three.
+	s := startServer(t, Options{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, Timeout: 2 * time.Second})
 	s.SetBackends([]route.Backend{be.backend(1, 0)})
 	if got := raw(t, s.addr, "GET / HTTP/1.1\r\nHost: a\r\n"); !strings.HasPrefix(got, "HTTP/1.1 408 ") {
 		t.Errorf("slow head: got %q, want 408", got)
