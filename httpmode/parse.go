@@ -278,8 +278,12 @@ func validTarget(t []byte) bool {
 		if t[4] == 's' || t[4] == 'S' {
 			i = 8
 		}
+		a := i
 		for i < len(t) && t[i] != '/' && t[i] != '?' {
 			i++
+		}
+		if !validAuthority(t[a:i]) {
+			return false
 		}
 		t = t[i:]
 	default:
@@ -291,6 +295,50 @@ func validTarget(t []byte) bool {
 		}
 	}
 	return true
+}
+
+// validAuthority reports whether a is host[:port] that every reader of
+// the request takes the same way: a name of letters, digits, '-', '.', '_'
+// and '~', or a bracketed IPv6 address, and a port of digits. Userinfo,
+// percent-encoding and the other characters RFC 3986 allows in a reg-name
+// are refused: readers disagree on them (net/http refuses some), and an
+// instance that reads a different host than the runner is a smuggling risk.
+func validAuthority(a []byte) bool {
+	i := 0
+	if len(a) > 0 && a[0] == '[' {
+		for i = 1; i < len(a) && a[i] != ']'; i++ {
+			if c := a[i]; c != ':' && c != '.' && unhex(c) < 0 {
+				return false
+			}
+		}
+		if i == len(a) || i == 1 {
+			return false
+		}
+		i++
+	} else {
+		for i < len(a) && hostChar(a[i]) {
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+	}
+	if i == len(a) {
+		return true
+	}
+	if a[i] != ':' {
+		return false
+	}
+	for i++; i < len(a); i++ {
+		if a[i] < '0' || a[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func hostChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 func (h *head) reset() {
