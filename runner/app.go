@@ -300,16 +300,31 @@ func (m *Machine) scaleAll(up bool) {
 	}
 }
 
-// forward passes a signal to every live instance's process group.
+// forward passes a signal to every live instance's process group; one
+// still spawning gets it when it has started (see onSpawned).
 func (m *Machine) forward(sig syscall.Signal) {
-	n := 0
+	n, later := 0, 0
 	for _, in := range m.live {
-		if in.pid != 0 && m.procs.Signal(in.id, in.pid, sig) == nil {
+		switch {
+		case in.state == stSpawning:
+			if in.intent == undecided && len(in.pending) < maxPendingSignals {
+				in.pending = append(in.pending, sig)
+				later++
+			}
+		case in.pid != 0 && m.procs.Signal(in.id, in.pid, sig) == nil:
 			n++
 		}
 	}
+	if later > 0 {
+		m.log.Printf("received %s: forwarded to %d instances, and to %d more once they have started", signals.Name(sig), n, later)
+		return
+	}
 	m.log.Printf("received %s: forwarded to %d instances", signals.Name(sig), n)
 }
+
+// maxPendingSignals bounds the signals kept for an instance that has not
+// started yet: a burst of them must not grow the runner.
+const maxPendingSignals = 8
 
 func (m *Machine) startWaitingApps() {
 	for _, a := range m.apps {

@@ -81,6 +81,7 @@ type fproc struct {
 	started   time.Time
 	hung      bool // ignores SIGTERM
 	signalled syscall.Signal
+	got       []syscall.Signal // every signal, in order
 	cancelled bool
 	sentReady bool
 }
@@ -164,6 +165,7 @@ func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 		w.checkf("stop signal after quiesce", w.quiesced[id] || w.quiesceTimedOut[id],
 			"%s (id %d) served through a proxy and was sent %v before it was quiesced or its quiesce timed out", p.app(), id, sig)
 	}
+	p.got = append(p.got, sig)
 	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
 		if p.signalled != syscall.SIGKILL {
 			p.signalled = sig

@@ -31,6 +31,11 @@ type instance struct {
 	intent intent
 	then   *Release
 	pid    int
+	// pending holds the signals forwarded while it was spawning (no pid
+	// yet): it gets them once it has one. Its output can reach the user
+	// before the runner learns its pid, so a user who signals after
+	// seeing it expects it to be signalled too.
+	pending []syscall.Signal
 	// private is which of the slot's private sockets it holds.
 	private   int
 	addrs     map[string]string
@@ -76,6 +81,12 @@ func (m *Machine) onSpawned(ev Spawned) {
 		return
 	}
 	m.log.Printf("%s started (pid %d)%s", in.label(), in.pid, in.role())
+	for _, sig := range in.pending {
+		if err := m.procs.Signal(in.id, in.pid, sig); err != nil {
+			m.log.Printf("%s: cannot forward %s, received while it started: %v", in.labelPID(), signals.Name(sig), err)
+		}
+	}
+	in.pending = nil
 	m.armReady(in)
 }
 

@@ -731,6 +731,32 @@ func TestNeverReadyProxiedInstanceIsSignalledAtOnce(t *testing.T) {
 	}
 }
 
+// A signal forwarded while an instance is being spawned reaches it once it
+// has started: its output may reach the user before the runner has its pid.
+func TestForwardReachesAnInstanceStillSpawning(t *testing.T) {
+	w := newWorld(t, 28)
+	w.start(proxiedWeb(1, 2))
+	w.spawn(0, false)
+	first := w.live("web")[0]
+	w.handle(ForwardRequested{Signal: syscall.SIGUSR1})
+	if !slices.Equal(first.got, []syscall.Signal{syscall.SIGUSR1}) {
+		t.Fatalf("the started instance got %v", first.got)
+	}
+	w.spawn(0, false)
+	var second *fproc
+	for _, p := range w.live("web") {
+		if p != first {
+			second = p
+		}
+	}
+	if second == nil || !slices.Equal(second.got, []syscall.Signal{syscall.SIGUSR1}) {
+		t.Fatalf("the instance spawned after the signal: %+v", second)
+	}
+	if !logHas(w, "received SIGUSR1: forwarded to 1 instances, and to 1 more once they have started") {
+		t.Errorf("log:\n%s", strings.Join(w.logs, "\n"))
+	}
+}
+
 // unhealthyWeb runs one web instance, ready by a tcp probe, with an http
 // health check that two failures in a row fail; it makes it ready, then
 // fails its check twice.
