@@ -256,7 +256,7 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			continue
 		}
 		rq.setCookie = s.o.StickyCookie != "" && rq.cookieID != b.t.ID
-		bc, err := b.get(), error(nil)
+		bc, err := b.get(rq.resendable(h, stuck, retried), rq.start), error(nil)
 		if bc == nil {
 			bc, err = b.dial(context.Background(), s.o.ConnectTimeout)
 			if err != nil {
@@ -285,7 +285,7 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			// the same when sent twice, whose body we hold, goes again,
 			// once; and not one stuck to its instance, whose session
 			// another instance does not know.
-			if rq.idem && (rq.bodyless || rq.replay != nil) && !retried && !h.expect100 && !stuck {
+			if rq.resendable(h, stuck, retried) {
 				retried = true
 				rq.tried = append(rq.tried, b.t)
 				s.log.Printf("instance %s.%d at %s failed a request before answering; sent it to another", b.t.App, b.t.Slot, b.t.Addr)
@@ -300,6 +300,15 @@ func (cc *clientConn) forward(rq *request, clientKeep bool) bool {
 			return false
 		}
 	}
+}
+
+// resendable reports whether rq, failed before any byte of an answer, goes
+// to another instance: a request that means the same when sent twice,
+// whose body is held, sent once so far; not one stuck to its instance,
+// whose session another instance does not know, nor one that waits for
+// 100 Continue.
+func (rq *request) resendable(h *head, stuck, retried bool) bool {
+	return rq.idem && (rq.bodyless || rq.replay != nil) && !retried && !h.expect100 && !stuck
 }
 
 // answerOwn answers rq with a status of the runner's own (no instance

@@ -67,8 +67,19 @@ const poolIdle = time.Second
 // maxIdlePerBackend bounds the idle connections kept per instance.
 const maxIdlePerBackend = 128
 
+// peekAfter: a pooled connection idle for less than this is taken without
+// asking the kernel whether the instance closed it, for a request that can
+// be sent again (see get).
+const peekAfter = int64(100 * time.Millisecond)
+
 // get returns an idle connection that the instance has not closed, or nil.
-func (b *backend) get() *beConn {
+// Whether it closed one is one recv(2) (see alive), paid for every request
+// that could not be sent again after a failure; one that can (retry: an
+// idempotent request whose body is held) skips it on a connection idle
+// for less than peekAfter: apps close idle connections after seconds, not
+// milliseconds, and a request that meets one closed all the same fails
+// before any answer and goes to another instance.
+func (b *backend) get(retry bool, now int64) *beConn {
 	for {
 		b.mu.Lock()
 		n := len(b.idle)
@@ -80,7 +91,7 @@ func (b *backend) get() *beConn {
 		b.idle[n-1] = nil
 		b.idle = b.idle[:n-1]
 		b.mu.Unlock()
-		if bc.alive() {
+		if (retry && now-bc.idleSince < peekAfter) || bc.alive() {
 			return bc
 		}
 		bc.close()
