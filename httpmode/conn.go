@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterrun/clusterrun/route"
@@ -92,18 +93,41 @@ func writeBy(c deadliner, set *time.Time, want time.Time) {
 	c.SetWriteDeadline(*set)
 }
 
-// workerIdle is how long a worker waits for its next connection before it
-// ends: a burst's workers, their stacks grown and buffers allocated, serve
-// the next burst too, and go once traffic falls.
+// workerIdle: every this long, as many workers end as stayed idle the
+// whole time. A burst's workers, their stacks grown and buffers allocated,
+// serve the next burst too, and go once traffic falls.
 const workerIdle = 10 * time.Second
+
+// workers counts the goroutines that serve client connections (see
+// dispatch), for the trimmer. A worker's wait for its next connection has
+// no timer of its own: a timer reset at every connection took a runtime
+// lock and a timer-channel select per new client.
+type workers struct {
+	handoff chan net.Conn
+	// live workers, idle ones (waiting in next), and the fewest idle since
+	// the last trim.
+	live, idle, low atomic.Int32
+	// started wakes the trimmer when a worker starts.
+	started chan struct{}
+	// every is workerIdle (shorter in tests).
+	every time.Duration
+}
 
 // dispatch hands c to an idle worker, or starts one.
 func (s *Server) dispatch(c net.Conn) {
 	select {
-	case s.handoff <- c:
+	case s.w.handoff <- c:
+		if n, low := s.w.idle.Load(), s.w.low.Load(); n < low {
+			s.w.low.Store(n) // approximate: a race loses a trim, no more
+		}
 	default:
+		s.w.live.Add(1)
 		s.wg.Add(1)
 		go s.worker(c)
+		select {
+		case s.w.started <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -112,19 +136,55 @@ func (s *Server) dispatch(c net.Conn) {
 // connection costs no allocation of ours and no stack growth.
 func (s *Server) worker(c net.Conn) {
 	defer s.wg.Done()
+	defer s.w.live.Add(-1)
 	cc := &clientConn{s: s, rb: make([]byte, cliBufSize)}
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
-	for {
+	for c != nil {
 		cc.serve(c)
-		idle.Reset(workerIdle)
+		c = s.next()
+	}
+}
+
+// next waits for a worker's next connection; nil: the worker ends.
+func (s *Server) next() net.Conn {
+	s.w.idle.Add(1)
+	defer s.w.idle.Add(-1)
+	select {
+	case c := <-s.w.handoff:
+		return c
+	case <-s.closing:
+		return nil
+	}
+}
+
+// trim ends, every workerIdle, the workers that stayed idle all along (a
+// nil handoff ends one). It sleeps while there is no worker.
+func (s *Server) trim() {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
 		select {
-		case c = <-s.handoff:
-			idle.Stop()
-		case <-idle.C:
-			return
+		case <-s.w.started:
 		case <-s.closing:
 			return
+		}
+		s.w.low.Store(s.w.idle.Load())
+		for s.w.live.Load() > 0 {
+			t.Reset(s.w.every)
+			select {
+			case <-t.C:
+			case <-s.closing:
+				t.Stop()
+				return
+			}
+		ending:
+			for n := s.w.low.Load(); n > 0; n-- {
+				select {
+				case s.w.handoff <- nil:
+				default:
+					break ending // none waits any more
+				}
+			}
+			s.w.low.Store(s.w.idle.Load())
 		}
 	}
 }

@@ -52,13 +52,18 @@ type testServer struct {
 	url  string
 }
 
-func startServer(t testing.TB, o Options) *testServer {
+// startServer starts a Server with o; each prep changes it before it
+// serves.
+func startServer(t testing.TB, o Options, prep ...func(*Server)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := New(ln, o)
+	for _, p := range prep {
+		p(s)
+	}
 	served := make(chan struct{})
 	go func() { s.Serve(); close(served) }()
 	t.Cleanup(func() {

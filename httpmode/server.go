@@ -98,8 +98,7 @@ type Server struct {
 	stopped bool // StopAccepting
 	closing chan struct{}
 	wg      sync.WaitGroup
-	// handoff passes accepted connections to idle workers.
-	handoff chan net.Conn
+	w       workers
 	// logDone ends the access log's goroutine, after the requests.
 	logDone chan struct{}
 }
@@ -143,7 +142,7 @@ func New(ln net.Listener, o Options) *Server {
 	s := &Server{
 		o: o, ln: ln, lnStr: ln.Addr().String(), log: route.NewLimiter(o.Logf), fds: o.FDs,
 		conns: map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
-		closing: make(chan struct{}), handoff: make(chan net.Conn),
+		closing: make(chan struct{}), w: workers{handoff: make(chan net.Conn), started: make(chan struct{}, 1), every: workerIdle},
 	}
 	s.reaper = reaper{s: s, wake: make(chan struct{}, 1)}
 	if o.Balance == route.IPHash {
@@ -261,7 +260,7 @@ func (s *Server) Serve() error {
 		s.mu.Unlock()
 		return nil
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	s.mu.Unlock()
 	if s.access != nil {
 		s.logDone = make(chan struct{})
@@ -269,6 +268,7 @@ func (s *Server) Serve() error {
 	}
 	go func() { defer s.wg.Done(); s.reaper.run(s.closing) }()
 	go func() { defer s.wg.Done(); s.table.Watch(s.closing) }()
+	go func() { defer s.wg.Done(); s.trim() }()
 	defer s.wg.Done()
 	backoff := time.Duration(0)
 	for {

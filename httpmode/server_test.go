@@ -36,6 +36,41 @@ func TestForwardsGET(t *testing.T) {
 	}
 }
 
+// Workers that stayed idle through a trim period end; the one serving a
+// kept-alive client stays, and the client's next request is served.
+func TestIdleWorkersEnd(t *testing.T) {
+	be := startBackend(t, hello("a"))
+	s := startServer(t, Options{}, func(s *Server) { s.w.every = 20 * time.Millisecond })
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	kept := client(t)
+	mustGet(t, kept, s.url+"/kept")
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				c, err := net.Dial("tcp", s.addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				io.WriteString(c, "GET /burst HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+				if b, err := io.ReadAll(c); err != nil || !bytes.Contains(b, []byte("a GET /burst")) {
+					t.Errorf("burst request: %q %v", b, err)
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, func() bool { return s.w.live.Load() == 1 }, "every worker but the kept-alive client's to end")
+	if resp, body := mustGet(t, kept, s.url+"/kept"); resp.StatusCode != 200 || body != "a GET /kept" {
+		t.Fatalf("the kept-alive client after the trim: %d %q", resp.StatusCode, body)
+	}
+}
+
 // The instance sees the client's request with the forwarding fields the
 // runner adds, the hop-by-hop ones gone and Host kept; the client's own
 // forwarding fields are replaced unless it is a trusted proxy.
