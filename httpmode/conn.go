@@ -2,11 +2,13 @@ package httpmode
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/clusterrun/clusterrun/route"
@@ -28,6 +30,13 @@ type clientConn struct {
 	// rdl and wdl are the read and write deadlines last set on c (see
 	// readBy and writeBy).
 	rdl, wdl time.Time
+	// raw is c's descriptor, for reads and writes that do not wait (see
+	// tryRead); nil when c has none.
+	raw               syscall.RawConn
+	rawRead, rawWrite func(fd uintptr) bool
+	rawBuf            []byte
+	rawN              int
+	rawErr            error
 
 	// rb[r:w] is read from the client and not used yet.
 	rb   []byte
@@ -138,6 +147,7 @@ func (s *Server) worker(c net.Conn) {
 	defer s.wg.Done()
 	defer s.w.live.Add(-1)
 	cc := &clientConn{s: s, rb: make([]byte, cliBufSize)}
+	cc.initRaw()
 	for c != nil {
 		cc.serve(c)
 		c = s.next()
@@ -197,6 +207,10 @@ func (cc *clientConn) begin(c net.Conn) {
 	cc.mu.Unlock()
 	cc.r, cc.w, cc.out = 0, 0, cc.out[:0]
 	cc.rdl, cc.wdl = time.Time{}, time.Time{}
+	cc.raw = nil
+	if sc, ok := c.(syscall.Conn); ok {
+		cc.raw, _ = sc.SyscallConn()
+	}
 	cc.key, cc.trusted = 0, false
 	cc.forFor, cc.forwardedFor = cc.forFor[:0], cc.forwardedFor[:0]
 	if len(cc.rb) > cliBufSize {
@@ -308,11 +322,12 @@ func (cc *clientConn) readHead() bool {
 		cc.r = 0
 	}
 	started := cc.w > cc.r
-	now := time.Now()
-	if started {
-		readBy(cc.c, &cc.rdl, now.Add(s.o.HeaderTimeout))
-	} else {
-		readBy(cc.c, &cc.rdl, now.Add(s.o.IdleTimeout))
+	// A connection with no read deadline yet (a new one) reads without
+	// one while its bytes are there: they usually are (TCP_DEFER_ACCEPT),
+	// and a deadline is a runtime timer set and removed per connection.
+	lazy := cc.rdl.IsZero() && cc.raw != nil
+	if !lazy {
+		cc.readDeadline(started)
 	}
 	for {
 		if cc.w > cc.r {
@@ -333,7 +348,9 @@ func (cc *clientConn) readHead() bool {
 			}
 			if !started {
 				started = true
-				readBy(cc.c, &cc.rdl, time.Now().Add(s.o.HeaderTimeout))
+				if !lazy {
+					cc.readDeadline(true)
+				}
 			}
 		}
 		if cc.w == len(cc.rb) {
@@ -346,6 +363,24 @@ func (cc *clientConn) readHead() bool {
 				cc.rb = nb
 			}
 		}
+		if lazy {
+			n, err := cc.tryRead(cc.rb[cc.w:])
+			cc.w += n
+			switch {
+			case err == errWouldBlock:
+				// Nothing more yet: from here on reads wait, with a
+				// deadline. Close may have set one in the past just
+				// before, which readDeadline replaced.
+				lazy = false
+				cc.readDeadline(started)
+				if cc.isClosing() {
+					return false
+				}
+			case err != nil:
+				return false
+			}
+			continue
+		}
 		n, err := cc.c.Read(cc.rb[cc.w:])
 		cc.w += n
 		if err != nil {
@@ -357,6 +392,79 @@ func (cc *clientConn) readHead() bool {
 			}
 			return false
 		}
+	}
+}
+
+// readDeadline sets the read deadline a head waits under: HeaderTimeout
+// once it has started, IdleTimeout before.
+func (cc *clientConn) readDeadline(started bool) {
+	if started {
+		readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.HeaderTimeout))
+	} else {
+		readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
+	}
+}
+
+// errWouldBlock: a read or write without waiting found nothing to do.
+var errWouldBlock = errors.New("would block")
+
+// tryRead reads into p what is there, without waiting: errWouldBlock when
+// nothing is, io.EOF when the client closed.
+func (cc *clientConn) tryRead(p []byte) (int, error) {
+	cc.rawBuf, cc.rawN, cc.rawErr = p, 0, nil
+	if err := cc.raw.Read(cc.rawRead); err != nil {
+		return 0, err
+	}
+	cc.rawBuf = nil
+	return cc.rawN, cc.rawErr
+}
+
+// tryWrite writes what of p the socket takes, without waiting.
+func (cc *clientConn) tryWrite(p []byte) (int, error) {
+	cc.rawBuf, cc.rawN, cc.rawErr = p, 0, nil
+	if err := cc.raw.Write(cc.rawWrite); err != nil {
+		return 0, err
+	}
+	cc.rawBuf = nil
+	return cc.rawN, cc.rawErr
+}
+
+// rawRead and rawWrite are the calls tryRead and tryWrite make on the
+// descriptor, made once per worker so that a call allocates nothing; they
+// never ask the poller to wait (they return true).
+func (cc *clientConn) initRaw() {
+	cc.rawRead = func(fd uintptr) bool {
+		n, err := syscall.Read(int(fd), cc.rawBuf)
+		for err == syscall.EINTR {
+			n, err = syscall.Read(int(fd), cc.rawBuf)
+		}
+		switch {
+		case err == syscall.EAGAIN:
+			cc.rawErr = errWouldBlock
+		case err != nil:
+			cc.rawErr = err
+		case n == 0:
+			cc.rawErr = io.EOF
+		default:
+			cc.rawN = n
+		}
+		return true
+	}
+	cc.rawWrite = func(fd uintptr) bool {
+		for cc.rawN < len(cc.rawBuf) {
+			n, err := syscall.Write(int(fd), cc.rawBuf[cc.rawN:])
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return true
+			case err != nil:
+				cc.rawErr = err
+				return true
+			}
+			cc.rawN += n
+		}
+		return true
 	}
 }
 

@@ -589,10 +589,20 @@ func (cc *clientConn) writeOut() (int, error) {
 	if len(cc.out) == 0 {
 		return 0, nil
 	}
+	n := 0
+	if cc.wdl.IsZero() && cc.raw != nil {
+		// No write deadline yet (a new connection): what the socket takes
+		// at once needs none, and an answer usually fits (see readHead).
+		var err error
+		if n, err = cc.tryWrite(cc.out); err != nil || n == len(cc.out) {
+			cc.out = cc.out[:0]
+			return n, err
+		}
+	}
 	writeBy(cc.c, &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
-	n, err := cc.c.Write(cc.out)
+	m, err := cc.c.Write(cc.out[n:])
 	cc.out = cc.out[:0]
-	return n, err
+	return n + m, err
 }
 
 // flushAt is how much output is gathered before it is written.

@@ -652,6 +652,33 @@ func TestCutAnswerIsNotRetried(t *testing.T) {
 	}
 }
 
+// A new connection that has sent nothing is idle: Close ends it at once,
+// without waiting for its idle timeout.
+func TestCloseEndsNewIdleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(ln, Options{IdleTimeout: time.Hour})
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	rc := dialRaw(t, ln.Addr().String())
+	waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == 1
+	}, "the connection to be served")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	<-served
+	if n, err := rc.r.ReadByte(); err != io.EOF {
+		t.Errorf("idle new connection: read %v %v, want EOF", n, err)
+	}
+}
+
 // Close ends every goroutine and closes every descriptor the server held:
 // workers, pooled connections to instances, an upgraded connection, the
 // access log's goroutine.
