@@ -34,7 +34,10 @@
 //     another instance, only when it is idempotent (GET, HEAD, OPTIONS,
 //     PUT, DELETE, TRACE) and its body was held whole (MaxRetryBody); a
 //     kill -9 under GET load fails nothing. Nothing is retried after a byte
-//     of the answer came back, and nothing after the time out (504).
+//     of the answer came back, and nothing after the time out (504). Such
+//     a request skips the peek on a connection idle for under 100 ms: apps
+//     close idle connections after seconds, and if one did, the request
+//     goes again all the same.
 //
 //   - What an instance reads is a head the runner wrote. The request line
 //     and fields are parsed in place, strictly where a lenient reading could
@@ -68,7 +71,10 @@
 //     the next connection; the request, its head's field offsets and the
 //     answer's are reused. Deadlines are set with 100 ms of slack and only
 //     when the one in place is off by more, so a keep-alive request changes
-//     no runtime timer; a timeout fires at most that late, never early.
+//     no runtime timer; a timeout fires at most that late, never early. A
+//     new connection gets a deadline only when a read or write would wait:
+//     its first head usually comes with it (TCP_DEFER_ACCEPT) and its
+//     answer fits in the socket, so a connection per request sets none.
 //
 //   - Limits: MaxHeaderSize (431), HeaderTimeout from a head's first byte
 //     (408: slowloris), IdleTimeout between requests and for a client to
