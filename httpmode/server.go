@@ -99,8 +99,9 @@ type Server struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 	w       workers
-	// logDone ends the access log's goroutine, after the requests.
-	logDone chan struct{}
+	// logDone ends the access log's goroutine, after the requests;
+	// logEnded is closed once it has written its last lines.
+	logDone, logEnded chan struct{}
 }
 
 type slotKey struct {
@@ -263,8 +264,8 @@ func (s *Server) Serve() error {
 	s.wg.Add(4)
 	s.mu.Unlock()
 	if s.access != nil {
-		s.logDone = make(chan struct{})
-		go s.access.run(s.logDone)
+		s.logDone, s.logEnded = make(chan struct{}), make(chan struct{})
+		go func() { defer close(s.logEnded); s.access.run(s.logDone) }()
 	}
 	go func() { defer s.wg.Done(); s.reaper.run(s.closing) }()
 	go func() { defer s.wg.Done(); s.table.Watch(s.closing) }()
@@ -375,8 +376,10 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.closeIdle(true)
-	if s.logDone != nil {
+	if s.logDone != nil && first {
+		// Every request's line is in the log when Close returns.
 		close(s.logDone)
+		<-s.logEnded
 	}
 	return err
 }

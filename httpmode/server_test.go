@@ -652,6 +652,46 @@ func TestCutAnswerIsNotRetried(t *testing.T) {
 	}
 }
 
+// When Close returns, every request's access log line has reached the
+// sink; a second Close changes nothing.
+func TestAccessLogCompleteAtClose(t *testing.T) {
+	be := startBackend(t, hello("a"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	lines := 0
+	s := New(ln, Options{AccessLog: func(_ string, _ int, _ uint64, b []byte) {
+		mu.Lock()
+		lines += bytes.Count(b, []byte("\n"))
+		mu.Unlock()
+	}})
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	c := client(t)
+	const n = 50
+	for range n {
+		mustGet(t, c, "http://"+ln.Addr().String()+"/x")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := lines
+	mu.Unlock()
+	if got != n {
+		t.Errorf("%d access log lines when Close returned, want %d", got, n)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	<-served
+}
+
 // A new connection that has sent nothing is idle: Close ends it at once,
 // without waiting for its idle timeout.
 func TestCloseEndsNewIdleConnection(t *testing.T) {
