@@ -138,7 +138,11 @@ type conn struct {
 // has not taken yet, and how far its end has gone. A direction that reads
 // a full buffer is a bulk transfer: it goes on by splice(2), socket to pipe
 // to socket, with no copy through user space, as long as its source has
-// bytes ready; then the pipe goes back (see pipe).
+// bytes ready; then the pipe goes back (see pipe), so an idle connection
+// holds none. It stays bulk: when its source has bytes again it takes a
+// pipe at once, rather than copy a buffer through user space first. On a
+// busy machine a transfer drains its socket at every other wake-up, and
+// each restart cost a buffer's copy.
 type flow struct {
 	buf      []byte
 	off, end int
@@ -146,6 +150,7 @@ type flow struct {
 	inPipe   int  // bytes in pipe that dst has not taken
 	eof      bool // the source ended (read 0, or its shutdown is known)
 	shut     bool // the destination's write side is shut down
+	bulk     bool // it read a full buffer once
 }
 
 func (f *flow) pending() bool { return f.off < f.end || f.inPipe > 0 }
@@ -735,6 +740,9 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 		}
 	}
 	for !f.eof && src.readable {
+		if f.pipe == nil && f.bulk {
+			f.pipe = l.getPipe() // nil: the budget says no; copy instead
+		}
 		if f.pipe != nil {
 			// Bulk: the pipe is empty here.
 			n, e := sysSplice(src.fd, f.pipe.w, f.pipe.size)
@@ -802,6 +810,7 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 		}
 		// A full buffer: a bulk transfer. The rest goes by splice, if a
 		// pipe can be had (not outside Linux, nor past the budget).
+		f.bulk = true
 		f.pipe = l.getPipe()
 	}
 	return true
