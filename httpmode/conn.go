@@ -177,8 +177,8 @@ func (s *Server) trim() {
 		case <-s.closing:
 			return
 		}
-		s.w.low.Store(s.w.idle.Load())
 		for s.w.live.Load() > 0 {
+			s.w.low.Store(s.w.idle.Load())
 			t.Reset(s.w.every)
 			select {
 			case <-t.C:
@@ -194,7 +194,6 @@ func (s *Server) trim() {
 					break ending // none waits any more
 				}
 			}
-			s.w.low.Store(s.w.idle.Load())
 		}
 	}
 }

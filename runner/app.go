@@ -315,11 +315,11 @@ func (m *Machine) forward(sig syscall.Signal) {
 			n++
 		}
 	}
+	more := ""
 	if later > 0 {
-		m.log.Printf("received %s: forwarded to %d instances, and to %d more once they have started", signals.Name(sig), n, later)
-		return
+		more = fmt.Sprintf(", and to %d more once they have started", later)
 	}
-	m.log.Printf("received %s: forwarded to %d instances", signals.Name(sig), n)
+	m.log.Printf("received %s: forwarded to %d instances%s", signals.Name(sig), n, more)
 }
 
 // maxPendingSignals bounds the signals kept for an instance that has not
