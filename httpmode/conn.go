@@ -2,8 +2,10 @@ package httpmode
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -19,7 +21,11 @@ import (
 // the next.
 type clientConn struct {
 	s *Server
-	c net.Conn
+	// c is the connection, or nil while it is the bare descriptor fd
+	// (see accepted): conn makes it when the connection first has to
+	// wait. fd is -1 when c owns the descriptor.
+	c  net.Conn
+	fd int
 	// key is the client address's IPHash key (0 for a unix socket);
 	// forFor its X-Forwarded-For form and forwardedFor its Forwarded
 	// "for=" form; trusted: its forwarding fields are kept.
@@ -31,7 +37,7 @@ type clientConn struct {
 	// readBy and writeBy).
 	rdl, wdl time.Time
 	// raw is c's descriptor, for reads and writes that do not wait (see
-	// tryRead); nil when c has none.
+	// tryRead); nil when c has none or is not made yet.
 	raw               syscall.RawConn
 	rawRead, rawWrite func(fd uintptr) bool
 	rawBuf            []byte
@@ -112,7 +118,7 @@ const workerIdle = 10 * time.Second
 // no timer of its own: a timer reset at every connection took a runtime
 // lock and a timer-channel select per new client.
 type workers struct {
-	handoff chan net.Conn
+	handoff chan accepted
 	// live workers, idle ones (waiting in next), and the fewest idle since
 	// the last trim.
 	live, idle, low atomic.Int32
@@ -122,8 +128,26 @@ type workers struct {
 	every time.Duration
 }
 
+// accepted is a client connection as the accept loop hands it to a
+// worker: a net.Conn, or (raw) the bare descriptor of a TCP connection and
+// its client's address. Most connections never wait (their head comes with
+// them, TCP_DEFER_ACCEPT, and their answer fits in the socket), and a bare
+// descriptor spares each of them what the net package does for a
+// net.Conn: getsockname, setsockopt(TCP_NODELAY) (it inherits the
+// listener's instead, see rawAccept), an epoll_ctl to add it and one to
+// remove it, a finalizer and five allocations. The zero value is no
+// connection: it ends a worker.
+type accepted struct {
+	c    net.Conn
+	raw  bool
+	fd   int
+	peer netip.Addr
+}
+
+func (a accepted) none() bool { return a.c == nil && !a.raw }
+
 // dispatch hands c to an idle worker, or starts one.
-func (s *Server) dispatch(c net.Conn) {
+func (s *Server) dispatch(c accepted) {
 	select {
 	case s.w.handoff <- c:
 		if n, low := s.w.idle.Load(), s.w.low.Load(); n < low {
@@ -143,26 +167,26 @@ func (s *Server) dispatch(c net.Conn) {
 // worker serves one connection after another with the same clientConn:
 // its buffers and its goroutine's grown stack are reused, so a new client
 // connection costs no allocation of ours and no stack growth.
-func (s *Server) worker(c net.Conn) {
+func (s *Server) worker(c accepted) {
 	defer s.wg.Done()
 	defer s.w.live.Add(-1)
-	cc := &clientConn{s: s, rb: make([]byte, cliBufSize)}
+	cc := &clientConn{s: s, rb: make([]byte, cliBufSize), fd: -1}
 	cc.initRaw()
-	for c != nil {
+	for !c.none() {
 		cc.serve(c)
 		c = s.next()
 	}
 }
 
-// next waits for a worker's next connection; nil: the worker ends.
-func (s *Server) next() net.Conn {
+// next waits for a worker's next connection; none: the worker ends.
+func (s *Server) next() accepted {
 	s.w.idle.Add(1)
 	defer s.w.idle.Add(-1)
 	select {
 	case c := <-s.w.handoff:
 		return c
 	case <-s.closing:
-		return nil
+		return accepted{}
 	}
 }
 
@@ -189,7 +213,7 @@ func (s *Server) trim() {
 		ending:
 			for n := s.w.low.Load(); n > 0; n-- {
 				select {
-				case s.w.handoff <- nil:
+				case s.w.handoff <- accepted{}:
 				default:
 					break ending // none waits any more
 				}
@@ -198,16 +222,19 @@ func (s *Server) trim() {
 	}
 }
 
-// begin makes cc the state of a new connection c.
-func (cc *clientConn) begin(c net.Conn) {
+// begin makes cc the state of a new connection a.
+func (cc *clientConn) begin(a accepted) {
 	s := cc.s
 	cc.mu.Lock()
-	cc.c, cc.state, cc.closing, cc.killed, cc.tunnelTo = c, stIdle, false, false, nil
+	cc.c, cc.fd, cc.state, cc.closing, cc.killed, cc.tunnelTo = a.c, -1, stIdle, false, false, nil
+	if a.raw {
+		cc.fd = a.fd
+	}
 	cc.mu.Unlock()
 	cc.r, cc.w, cc.out = 0, 0, cc.out[:0]
 	cc.rdl, cc.wdl = time.Time{}, time.Time{}
 	cc.raw = nil
-	if sc, ok := c.(syscall.Conn); ok {
+	if sc, ok := a.c.(syscall.Conn); ok {
 		cc.raw, _ = sc.SyscallConn()
 	}
 	cc.key, cc.trusted = 0, false
@@ -215,8 +242,13 @@ func (cc *clientConn) begin(c net.Conn) {
 	if len(cc.rb) > cliBufSize {
 		cc.rb = make([]byte, cliBufSize) // a large head or body grew it
 	}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		addr := ta.AddrPort().Addr().Unmap()
+	addr := a.peer
+	if a.c != nil {
+		if ta, ok := a.c.RemoteAddr().(*net.TCPAddr); ok {
+			addr = ta.AddrPort().Addr().Unmap()
+		}
+	}
+	if addr.IsValid() {
 		cc.key = route.AddrKey(addr)
 		cc.forFor = addr.AppendTo(cc.forFor)
 		if addr.Is6() {
@@ -235,15 +267,54 @@ func (cc *clientConn) begin(c net.Conn) {
 
 // release gives back what the connection held.
 func (cc *clientConn) release() {
-	cc.c.Close()
+	cc.mu.Lock()
+	if cc.c != nil {
+		cc.c.Close()
+	}
+	if cc.fd >= 0 {
+		syscall.Close(cc.fd)
+		cc.fd = -1
+	}
+	cc.mu.Unlock()
 	cc.s.open.Add(-1)
 	cc.s.fds.Give(1)
 }
 
-// serve serves connection c until it ends.
-func (cc *clientConn) serve(c net.Conn) {
+// conn returns the connection as a net.Conn, made from the bare descriptor
+// the first time: the connection is about to wait, on the runtime's poller
+// and under a deadline. (A client connection's descriptor is the runner's
+// own, unlike a listening socket's, so going through an os.File changes
+// nobody else's file description.) When that fails (no descriptor left for
+// the dup), the connection is shut down and c fails every call.
+func (cc *clientConn) conn() net.Conn {
+	if cc.c != nil {
+		return cc.c
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	f := os.NewFile(uintptr(cc.fd), "client")
+	c, err := net.FileConn(f)
+	if err != nil {
+		syscall.Shutdown(cc.fd, syscall.SHUT_RDWR)
+		f.Close()
+		cc.fd = -1
+		cc.c = failedConn{fmt.Errorf("cannot make a connection of its descriptor: %w", err)}
+		return cc.c
+	}
+	f.Close()
+	cc.fd = -1
+	if cc.killed {
+		c.SetDeadline(time.Unix(1, 0))
+	}
+	cc.c = c
+	cc.raw, _ = c.(syscall.Conn).SyscallConn()
+	return c
+}
+
+// serve serves connection a until it ends.
+func (cc *clientConn) serve(a accepted) {
 	s := cc.s
-	cc.begin(c)
+	cc.begin(a)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -290,8 +361,10 @@ func (cc *clientConn) shutdown() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.closing = true
-	if cc.state == stIdle {
-		// Wakes the read in readHead, which then returns.
+	if cc.state == stIdle && cc.c != nil {
+		// Wakes the read in readHead, which then returns. (A bare
+		// descriptor is never waited on: readHead sees closing when it
+		// makes the connection to wait.)
 		cc.c.SetReadDeadline(time.Unix(1, 0))
 	}
 }
@@ -301,7 +374,13 @@ func (cc *clientConn) kill() {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.killed = true
-	cc.c.SetDeadline(time.Unix(1, 0))
+	if cc.c != nil {
+		cc.c.SetDeadline(time.Unix(1, 0))
+	} else if cc.fd >= 0 {
+		// Its next read or write fails; conn makes a killed connection
+		// with its deadline past.
+		syscall.Shutdown(cc.fd, syscall.SHUT_RDWR)
+	}
 	if cc.tunnelTo != nil {
 		cc.tunnelTo.SetDeadline(time.Unix(1, 0))
 	}
@@ -324,7 +403,7 @@ func (cc *clientConn) readHead() bool {
 	// A connection with no read deadline yet (a new one) reads without
 	// one while its bytes are there: they usually are (TCP_DEFER_ACCEPT),
 	// and a deadline is a runtime timer set and removed per connection.
-	lazy := cc.rdl.IsZero() && cc.raw != nil
+	lazy := cc.rdl.IsZero() && cc.canTry()
 	if !lazy {
 		cc.readDeadline(started)
 	}
@@ -380,7 +459,7 @@ func (cc *clientConn) readHead() bool {
 			}
 			continue
 		}
-		n, err := cc.c.Read(cc.rb[cc.w:])
+		n, err := cc.conn().Read(cc.rb[cc.w:])
 		cc.w += n
 		if err != nil {
 			if n > 0 {
@@ -398,18 +477,24 @@ func (cc *clientConn) readHead() bool {
 // once it has started, IdleTimeout before.
 func (cc *clientConn) readDeadline(started bool) {
 	if started {
-		readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.HeaderTimeout))
+		readBy(cc.conn(), &cc.rdl, time.Now().Add(cc.s.o.HeaderTimeout))
 	} else {
-		readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
+		readBy(cc.conn(), &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
 	}
 }
 
 // errWouldBlock: a read or write without waiting found nothing to do.
 var errWouldBlock = errors.New("would block")
 
+// canTry: tryRead and tryWrite work on this connection.
+func (cc *clientConn) canTry() bool { return cc.c == nil || cc.raw != nil }
+
 // tryRead reads into p what is there, without waiting: errWouldBlock when
 // nothing is, io.EOF when the client closed.
 func (cc *clientConn) tryRead(p []byte) (int, error) {
+	if cc.c == nil {
+		return readNow(cc.fd, p)
+	}
 	cc.rawBuf, cc.rawN, cc.rawErr = p, 0, nil
 	if err := cc.raw.Read(cc.rawRead); err != nil {
 		return 0, err
@@ -420,6 +505,9 @@ func (cc *clientConn) tryRead(p []byte) (int, error) {
 
 // tryWrite writes what of p the socket takes, without waiting.
 func (cc *clientConn) tryWrite(p []byte) (int, error) {
+	if cc.c == nil {
+		return writeNow(cc.fd, p)
+	}
 	cc.rawBuf, cc.rawN, cc.rawErr = p, 0, nil
 	if err := cc.raw.Write(cc.rawWrite); err != nil {
 		return 0, err
@@ -433,38 +521,49 @@ func (cc *clientConn) tryWrite(p []byte) (int, error) {
 // never ask the poller to wait (they return true).
 func (cc *clientConn) initRaw() {
 	cc.rawRead = func(fd uintptr) bool {
-		n, err := syscall.Read(int(fd), cc.rawBuf)
-		for err == syscall.EINTR {
-			n, err = syscall.Read(int(fd), cc.rawBuf)
-		}
-		switch {
-		case err == syscall.EAGAIN:
-			cc.rawErr = errWouldBlock
-		case err != nil:
-			cc.rawErr = err
-		case n == 0:
-			cc.rawErr = io.EOF
-		default:
-			cc.rawN = n
-		}
+		cc.rawN, cc.rawErr = readNow(int(fd), cc.rawBuf)
 		return true
 	}
 	cc.rawWrite = func(fd uintptr) bool {
-		for cc.rawN < len(cc.rawBuf) {
-			n, err := syscall.Write(int(fd), cc.rawBuf[cc.rawN:])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return true
-			case err != nil:
-				cc.rawErr = err
-				return true
-			}
-			cc.rawN += n
-		}
+		cc.rawN, cc.rawErr = writeNow(int(fd), cc.rawBuf)
 		return true
 	}
+}
+
+// readNow reads into p from non-blocking descriptor fd what is there:
+// errWouldBlock when nothing is, io.EOF when the client closed.
+func readNow(fd int, p []byte) (int, error) {
+	n, err := syscall.Read(fd, p)
+	for err == syscall.EINTR {
+		n, err = syscall.Read(fd, p)
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// writeNow writes what of p non-blocking descriptor fd takes.
+func writeNow(fd int, p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := syscall.Write(fd, p[done:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return done, nil
+		case err != nil:
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
 }
 
 func (cc *clientConn) isClosing() bool {
@@ -500,7 +599,7 @@ func (cc *clientConn) writeError(status int, close bool, extra []byte) {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	cc.out = b
-	writeBy(cc.c, &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
+	writeBy(cc.conn(), &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
 	cc.c.Write(b)
 }
 
@@ -527,3 +626,17 @@ func statusText(code int) string {
 	}
 	return "Error"
 }
+
+// failedConn is a connection that could not be made of its descriptor: it
+// fails every read and write with why, so its worker ends it as it ends any
+// broken connection.
+type failedConn struct{ why error }
+
+func (f failedConn) Read([]byte) (int, error)         { return 0, f.why }
+func (f failedConn) Write([]byte) (int, error)        { return 0, f.why }
+func (f failedConn) Close() error                     { return nil }
+func (f failedConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (f failedConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (f failedConn) SetDeadline(time.Time) error      { return nil }
+func (f failedConn) SetReadDeadline(time.Time) error  { return nil }
+func (f failedConn) SetWriteDeadline(time.Time) error { return nil }

@@ -156,9 +156,9 @@ func (cc *clientConn) readBody(rq *request) bool {
 			cc.rb = nb
 		}
 	}
-	readBy(cc.c, &cc.rdl, rq.now.Add(cc.s.o.IdleTimeout))
+	readBy(cc.conn(), &cc.rdl, rq.now.Add(cc.s.o.IdleTimeout))
 	for cc.w-cc.r < need {
-		n, err := cc.c.Read(cc.rb[cc.w:])
+		n, err := cc.conn().Read(cc.rb[cc.w:])
 		cc.w += n
 		if err != nil && cc.w-cc.r < need {
 			return false
@@ -185,7 +185,7 @@ func (cc *clientConn) readChunked(rq *request) bool {
 	pos := cc.r + h.size
 	// The raw bytes may take more room than the data: bounded all the same.
 	limit := h.size + 2*s.o.MaxRetryBody + 4<<10
-	readBy(cc.c, &cc.rdl, rq.now.Add(s.o.IdleTimeout))
+	readBy(cc.conn(), &cc.rdl, rq.now.Add(s.o.IdleTimeout))
 	for {
 		for pos < cc.w && !rq.ch.done() {
 			used, d, err := rq.ch.next(cc.rb[pos:cc.w])
@@ -220,7 +220,7 @@ func (cc *clientConn) readChunked(rq *request) bool {
 			cc.r = 0
 			cc.rb = nb
 		}
-		n, err := cc.c.Read(cc.rb[cc.w:])
+		n, err := cc.conn().Read(cc.rb[cc.w:])
 		cc.w += n
 		if n == 0 && err != nil {
 			return false
@@ -590,7 +590,7 @@ func (cc *clientConn) writeOut() (int, error) {
 		return 0, nil
 	}
 	n := 0
-	if cc.wdl.IsZero() && cc.raw != nil {
+	if cc.wdl.IsZero() && cc.canTry() {
 		// No write deadline yet (a new connection): what the socket takes
 		// at once needs none, and an answer usually fits (see readHead).
 		var err error
@@ -599,8 +599,8 @@ func (cc *clientConn) writeOut() (int, error) {
 			return n, err
 		}
 	}
-	writeBy(cc.c, &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
-	m, err := cc.c.Write(cc.out[n:])
+	writeBy(cc.conn(), &cc.wdl, time.Now().Add(cc.s.o.IdleTimeout))
+	m, err := cc.conn().Write(cc.out[n:])
 	cc.out = cc.out[:0]
 	return n + m, err
 }
@@ -756,7 +756,7 @@ func (cc *clientConn) emit(data []byte, chunkOut bool) error {
 // (sent bytes of it went with the head) or chunks, which are framed anew.
 func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 	s := cc.s
-	readBy(cc.c, &cc.rdl, time.Now().Add(s.o.IdleTimeout))
+	readBy(cc.conn(), &cc.rdl, time.Now().Add(s.o.IdleTimeout))
 	if !rq.chunked {
 		cc.r += sent
 		left := rq.length - int64(sent)
@@ -820,8 +820,8 @@ func (cc *clientConn) streamBody(rq *request, bc *beConn, sent int) error {
 // buffer, which has IdleTimeout to send it.
 func (cc *clientConn) refill() error {
 	cc.r, cc.w = 0, 0
-	readBy(cc.c, &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
-	n, err := cc.c.Read(cc.rb)
+	readBy(cc.conn(), &cc.rdl, time.Now().Add(cc.s.o.IdleTimeout))
+	n, err := cc.conn().Read(cc.rb)
 	cc.w = n
 	if n > 0 {
 		return nil
@@ -845,7 +845,8 @@ func (cc *clientConn) tunnel(rq *request, bc *beConn) int {
 	// No deadline while it lasts: it ends when a side closes, or the
 	// instance stops.
 	bc.c.SetDeadline(time.Time{})
-	cc.c.SetDeadline(time.Time{})
+	c := cc.conn()
+	c.SetDeadline(time.Time{})
 	bc.rdl, bc.wdl, cc.rdl, cc.wdl = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if _, err := cc.writeOut(); err != nil {
 		bc.close()
@@ -875,12 +876,12 @@ func (cc *clientConn) tunnel(rq *request, bc *beConn) int {
 				return
 			}
 		}
-		io.Copy(bc.c, cc.c)
+		io.Copy(bc.c, c)
 		bc.c.CloseWrite()
 	}()
-	n, _ := io.Copy(cc.c, bc.c)
+	n, _ := io.Copy(c, bc.c)
 	rq.bytes += n
-	if tc, ok := cc.c.(interface{ CloseWrite() error }); ok {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
 	<-done

@@ -50,7 +50,7 @@ func (cc *clientConn) requestHead(rq *request, b []byte) []byte {
 		// An HTTP/1.0 request without Host goes on as 1.1, which needs
 		// one: the address the client reached.
 		out = append(out, "Host: "...)
-		out = append(out, cc.c.LocalAddr().String()...)
+		out = append(out, cc.conn().LocalAddr().String()...)
 		out = append(out, '\r', '\n')
 	}
 	if len(cc.forFor) > 0 || nxff > 0 {

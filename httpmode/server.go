@@ -69,9 +69,12 @@ const (
 // requests and forwards each to an instance of its routable set. Its
 // methods are safe for concurrent use; Serve is called once.
 type Server struct {
-	o      Options
-	ln     net.Listener
-	lnStr  string
+	o     Options
+	ln    net.Listener
+	lnStr string
+	// raw accepts ln's connections as bare descriptors; nil where the net
+	// package accepts them.
+	raw    *rawAccept
 	table  *route.Table
 	log    *route.Limiter
 	fds    *route.FDBudget
@@ -143,9 +146,10 @@ func New(ln net.Listener, o Options) *Server {
 	s := &Server{
 		o: o, ln: ln, lnStr: ln.Addr().String(), log: route.NewLimiter(o.Logf), fds: o.FDs,
 		conns: map[*clientConn]struct{}{}, draining: map[uint64]*backend{}, slots: map[slotKey]*slotStats{},
-		closing: make(chan struct{}), w: workers{handoff: make(chan net.Conn), started: make(chan struct{}, 1), every: workerIdle},
+		closing: make(chan struct{}), w: workers{handoff: make(chan accepted), started: make(chan struct{}, 1), every: workerIdle},
 	}
 	s.reaper = reaper{s: s, wake: make(chan struct{}, 1)}
+	s.raw = newRawAccept(ln)
 	if o.Balance == route.IPHash {
 		s.affinity = newAffinity()
 	}
@@ -271,6 +275,13 @@ func (s *Server) Serve() error {
 	go func() { defer s.wg.Done(); s.table.Watch(s.closing) }()
 	go func() { defer s.wg.Done(); s.trim() }()
 	defer s.wg.Done()
+	accept := func() (accepted, error) {
+		c, err := s.ln.Accept()
+		return accepted{c: c}, err
+	}
+	if s.raw != nil {
+		accept = s.raw.accept
+	}
 	backoff := time.Duration(0)
 	for {
 		if n := s.open.Add(1); (s.o.MaxConnections > 0 && n > int64(s.o.MaxConnections)) || !s.fds.Take(1, route.Now()) {
@@ -287,7 +298,7 @@ func (s *Server) Serve() error {
 				return nil
 			}
 		}
-		c, err := s.ln.Accept()
+		c, err := accept()
 		if err != nil {
 			s.open.Add(-1)
 			s.fds.Give(1)
@@ -335,6 +346,9 @@ func (s *Server) StopAccepting() {
 	s.mu.Unlock()
 	if first {
 		s.ln.Close()
+		if s.raw != nil {
+			s.raw.close()
+		}
 	}
 }
 

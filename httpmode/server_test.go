@@ -734,7 +734,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	goroutines, fds := runtime.NumGoroutine(), openSockets(t)
+	goroutines, fds := runtime.NumGoroutine(), openNetFDs(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -762,19 +762,21 @@ func TestCloseLeavesNothing(t *testing.T) {
 	up.c.Close()
 	be.srv.Close()
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= goroutines }, fmt.Sprintf("goroutines back to %d", goroutines))
-	waitFor(t, func() bool { return openSockets(t) <= fds }, fmt.Sprintf("sockets back to %d", fds))
+	waitFor(t, func() bool { return openNetFDs(t) <= fds }, fmt.Sprintf("sockets and epoll instances back to %d", fds))
 }
 
-// openSockets counts the test process's open sockets (the runtime opens
-// files of its own lazily, which a count of every descriptor would see).
-func openSockets(t *testing.T) int {
+// openNetFDs counts the test process's open sockets and epoll instances
+// (the runtime opens files of its own lazily, which a count of every
+// descriptor would see; its own epoll instance is open before a test
+// starts).
+func openNetFDs(t *testing.T) int {
 	es, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skip("no /proc/self/fd here")
 	}
 	n := 0
 	for _, e := range es {
-		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "socket:") {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasPrefix(l, "socket:") || l == "anon_inode:[eventpoll]" {
 			n++
 		}
 	}
