@@ -91,28 +91,22 @@ var ProxyKinds = map[string]*ProxyKind{
 	},
 	"nginx-http": {
 		Name: "nginx-http", Bin: "nginx", Package: "nginx", File: "nginx.conf", Workers: true,
+		Config: func(port int, bs []int, dir string) string { return nginxHTTPConfig(port, bs, dir, "") },
+		Args:   nginxArgs,
+	},
+	// nginx-http-fwd does the work clusterrun's http mode does per request
+	// and the issue's nginx-http anchor does not: it keeps the client's
+	// Host and sends the instance X-Forwarded-For, -Proto, -Host and
+	// Forwarded, which the app then parses.
+	"nginx-http-fwd": {
+		Name: "nginx-http-fwd", Bin: "nginx", Package: "nginx", File: "nginx.conf", Workers: true,
 		Config: func(port int, bs []int, dir string) string {
-			return nginxConfig(dir, fmt.Sprintf(`http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    upstream instances {
-        least_conn;
-%[2]s        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:%[3]d;
-        location / {
-            proxy_pass http://instances;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-`, dir, servers(bs, "        server 127.0.0.1:%d;\n"), port), false)
+			return nginxHTTPConfig(port, bs, dir, `            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header Forwarded "for=$remote_addr;host=\"$http_host\";proto=$scheme";
+`)
 		},
 		Args: nginxArgs,
 	},
@@ -135,6 +129,32 @@ http://127.0.0.1:%d {
 			return []string{"XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config"), "HOME=" + dir}
 		},
 	},
+}
+
+// nginxHTTPConfig is nginx proxy_pass over an upstream keep-alive pool
+// (least_conn), with extra proxy_set_header lines.
+func nginxHTTPConfig(port int, bs []int, dir, extra string) string {
+	return nginxConfig(dir, fmt.Sprintf(`http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    upstream instances {
+        least_conn;
+%[2]s        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:%[3]d;
+        location / {
+            proxy_pass http://instances;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+%[4]s        }
+    }
+}
+`, dir, servers(bs, "        server 127.0.0.1:%d;\n"), port, extra), false)
 }
 
 func servers(ports []int, format string) string {

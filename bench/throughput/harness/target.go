@@ -109,7 +109,7 @@ func (p *Paths) New(name string, app App, n int) (Target, error) {
 	if k := ProxyKinds[name]; k != nil {
 		return &External{Kind: k, App: app, N: n, Work: p.Work}, nil
 	}
-	return nil, fmt.Errorf("unknown target %q (known: %s, haproxy-http, nginx-http, caddy-http)", name, Targets)
+	return nil, fmt.Errorf("unknown target %q (known: %s, haproxy-http, nginx-http, nginx-http-fwd, caddy-http)", name, Targets)
 }
 
 // Limit is N processes accepting on one shared socket with no runner: the
