@@ -134,16 +134,8 @@ func (w *response) send(p []byte) (int, error) {
 }
 
 func (w *response) Flush() error {
-	if w.status == 0 {
-		w.WriteHeader(http1.StatusOK)
-	}
-	if w.err != nil {
-		return w.err
-	}
-	if !w.committed {
-		if err := w.commit(false); err != nil {
-			return err
-		}
+	if err := w.begin(false); err != nil {
+		return err
 	}
 	if err := w.c.bw.Flush(); err != nil {
 		w.err = err
@@ -153,17 +145,11 @@ func (w *response) Flush() error {
 
 // finish ends the response once the handler returned.
 func (w *response) finish() error {
-	if w.status == 0 {
-		w.WriteHeader(http1.StatusOK)
+	// The head written now has the body's length: it is not chunked.
+	if err := w.begin(true); err != nil {
+		return err
 	}
-	if w.err != nil {
-		return w.err
-	}
-	if !w.committed {
-		if err := w.commit(true); err != nil {
-			return err
-		}
-	} else if w.chunked {
+	if w.chunked {
 		if err := (http1.ChunkWriter{W: w.c.bw}).Close(); err != nil {
 			return err
 		}
@@ -174,6 +160,18 @@ func (w *response) finish() error {
 		w.keep = false
 	}
 	return w.c.bw.Flush()
+}
+
+// begin writes the head unless it is written already, with a 200 status
+// if the handler set none; final as for commit.
+func (w *response) begin(final bool) error {
+	if w.status == 0 {
+		w.WriteHeader(http1.StatusOK)
+	}
+	if w.err == nil && !w.committed {
+		return w.commit(final)
+	}
+	return w.err
 }
 
 // proceed sends 100 Continue to a client that waits for it before it
@@ -192,9 +190,18 @@ func (w *response) proceed() error {
 func (w *response) commit(final bool) error {
 	w.committed = true
 	h := w.head
-	if !w.r.body.eof {
-		// The rest of the request's body is unread: reading it to find
-		// the next request could take long, so the connection ends.
+	if b := w.r.body; !b.eof && w.r.ContentLength > 0 {
+		// What the handler left of a body that has arrived whole (a
+		// decoder stops at the end of its value) is dropped, so that the
+		// next request can be read.
+		if left := w.r.ContentLength - b.n; left <= int64(w.c.rd.Buffer().Buffered()) {
+			w.c.rd.Buffer().Discard(int(left))
+			b.eof = true
+		}
+	}
+	if !w.r.body.eof || http1.HasToken(h, "Connection", "close") {
+		// The rest of the request's body is unread (reading it to find
+		// the next request could take long), or the handler says so.
 		w.keep = false
 	}
 	switch {
