@@ -157,7 +157,6 @@ type serverConn struct {
 	rd     *http1.Reader
 	bw     *bufio.Writer
 	cancel context.CancelFunc
-	once   sync.Once
 }
 
 // abort closes the connection from another goroutine; s.mu is held.
