@@ -12,11 +12,17 @@ import (
 // line is bounded by the reader's buffer (4 KiB).
 const maxTrailer = 16 << 10
 
+// maxExcess bounds the framing of a chunked body beyond what its data
+// allows, as net/http's decoder bounds it.
+const maxExcess = 16 << 10
+
 // NewChunkedReader decodes a chunked body (RFC 9112 7.1) from br: the
 // data of its chunks, then io.EOF once the last chunk and the trailer
 // section (read and dropped) are over. Chunk extensions are skipped. It
 // is as lenient as net/http's decoder and no more: every line ends in
-// CRLF; a size line may have blanks before it.
+// CRLF; blanks may end a size line (before its CRLF), not begin it. As
+// net/http's, it fails a body with too much framing for its data: size
+// lines that carry long extensions for a byte or two of data each.
 func NewChunkedReader(br *bufio.Reader) io.Reader { return &chunkedReader{br: br} }
 
 type chunkedReader struct {
@@ -25,7 +31,10 @@ type chunkedReader struct {
 	left int64
 	// inChunk: a chunk's data was begun, so its CRLF comes next.
 	inChunk bool
-	err     error
+	// excess is the framing read beyond what the data read allows; see
+	// nextChunk.
+	excess int64
+	err    error
 }
 
 func (c *chunkedReader) Read(p []byte) (int, error) {
@@ -66,7 +75,7 @@ func (c *chunkedReader) nextChunk() error {
 			return errChunkEnd
 		}
 	}
-	line, err := c.line()
+	line, size, err := c.line()
 	if err != nil {
 		return err
 	}
@@ -90,6 +99,19 @@ func (c *chunkedReader) nextChunk() error {
 	if n >= 1<<62 {
 		return malformed("chunk size %q too large", line)
 	}
+	// As net/http counts (CVE-2023-39326): a chunk may come with 16
+	// bytes of framing (its size line, with extensions, and the CRLF
+	// after its data) and twice its data's length; what is over that is
+	// excess, which must stay under 16 KiB. One byte a chunk ("1\r\nX\r\n")
+	// passes; 4 KiB of extensions a chunk for a byte of data does not.
+	// (The allowance of a huge chunk is capped, not to overflow: any
+	// allowance over maxExcess clears the excess anyway.)
+	c.excess += int64(size)
+	c.excess -= 16 + 2*int64(min(n, 1<<32))
+	c.excess = max(c.excess, 0)
+	if c.excess > maxExcess {
+		return malformed("too much chunk framing for its data: over %d bytes more than it allows", maxExcess)
+	}
 	if n > 0 {
 		c.left, c.inChunk = int64(n), true
 		return nil
@@ -97,7 +119,7 @@ func (c *chunkedReader) nextChunk() error {
 	// The last chunk: trailer fields up to an empty line.
 	budget := maxTrailer
 	for {
-		t, err := c.line()
+		t, _, err := c.line()
 		if err != nil {
 			return err
 		}
@@ -110,25 +132,27 @@ func (c *chunkedReader) nextChunk() error {
 	}
 }
 
-// line reads one line of framing, without its line end and trailing blanks.
-func (c *chunkedReader) line() ([]byte, error) {
-	b, err := c.br.ReadSlice('\n')
+// line reads one line of framing, without its line end and trailing
+// blanks; size is the line's length as read, its CRLF included.
+func (c *chunkedReader) line() (b []byte, size int, err error) {
+	b, err = c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil, malformed("chunk framing line over %d bytes", c.br.Size())
+		return nil, 0, malformed("chunk framing line over %d bytes", c.br.Size())
 	}
 	if err != nil {
-		return nil, unexpected(err)
+		return nil, 0, unexpected(err)
 	}
 	// Only CRLF ends a line of framing, and no other CR may come before
 	// it (RFC 9112 erratum 7633), as net/http decides.
 	if len(b) < 2 || bytes.IndexByte(b, '\r') != len(b)-2 {
-		return nil, malformed("a chunk framing line that does not end in CRLF")
+		return nil, 0, malformed("a chunk framing line that does not end in CRLF")
 	}
+	size = len(b)
 	b = b[:len(b)-2]
 	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
 		b = b[:len(b)-1]
 	}
-	return b, nil
+	return b, size, nil
 }
 
 func unexpected(err error) error {

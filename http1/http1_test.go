@@ -30,6 +30,8 @@ func FuzzChunked(f *testing.F) {
 		"ffffffffffffffffff\r\n",
 		"2\r\nab0\r\n\r\n",
 		"0\r\n",
+		// Long extensions for a byte of data a chunk: refused.
+		strings.Repeat("1;"+strings.Repeat("e", 4000)+"\r\nX\r\n", 5) + "0\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -54,9 +56,34 @@ func TestChunkedErrors(t *testing.T) {
 		"0\r\n",                 // no end of the trailer section
 		strings.Repeat("1", 17) + "\r\n",
 		"0\r\n" + strings.Repeat("X-Long: "+strings.Repeat("a", 1000)+"\r\n", 20) + "\r\n",
+		// Too much framing for the data (CVE-2023-39326): 4 KiB of
+		// extensions a chunk for a byte of data.
+		strings.Repeat("1;"+strings.Repeat("e", 4000)+"\r\nX\r\n", 5) + "0\r\n\r\n",
 	} {
 		if b, err := io.ReadAll(http1.NewChunkedReader(bufio.NewReader(strings.NewReader(in)))); err == nil {
 			t.Errorf("%.40q: read %q and no error", in, b)
+		}
+	}
+}
+
+// Framing is bounded for its data as net/http bounds it: one byte a chunk
+// passes, and so do short extensions; long ones a chunk for little data
+// do not.
+func TestChunkedFraming(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{strings.Repeat("1\r\nX\r\n", 100_000) + "0\r\n\r\n", true},
+		{strings.Repeat("1;a=b\r\nX\r\n", 100_000) + "0\r\n\r\n", true},
+		{strings.Repeat("400;"+strings.Repeat("e", 2000)+"\r\n"+strings.Repeat("X", 1024)+"\r\n", 100) + "0\r\n\r\n", true},
+		{strings.Repeat("1;"+strings.Repeat("e", 4000)+"\r\nX\r\n", 5) + "0\r\n\r\n", false},
+		{strings.Repeat("1;"+strings.Repeat("e", 100)+"\r\nX\r\n", 1000) + "0\r\n\r\n", false},
+	} {
+		_, err := io.ReadAll(http1.NewChunkedReader(bufio.NewReader(strings.NewReader(tc.in))))
+		_, terr := io.ReadAll(httputil.NewChunkedReader(strings.NewReader(tc.in)))
+		if (err == nil) != tc.ok || (terr == nil) != tc.ok {
+			t.Errorf("%.40q...: ours %v, net/http's %v; want ok=%v", tc.in, err, terr, tc.ok)
 		}
 	}
 }
