@@ -63,11 +63,14 @@ func (r *Reader) Buffer() *bufio.Reader { return r.br }
 // empty line. At most max bytes are read from the connection for them
 // (what is already buffered comes on top, at most the buffer's 4 KiB):
 // past that the error is ErrHeaderTooLarge. A connection that ends before
-// the first byte is io.EOF; one that ends in the middle is
-// io.ErrUnexpectedEOF.
+// the first byte is io.EOF; one that ends after it, in the start line
+// or in the fields, is io.ErrUnexpectedEOF.
 func (r *Reader) ReadHead(max int64) (start string, h Header, err error) {
 	r.lr.N = max
 	defer func() { r.lr.N = noLimit }()
+	// ReadLine fails with io.EOF only when nothing came: the part of a
+	// start line that the end of the connection cuts is a line, and the
+	// fields after it then meet the end.
 	start, err = r.tp.ReadLine()
 	if err == nil {
 		h, err = r.tp.ReadMIMEHeader()
@@ -80,8 +83,6 @@ func (r *Reader) ReadHead(max int64) (start string, h Header, err error) {
 		return start, h, nil
 	case r.lr.N <= 0:
 		return "", nil, ErrHeaderTooLarge
-	case err == io.EOF && start != "":
-		return "", nil, io.ErrUnexpectedEOF
 	}
 	var pe textproto.ProtocolError
 	if errors.As(err, &pe) {

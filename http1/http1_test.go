@@ -88,6 +88,26 @@ func TestChunkedFraming(t *testing.T) {
 	}
 }
 
+// ReadHead tells a connection that ends before a message (io.EOF) from
+// one that ends in it.
+func TestReadHeadEnds(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"", io.EOF},
+		{"G", io.ErrUnexpectedEOF},
+		{"GET / HT", io.ErrUnexpectedEOF},
+		{"GET / HTTP/1.1\r\n", io.ErrUnexpectedEOF},
+		{"GET / HTTP/1.1\r\nHost: x", io.ErrUnexpectedEOF},
+		{"GET / HTTP/1.1\r\nHost: x\r\n", io.ErrUnexpectedEOF},
+	} {
+		if _, _, err := http1.NewReader(strings.NewReader(tc.in)).ReadHead(1 << 10); err != tc.want {
+			t.Errorf("%q: %v, want %v", tc.in, err, tc.want)
+		}
+	}
+}
+
 // The client reads whatever framing a net/http server chooses, as
 // net/http's client does: a Content-Length, the chunked coding (with
 // trailers), the end of the connection, interim 1xx answers, and no
