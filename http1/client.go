@@ -73,12 +73,18 @@ type Response struct {
 // MaxResponseHead bounds the status line and header fields of an answer.
 const MaxResponseHead = 1 << 20
 
+// max1xx bounds the interim answers before the final one, as net/http
+// bounds them: a server that sends them without end does not hold the
+// client.
+const max1xx = 5
+
 // ReadResponse reads an answer to a request of method from rd. Interim
-// answers (1xx but 101) are skipped. The body is framed by the chunked
-// coding, Content-Length or the end of the connection (RFC 9112 6.3);
-// closing it does not close anything: Do's does.
+// answers (1xx but 101) are skipped, up to max1xx of them. The body is
+// framed by the chunked coding, Content-Length or the end of the
+// connection (RFC 9112 6.3); closing it does not close anything: Do's
+// does.
 func ReadResponse(rd *Reader, method string) (*Response, error) {
-	for {
+	for interim := 0; ; interim++ {
 		line, h, err := rd.ReadHead(MaxResponseHead)
 		if err != nil {
 			return nil, err
@@ -90,6 +96,9 @@ func ReadResponse(rd *Reader, method string) (*Response, error) {
 			return nil, malformed("bad status line %q", line)
 		}
 		if n < 200 && n != 101 {
+			if interim == max1xx {
+				return nil, malformed("more than %d interim (1xx) answers", max1xx)
+			}
 			continue
 		}
 		resp := &Response{StatusCode: n, Status: strings.TrimSpace(status), Header: h}

@@ -204,6 +204,8 @@ func TestDoErrors(t *testing.T) {
 		"/garbage": "SMTP ready\r\n\r\n",
 		"/huge":    "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", http1.MaxResponseHead+10) + "\r\n\r\n",
 		"/silent":  "",
+		"/hints5":  strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 5) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"/hints6":  strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 	}
 	go func() {
 		for {
@@ -247,6 +249,13 @@ func TestDoErrors(t *testing.T) {
 	var pe *http1.ProtocolError
 	if _, err := get("/garbage", 30*time.Second); !errors.As(err, &pe) || !strings.Contains(err.Error(), "/garbage") {
 		t.Errorf("not HTTP: %v", err)
+	}
+	// Interim answers are skipped, up to 5 as net/http skips them.
+	if b, err := get("/hints5", 30*time.Second); err != nil || b != "ok" {
+		t.Errorf("5 interim answers, then the answer: %q, %v", b, err)
+	}
+	if b, err := get("/hints6", 30*time.Second); !errors.As(err, &pe) {
+		t.Errorf("6 interim answers: %q, %v; want an error", b, err)
 	}
 	if _, err := get("/huge", 30*time.Second); !errors.Is(err, http1.ErrHeaderTooLarge) {
 		t.Errorf("headers over the bound: %v", err)
