@@ -155,7 +155,8 @@ func (e *exactReader) Read(p []byte) (int, error) {
 // Do sends req on a connection from dial and reads the answer's head. The
 // connection is the answer's: closing its body closes it. ctx bounds all
 // of it, the body included: when ctx ends, the connection's deadline
-// passes and a read in progress fails.
+// passes and a read in progress fails. Its errors say what failed, not
+// which request: the caller, who knows what it asked, says that.
 func Do(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), req *Request) (*Response, error) {
 	if err := req.check(); err != nil {
 		return nil, err
@@ -171,7 +172,7 @@ func Do(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), r
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return nil, fmt.Errorf("%s %s: %w", what, req.Target, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	// A server may answer and close before it reads the whole request
 	// (a refusal): its answer says more than the write's error, so the
@@ -180,9 +181,9 @@ func Do(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), r
 	resp, err := ReadResponse(NewReader(c), req.Method)
 	if err != nil {
 		if werr != nil {
-			return fail("cannot send", werr)
+			return fail("cannot send the request", werr)
 		}
-		return fail("no answer to", err)
+		return fail("no answer", err)
 	}
 	resp.Body = &connBody{Reader: resp.Body, c: c, stop: stop}
 	return resp, nil

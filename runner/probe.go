@@ -140,6 +140,7 @@ func checkOnce(ctx context.Context, addr, kind, path string, timeout time.Durati
 		return d.DialContext(ctx, "tcp", addr)
 	}, req)
 	if err != nil {
+		// Do's errors do not name the request: this says it, once.
 		return fmt.Errorf("GET http://%s%s: %w", addr, req.Target, err)
 	}
 	resp.Body.Close()
