@@ -245,8 +245,11 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if left := b.max - b.n + 1; int64(len(p)) > left {
-		p = p[:left]
+	// One byte past the bound is read, to tell a body of exactly max
+	// bytes from a longer one. (b.n <= b.max here; max - n + 1 would
+	// overflow for a max of math.MaxInt64.)
+	if left := b.max - b.n; int64(len(p)) > left {
+		p = p[:left+1]
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)

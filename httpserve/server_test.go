@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -418,5 +419,23 @@ func TestContextEnds(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// MaxBodyBytes may be as large as an int64 goes.
+func TestMaxBodyBytesUnbounded(t *testing.T) {
+	o := Options{MaxBodyBytes: math.MaxInt64}
+	o.fill()
+	for _, in := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	} {
+		r, err := readRequest(http1.NewReader(strings.NewReader(in)), &o)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if b, err := io.ReadAll(r.Body); err != nil || string(b) != "hello" {
+			t.Errorf("%q: read %q, %v", in, b, err)
+		}
 	}
 }
