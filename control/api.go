@@ -49,8 +49,9 @@ const maxBody = 64 << 10
 const writeTimeout = 10 * time.Second
 
 // keepAlive is how often a quiet stream sends a comment, so that a client
-// that went away is noticed and proxies keep the stream open.
-const keepAlive = 15 * time.Second
+// that went away is noticed and proxies keep the stream open. (A variable
+// for tests.)
+var keepAlive = 15 * time.Second
 
 type api struct {
 	r   Runner

@@ -52,6 +52,9 @@ type Server struct {
 
 	hub       *Hub
 	followers chan struct{}
+	// writeTimeout is the servers' Options.WriteTimeout (0: httpserve's
+	// default); tests shorten it.
+	writeTimeout time.Duration
 
 	// ctx ends at Close: every handler, streams included, returns then.
 	ctx     context.Context
@@ -141,7 +144,7 @@ func listenAt(path string) (*Server, error) {
 
 func (s *Server) options(name string) httpserve.Options {
 	return httpserve.Options{Name: name, MaxConns: MaxFollowers + MaxCommands, MaxBodyBytes: maxBody,
-		Logf: func(f string, a ...any) { s.logf(f, a...) }}
+		WriteTimeout: s.writeTimeout, Logf: func(f string, a ...any) { s.logf(f, a...) }}
 }
 
 // SetLogf sets where the server reports its own trouble (accept errors,

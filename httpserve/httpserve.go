@@ -10,7 +10,9 @@
 // are bounded, idle keep-alive connections are closed, a handler's panic
 // closes its connection and is logged, and an accept error (EMFILE in a
 // flood) backs off and is reported once per burst through the runner's
-// logger.
+// logger. A client must take each part of its answer within a bound, so
+// that one that stops reading (pipelining requests it never reads the
+// answers of, say) is dropped.
 package httpserve
 
 import (
@@ -35,6 +37,14 @@ type Options struct {
 	// IdleTimeout a keep-alive connection's wait for its next request
 	// (0 = the defaults below).
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer: each time the server
+	// sends part of it (100 Continue, the head, a Flush, the end), the
+	// client must take it within WriteTimeout, or the write fails and the
+	// connection is closed, so that a client that stops reading holds
+	// nothing. The handler's own time before it answers does not count.
+	// A handler that calls SetWriteDeadline takes the bound over for the
+	// rest of its answer: a stream pushes it forward at each write.
+	WriteTimeout time.Duration
 	// MaxHeaderBytes bounds a request's line and header fields (past it:
 	// 431), MaxBodyBytes its body (past it: 413); 0 = the defaults.
 	MaxHeaderBytes, MaxBodyBytes int64
@@ -48,6 +58,7 @@ const (
 	DefaultMaxConns          = 256
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 64 << 10
 )
@@ -61,6 +72,9 @@ func (o *Options) fill() {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes

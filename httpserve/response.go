@@ -59,6 +59,9 @@ type response struct {
 	written int64
 	keep    bool
 	err     error
+	// ownDeadline: the handler set the write deadline; the server no
+	// longer sets it (Options.WriteTimeout) for this answer.
+	ownDeadline bool
 }
 
 func newResponse(c *serverConn, r *Request) *response {
@@ -67,8 +70,20 @@ func newResponse(c *serverConn, r *Request) *response {
 
 func (w *response) Header() http1.Header { return w.header }
 
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.ownDeadline = true
+	return w.c.rwc.SetWriteDeadline(t)
+}
+
+// arm bounds the writes about to be made by WriteTimeout, unless the
+// handler bounds them itself.
+func (w *response) arm() {
+	if !w.ownDeadline {
+		w.c.rwc.SetWriteDeadline(time.Now().Add(w.c.s.o.WriteTimeout))
+	}
+}
+
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
 
 func (w *response) WriteHeader(code int) {
 	if w.status != 0 || code < 200 || code > 999 {
@@ -137,6 +152,7 @@ func (w *response) Flush() error {
 	if err := w.begin(false); err != nil {
 		return err
 	}
+	w.arm()
 	if err := w.c.bw.Flush(); err != nil {
 		w.err = err
 	}
@@ -149,6 +165,7 @@ func (w *response) finish() error {
 	if err := w.begin(true); err != nil {
 		return err
 	}
+	w.arm()
 	if w.chunked {
 		if err := (http1.ChunkWriter{W: w.c.bw}).Close(); err != nil {
 			return err
@@ -180,6 +197,7 @@ func (w *response) proceed() error {
 	if w.committed {
 		return nil
 	}
+	w.arm()
 	w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	return w.c.bw.Flush()
 }
@@ -189,6 +207,7 @@ func (w *response) proceed() error {
 // body and its length is known.
 func (w *response) commit(final bool) error {
 	w.committed = true
+	w.arm()
 	h := w.head
 	if b := w.r.body; !b.eof && w.r.ContentLength > 0 {
 		// What the handler left of a body that has arrived whole (a

@@ -212,6 +212,8 @@ func (c *serverConn) serve() {
 			head = time.Now().Add(s.o.ReadHeaderTimeout)
 		}
 		c.rwc.SetReadDeadline(head)
+		// The answer's writes are bounded as they come (WriteTimeout):
+		// the handler's own time before it answers does not count.
 		c.rwc.SetWriteDeadline(time.Time{})
 		r, err := readRequest(c.rd, &s.o)
 		var re *requestError

@@ -422,6 +422,73 @@ func TestContextEnds(t *testing.T) {
 	}
 }
 
+// A client that pipelines requests and never reads the answers is dropped
+// once its answers fill the connection and WriteTimeout passes: it holds
+// neither a goroutine nor a connection slot for long.
+func TestWriteTimeoutDropsClientsThatDoNotRead(t *testing.T) {
+	addr, l, _ := testServer(t, testMux(), Options{Name: "test", WriteTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// One answer read: the server holds the connection.
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wrote := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	until(t, "the server to drop a connection that reads no answer", func() bool { return l.Open() == 0 })
+	c.Close()
+	select {
+	case <-wrote:
+	case <-time.After(30 * time.Second):
+		t.Fatal("waited 30s for the client's writes to fail once its connection was closed")
+	}
+}
+
+// WriteTimeout bounds the writing of an answer, not the handler's time
+// before it, and a handler that sets its own write deadlines (a stream)
+// writes for longer.
+func TestWriteTimeoutSparesSlowHandlersAndStreams(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	m := &Mux{}
+	m.HandleFunc("GET /slow", func(w ResponseWriter, r *Request) {
+		<-time.After(3 * timeout) // longer than WriteTimeout, on purpose
+		io.WriteString(w, "slow\n")
+	})
+	m.HandleFunc("GET /stream", func(w ResponseWriter, r *Request) {
+		tick := time.NewTicker(timeout / 4)
+		defer tick.Stop()
+		for i := range 12 { // three times WriteTimeout
+			<-tick.C
+			w.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(w, "event %d\n", i)
+			if w.Flush() != nil {
+				return
+			}
+		}
+	})
+	addr, _, _ := testServer(t, m, Options{Name: "test", WriteTimeout: timeout})
+	if got := rawExchange(t, addr, "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(got, "\r\n\r\nslow\n") {
+		t.Errorf("a handler slower than WriteTimeout: %q", got)
+	}
+	if got := rawExchange(t, addr, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); !strings.Contains(got, "event 11\n") {
+		t.Errorf("a stream that sets its write deadlines, longer than WriteTimeout: %q", got)
+	}
+}
+
 // MaxBodyBytes may be as large as an int64 goes.
 func TestMaxBodyBytesUnbounded(t *testing.T) {
 	o := Options{MaxBodyBytes: math.MaxInt64}
