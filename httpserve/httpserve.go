@@ -10,9 +10,9 @@
 // are bounded, idle keep-alive connections are closed, a handler's panic
 // closes its connection and is logged, and an accept error (EMFILE in a
 // flood) backs off and is reported once per burst through the runner's
-// logger. A client must take each part of its answer within a bound, so
-// that one that stops reading (pipelining requests it never reads the
-// answers of, say) is dropped.
+// logger. A request's body must arrive within a bound, and a client must
+// take each part of its answer within one, so that one that stops reading
+// (pipelining requests it never reads the answers of, say) is dropped.
 package httpserve
 
 import (
@@ -37,6 +37,10 @@ type Options struct {
 	// IdleTimeout a keep-alive connection's wait for its next request
 	// (0 = the defaults below).
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// ReadBodyTimeout bounds the reading of a request's body, from the end
+	// of its head: a read after it fails with a timeout. A handler that
+	// waits longer for a body moves the bound with SetReadDeadline.
+	ReadBodyTimeout time.Duration
 	// WriteTimeout bounds the writing of an answer: each time the server
 	// sends part of it (100 Continue, the head, a Flush, the end), the
 	// client must take it within WriteTimeout, or the write fails and the
@@ -58,6 +62,7 @@ const (
 	DefaultMaxConns          = 256
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 30 * time.Second
+	DefaultReadBodyTimeout   = 10 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 64 << 10
@@ -72,6 +77,9 @@ func (o *Options) fill() {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.ReadBodyTimeout <= 0 {
+		o.ReadBodyTimeout = DefaultReadBodyTimeout
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout

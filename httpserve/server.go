@@ -224,7 +224,13 @@ func (c *serverConn) serve() {
 		if err != nil {
 			return
 		}
-		c.rwc.SetReadDeadline(time.Time{})
+		if r.body.eof {
+			// Nothing more to read for this request: the watch of
+			// handle waits for the next one, unbounded.
+			c.rwc.SetReadDeadline(time.Time{})
+		} else {
+			c.rwc.SetReadDeadline(time.Now().Add(s.o.ReadBodyTimeout))
+		}
 		if !c.handle(ctx, r) {
 			return
 		}

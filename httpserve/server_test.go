@@ -489,6 +489,58 @@ func TestWriteTimeoutSparesSlowHandlersAndStreams(t *testing.T) {
 	}
 }
 
+// A body that does not come fails the handler's read after
+// ReadBodyTimeout, unless the handler waits longer (SetReadDeadline).
+func TestReadBodyTimeout(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	read := make(chan error, 1)
+	m := &Mux{}
+	m.HandleFunc("POST /read", func(w ResponseWriter, r *Request) {
+		if r.Query().Get("wait") != "" {
+			w.SetReadDeadline(time.Now().Add(60 * time.Second))
+		}
+		b, err := io.ReadAll(r.Body)
+		read <- err
+		fmt.Fprintf(w, "read %q\n", b)
+	})
+	addr, _, _ := testServer(t, m, Options{Name: "test", ReadBodyTimeout: timeout})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+	select {
+	case err := <-read:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the read of a body that does not come: %v, want a timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waited 30s for the read of a body that does not come to fail")
+	}
+
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "POST /read?wait=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabc")
+	<-time.After(3 * timeout) // past ReadBodyTimeout, on purpose
+	io.WriteString(c2, "defghij")
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Errorf("the read of a body the handler waits longer for: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waited 30s for the handler to read a body it waits longer for")
+	}
+	c2.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(c2); err != nil || !strings.Contains(string(b), `read "abcdefghij"`) {
+		t.Errorf("the answer after a body the handler waited for: %q %v", b, err)
+	}
+}
+
 // MaxBodyBytes may be as large as an int64 goes.
 func TestMaxBodyBytesUnbounded(t *testing.T) {
 	o := Options{MaxBodyBytes: math.MaxInt64}
