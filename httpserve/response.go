@@ -161,6 +161,19 @@ func (w *response) Flush() error {
 
 // finish ends the response once the handler returned.
 func (w *response) finish() error {
+	if b := w.r.body; !b.eof && w.bodyArrived() {
+		// What the handler left of a body that has arrived whole (a
+		// decoder stops at the end of its value) is dropped, so that the
+		// next request can be read. Only now: until the handler returns,
+		// it may still read it.
+		w.c.rd.Buffer().Discard(int(w.r.ContentLength - b.n))
+		b.eof = true
+	}
+	if !w.r.body.eof {
+		// A body still unread (or whose reading failed) is in the way of
+		// the next request.
+		w.keep = false
+	}
 	// The head written now has the body's length: it is not chunked.
 	if err := w.begin(true); err != nil {
 		return err
@@ -177,6 +190,17 @@ func (w *response) finish() error {
 		w.keep = false
 	}
 	return w.c.bw.Flush()
+}
+
+// bodyArrived reports whether the rest of the request's body, read or not,
+// is in the connection's buffer, so that finish can skip it.
+func (w *response) bodyArrived() bool {
+	b := w.r.body
+	if b.eof {
+		return true
+	}
+	return b.err == nil && w.r.ContentLength > 0 &&
+		w.r.ContentLength-b.n <= int64(w.c.rd.Buffer().Buffered())
 }
 
 // begin writes the head unless it is written already, with a 200 status
@@ -209,18 +233,10 @@ func (w *response) commit(final bool) error {
 	w.committed = true
 	w.arm()
 	h := w.head
-	if b := w.r.body; !b.eof && w.r.ContentLength > 0 {
-		// What the handler left of a body that has arrived whole (a
-		// decoder stops at the end of its value) is dropped, so that the
-		// next request can be read.
-		if left := w.r.ContentLength - b.n; left <= int64(w.c.rd.Buffer().Buffered()) {
-			w.c.rd.Buffer().Discard(int(left))
-			b.eof = true
-		}
-	}
-	if !w.r.body.eof || http1.HasToken(h, "Connection", "close") {
-		// The rest of the request's body is unread (reading it to find
-		// the next request could take long), or the handler says so.
+	if !w.bodyArrived() || http1.HasToken(h, "Connection", "close") {
+		// The rest of the request's body has not arrived (reading it to
+		// find the next request could take long), or the handler says
+		// so. (A body that has arrived is skipped by finish.)
 		w.keep = false
 	}
 	switch {

@@ -127,6 +127,18 @@ func testMux() *Mux {
 		}
 	})
 	m.HandleFunc("GET /empty", func(w ResponseWriter, r *Request) { w.WriteHeader(204) })
+	// The head sent before the body is read.
+	m.HandleFunc("POST /flush-then-read", func(w ResponseWriter, r *Request) {
+		w.WriteHeader(200)
+		w.Flush()
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "read %q %v\n", b, err)
+	})
+	m.HandleFunc("POST /flush", func(w ResponseWriter, r *Request) {
+		w.WriteHeader(200)
+		w.Flush()
+		io.WriteString(w, "flushed\n")
+	})
 	m.HandleFunc("GET /panic", func(w ResponseWriter, r *Request) { panic("on purpose") })
 	return m
 }
@@ -239,6 +251,11 @@ func TestRawRequests(t *testing.T) {
 		{"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "HTTP/1.1 400 Bad Request\r\n"},
 		{"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"},
 		{"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", "HTTP/1.1 417 Expectation Failed\r\n"},
+		// A body is there to read after the head went out (a Flush).
+		{"POST /flush-then-read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", `read "hello" <nil>`},
+		// ... and a body left unread then is skipped once the handler
+		// returns: the connection serves the next request.
+		{"POST /flush HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "flushed\n\r\n0\r\n\r\nHTTP/1.1 200 OK"},
 	} {
 		got := rawExchange(t, addr, tc.req)
 		if !strings.Contains(got, tc.want) {
