@@ -282,6 +282,12 @@ func (c *serverConn) handle(ctx context.Context, r *Request) bool {
 	if err := w.finish(); err != nil {
 		return false
 	}
+	if !w.keep && !r.body.eof {
+		// The client may still be sending the body: closing with unread
+		// bytes would reset the connection, and the client could lose the
+		// answer it has not read yet.
+		c.closeWriteAndDrain()
+	}
 	// A client that went away or a server closing fails the next read.
 	return w.keep
 }
@@ -307,6 +313,21 @@ func (c *serverConn) run(w *response, r *Request) (ok bool) {
 func (c *serverConn) refuse(code int, msg string) {
 	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	writeRefusal(c.rwc, code, msg)
+	c.closeWriteAndDrain()
+}
+
+// Bounds of closeWriteAndDrain: what a client still sends is read for a
+// moment, not for as long as it likes.
+const (
+	drainTime  = 500 * time.Millisecond
+	drainBytes = 256 << 10
+)
+
+// closeWriteAndDrain ends the sending side of a connection whose answer
+// is written and flushed, then reads what the client still sends (a body
+// no handler read) for a bounded time, so that the close that follows
+// does not reset the connection under an answer the client has not read.
+func (c *serverConn) closeWriteAndDrain() {
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	} else if u, ok := c.rwc.(interface{ Unwrap() net.Conn }); ok {
@@ -314,6 +335,6 @@ func (c *serverConn) refuse(code int, msg string) {
 			cw.CloseWrite()
 		}
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	io.CopyN(io.Discard, c.rwc, 256<<10)
+	c.rwc.SetReadDeadline(time.Now().Add(drainTime))
+	io.CopyN(io.Discard, c.rwc, drainBytes)
 }

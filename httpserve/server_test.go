@@ -256,6 +256,9 @@ func TestRawRequests(t *testing.T) {
 		// ... and a body left unread then is skipped once the handler
 		// returns: the connection serves the next request.
 		{"POST /flush HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "flushed\n\r\n0\r\n\r\nHTTP/1.1 200 OK"},
+		// A body no handler reads, too long to skip: the answer comes
+		// whole, then the end of the connection, not a reset.
+		{"POST /v1/apps/web HTTP/1.1\r\nHost: x\r\nContent-Length: 20480\r\n\r\n" + strings.Repeat("b", 20480), "Method Not Allowed\n"},
 	} {
 		got := rawExchange(t, addr, tc.req)
 		if !strings.Contains(got, tc.want) {
