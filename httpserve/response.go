@@ -184,9 +184,10 @@ func (w *response) finish() error {
 			return err
 		}
 	}
-	if w.length >= 0 && w.written < w.length {
+	if w.length >= 0 && w.written < w.length && w.r.Method != "HEAD" && bodyAllowed(w.status) {
 		// The client waits for bytes that will not come: only the
-		// close tells it.
+		// close tells it. (An answer to HEAD, a 204 or a 304 has no
+		// body whatever its Content-Length.)
 		w.keep = false
 	}
 	return w.c.bw.Flush()

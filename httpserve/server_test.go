@@ -127,6 +127,17 @@ func testMux() *Mux {
 		}
 	})
 	m.HandleFunc("GET /empty", func(w ResponseWriter, r *Request) { w.WriteHeader(204) })
+	// Answers with a Content-Length and no body: HEAD's, 204's.
+	m.HandleFunc("GET /length", func(w ResponseWriter, r *Request) {
+		w.Header().Set("Content-Length", "5")
+		if r.Method != "HEAD" {
+			io.WriteString(w, "hello")
+		}
+	})
+	m.HandleFunc("GET /empty-length", func(w ResponseWriter, r *Request) {
+		w.Header().Set("Content-Length", "10")
+		w.WriteHeader(204)
+	})
 	// The head sent before the body is read.
 	m.HandleFunc("POST /flush-then-read", func(w ResponseWriter, r *Request) {
 		w.WriteHeader(200)
@@ -256,6 +267,10 @@ func TestRawRequests(t *testing.T) {
 		// ... and a body left unread then is skipped once the handler
 		// returns: the connection serves the next request.
 		{"POST /flush HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "flushed\n\r\n0\r\n\r\nHTTP/1.1 200 OK"},
+		// An answer that has no body keeps the connection, whatever its
+		// Content-Length says.
+		{"HEAD /length HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "root\n"},
+		{"GET /empty-length HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "root\n"},
 		// A body no handler reads, too long to skip: the answer comes
 		// whole, then the end of the connection, not a reset.
 		{"POST /v1/apps/web HTTP/1.1\r\nHost: x\r\nContent-Length: 20480\r\n\r\n" + strings.Repeat("b", 20480), "Method Not Allowed\n"},
