@@ -234,10 +234,11 @@ func (w *response) commit(final bool) error {
 	w.committed = true
 	w.arm()
 	h := w.head
-	if !w.bodyArrived() || http1.HasToken(h, "Connection", "close") {
+	if !w.bodyArrived() || http1.HasToken(h, "Connection", "close") || w.c.s.isClosing() {
 		// The rest of the request's body has not arrived (reading it to
 		// find the next request could take long), or the handler says
-		// so. (A body that has arrived is skipped by finish.)
+		// so, or the server is closing and will not read another
+		// request. (A body that has arrived is skipped by finish.)
 		w.keep = false
 	}
 	switch {

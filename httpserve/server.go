@@ -138,6 +138,14 @@ func (s *Server) stopAccepting() {
 	}
 }
 
+// isClosing reports whether Close or Shutdown has begun: an answer
+// finished now says that the connection closes after it.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
 // setIdle records whether c waits for a request; false when the server
 // is closing and c, idle, must go.
 func (s *Server) setIdle(c *serverConn, idle bool) bool {
