@@ -120,7 +120,12 @@ func (a *api) router(tcp bool) httpserve.Handler {
 // allow checks who asks: the peer's uid on the unix socket, the token on
 // TCP. A refusal is answered and logged once per burst.
 func (a *api) allow(w httpserve.ResponseWriter, r *httpserve.Request, tcp bool) bool {
-	p, _ := r.Context().Value(peerKey{}).(peer)
+	p, known := r.Context().Value(peerKey{}).(peer)
+	if !known && !tcp {
+		// A connection whose credentials were not read: its zero uid
+		// would pass for root's.
+		p.err = errors.New("no credentials were read for this connection")
+	}
 	var code int
 	var err error
 	switch {
@@ -145,8 +150,11 @@ func (a *api) allow(w httpserve.ResponseWriter, r *httpserve.Request, tcp bool) 
 }
 
 func remote(r *httpserve.Request, p peer) string {
-	if p.tcp {
+	switch {
+	case p.tcp:
 		return r.RemoteAddr
+	case p.err != nil:
+		return "an unknown uid"
 	}
 	return "uid " + strconv.Itoa(p.uid)
 }

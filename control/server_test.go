@@ -6,10 +6,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/clusterrun/clusterrun/httpserve"
+	"github.com/clusterrun/clusterrun/httpserve/httpservetest"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/status"
 )
@@ -28,6 +32,22 @@ func (idleRunner) Restart(context.Context, string, int) (status.ReloadResult, er
 func (idleRunner) Scale(context.Context, string, string) (int, error) { return 0, nil }
 func (idleRunner) StopApp(context.Context, string) error              { return nil }
 func (idleRunner) StartApp(context.Context, string) error             { return nil }
+
+// A request whose connection carries no peer credentials is refused on
+// the unix socket: a missing uid is not root's.
+func TestAllowRefusesAnUnknownPeer(t *testing.T) {
+	s := &Server{allowed: func(uid int) bool { return uid == 0 }, refused: httpserve.NewBurst(func(string, ...any) {}, time.Second)}
+	defer s.refused.Stop()
+	a := &api{s: s}
+	rec := httptest.NewRecorder()
+	r := &httpserve.Request{Method: "GET", Path: "/v1/status", RawPath: "/v1/status", Header: map[string][]string{}}
+	if a.allow(httpservetest.Writer(rec), r, false) {
+		t.Fatal("a request without peer credentials was allowed")
+	}
+	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "cannot identify the peer") {
+		t.Errorf("a request without peer credentials: %d %s", rec.Code, rec.Body)
+	}
+}
 
 // The event and log streams stay open longer than the servers'
 // WriteTimeout while they send keep-alives: they bound each write
