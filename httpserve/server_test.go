@@ -237,7 +237,7 @@ func rawExchange(t *testing.T, addr, req string) string {
 	io.WriteString(c, req)
 	b, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatalf("%q: %v (read %q)", req, err, b)
+		t.Fatalf("%.200q: %v (read %q)", req, err, b)
 	}
 	return string(b)
 }
