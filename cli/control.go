@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/clusterrun/clusterrun/control"
+	"github.com/clusterrun/clusterrun/http1"
 	"github.com/clusterrun/clusterrun/metrics"
 	"github.com/spf13/cobra"
 )
@@ -97,7 +97,7 @@ func apiFailure(stderr io.Writer, err error) int {
 	}
 	fmt.Fprintf(stderr, "clusterrun: %v\n", err)
 	var e *control.Error
-	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Status == http.StatusBadRequest) {
+	if errors.As(err, &e) && (e.Status == http1.StatusNotFound || e.Status == http1.StatusBadRequest) {
 		return ExitUsage
 	}
 	return ExitFailure
@@ -120,7 +120,7 @@ func checkReady(stdout, stderr io.Writer, file string) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "clusterrun: not ready: %v\n", err)
 		return ExitFailure
-	case status == http.StatusOK:
+	case status == http1.StatusOK:
 		fmt.Fprintln(stdout, "ready")
 		return ExitOK
 	}

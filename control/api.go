@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/http1"
 	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/logmux"
 	"github.com/clusterrun/clusterrun/metrics"
@@ -48,8 +49,9 @@ const maxBody = 64 << 10
 const writeTimeout = 10 * time.Second
 
 // keepAlive is how often a quiet stream sends a comment, so that a client
-// that went away is noticed and proxies keep the stream open.
-const keepAlive = 15 * time.Second
+// that went away is noticed and proxies keep the stream open. (A variable
+// for tests.)
+var keepAlive = 15 * time.Second
 
 type api struct {
 	r   Runner
@@ -60,7 +62,7 @@ type api struct {
 // route is one endpoint; Routes lists them for docs/api.md's test.
 type route struct {
 	method, path string
-	h            func(*api, http.ResponseWriter, *http.Request)
+	h            func(*api, httpserve.ResponseWriter, *httpserve.Request)
 }
 
 var routes = []route{
@@ -93,113 +95,114 @@ func Routes() []string {
 	return out
 }
 
-func (a *api) router(tcp bool) http.Handler {
-	mux := http.NewServeMux()
+func (a *api) router(tcp bool) httpserve.Handler {
+	mux := &httpserve.Mux{NotFound: a.notFound}
 	for _, rt := range routes {
 		h := rt.h
-		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
+		mux.HandleFunc(rt.method+" "+rt.path, func(w httpserve.ResponseWriter, r *httpserve.Request) { h(a, w, r) })
 	}
 	mux.Handle("GET /healthz", metrics.Healthz(a.r))
 	mux.Handle("GET /readyz", metrics.Readyz(a.r))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpserve.HandlerFunc(func(w httpserve.ResponseWriter, r *httpserve.Request) {
 		done, ok := a.s.track()
 		if !ok {
-			httpserve.WriteError(w, http.StatusServiceUnavailable, "the runner is stopping")
+			httpserve.WriteError(w, http1.StatusServiceUnavailable, "the runner is stopping")
 			return
 		}
 		defer done()
 		if !a.allow(w, r, tcp) {
 			return
 		}
-		if _, pattern := mux.Handler(r); pattern == "" {
-			a.notFound(w, r, mux)
-			return
-		}
-		// ServeHTTP, not the handler found: it sets the path values.
 		mux.ServeHTTP(w, r)
 	})
 }
 
 // allow checks who asks: the peer's uid on the unix socket, the token on
 // TCP. A refusal is answered and logged once per burst.
-func (a *api) allow(w http.ResponseWriter, r *http.Request, tcp bool) bool {
-	p, _ := r.Context().Value(peerKey{}).(peer)
+func (a *api) allow(w httpserve.ResponseWriter, r *httpserve.Request, tcp bool) bool {
+	p, known := r.Context().Value(peerKey{}).(peer)
+	if !known && !tcp {
+		// A connection whose credentials were not read: its zero uid
+		// would pass for root's.
+		p.err = errors.New("no credentials were read for this connection")
+	}
 	var code int
 	var err error
 	switch {
-	case tcp && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz"):
+	case tcp && (r.Path == "/healthz" || r.Path == "/readyz"):
 		return true
 	case tcp:
-		code, err = a.s.tokens.authorize(r)
+		code, err = a.s.tokens.authorize(r.Method, r.Header.Get("Authorization"))
 	case p.err != nil:
-		code, err = http.StatusForbidden, fmt.Errorf("permission denied: cannot identify the peer: %v", p.err)
+		code, err = http1.StatusForbidden, fmt.Errorf("permission denied: cannot identify the peer: %v", p.err)
 	case !a.s.allowed(p.uid):
-		code, err = http.StatusForbidden, fmt.Errorf("permission denied: uid %d does not own this runner", p.uid)
+		code, err = http1.StatusForbidden, fmt.Errorf("permission denied: uid %d does not own this runner", p.uid)
 	}
 	if err == nil {
 		return true
 	}
-	a.s.refused.Note("control: refused %s %s from %s: %v", r.Method, r.URL.Path, remote(r, p), err)
-	if code == http.StatusUnauthorized {
+	a.s.refused.Note("control: refused %s %s from %s: %v", r.Method, r.Path, remote(r, p), err)
+	if code == http1.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="clusterrun"`)
 	}
 	httpserve.WriteError(w, code, err.Error())
 	return false
 }
 
-func remote(r *http.Request, p peer) string {
-	if p.tcp {
+func remote(r *httpserve.Request, p peer) string {
+	switch {
+	case p.tcp:
 		return r.RemoteAddr
+	case p.err != nil:
+		return "an unknown uid"
 	}
 	return "uid " + strconv.Itoa(p.uid)
 }
 
 // notFound answers a path or method no route has, as JSON: 405 with the
 // allowed methods when the path exists, else 404.
-func (a *api) notFound(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+func (a *api) notFound(w httpserve.ResponseWriter, r *httpserve.Request, methods []string) {
 	var allow []string
 	for _, m := range []string{"GET", "POST"} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, p := mux.Handler(probe); p != "" {
+		if slices.Contains(methods, m) {
 			allow = append(allow, m)
 		}
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		httpserve.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		httpserve.WriteError(w, http1.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.Path, strings.Join(allow, " or ")))
 		return
 	}
-	httpserve.WriteError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s; see docs/api.md", r.URL.Path))
+	httpserve.WriteError(w, http1.StatusNotFound, fmt.Sprintf("no endpoint %s; see docs/api.md", r.Path))
 }
 
 // fail answers err from the runner with the status that fits.
-func fail(w http.ResponseWriter, err error) {
+func fail(w httpserve.ResponseWriter, err error) {
 	httpserve.WriteJSON(w, errStatus(err), Answer{Error: err.Error(), Status: errStatus(err)})
 }
 
 func errStatus(err error) int {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
+		return http1.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled), errors.Is(err, runner.ErrStopped):
-		return http.StatusServiceUnavailable
+		return http1.StatusServiceUnavailable
 	}
 	// The request was understood; the runner's state refuses it ("web is
 	// not running", "at most 4096 instances").
-	return http.StatusConflict
+	return http1.StatusConflict
 }
 
-func (a *api) status(w http.ResponseWriter, r *http.Request) {
+func (a *api) status(w httpserve.ResponseWriter, r *httpserve.Request) {
 	get := a.r.Snapshot
-	switch s := r.URL.Query().Get("sample"); s {
+	switch s := r.Query().Get("sample"); s {
 	case "", "true":
 	case "false":
 		// The runner's model only, without the 200ms CPU sample: for a
 		// client that reads it after every event.
 		get = a.r.Peek
 	default:
-		httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("sample must be true or false, not %q", s))
+		httpserve.WriteError(w, http1.StatusBadRequest, fmt.Sprintf("sample must be true or false, not %q", s))
 		return
 	}
 	st, err := get(r.Context())
@@ -207,12 +210,12 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	httpserve.WriteJSON(w, http.StatusOK, st)
+	httpserve.WriteJSON(w, http1.StatusOK, st)
 }
 
 // lookup finds app in the runner's status, or answers 404 with the name
 // the client probably meant.
-func (a *api) lookup(w http.ResponseWriter, ctx context.Context, name string) (*status.App, *status.Runner, bool) {
+func (a *api) lookup(w httpserve.ResponseWriter, ctx context.Context, name string) (*status.App, *status.Runner, bool) {
 	st, err := a.r.Peek(ctx)
 	if err != nil {
 		fail(w, err)
@@ -223,7 +226,7 @@ func (a *api) lookup(w http.ResponseWriter, ctx context.Context, name string) (*
 			return &st.Apps[i], &st, true
 		}
 	}
-	httpserve.WriteError(w, http.StatusNotFound, NoApp(name, st))
+	httpserve.WriteError(w, http1.StatusNotFound, NoApp(name, st))
 	return nil, &st, false
 }
 
@@ -243,7 +246,7 @@ func NoApp(name string, st status.Runner) string {
 	return msg
 }
 
-func (a *api) app(w http.ResponseWriter, r *http.Request) {
+func (a *api) app(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
 		return
@@ -256,31 +259,31 @@ func (a *api) app(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, app := range st.Apps {
 		if app.Name == name {
-			httpserve.WriteJSON(w, http.StatusOK, app)
+			httpserve.WriteJSON(w, http1.StatusOK, app)
 			return
 		}
 	}
-	httpserve.WriteError(w, http.StatusNotFound, NoApp(name, st))
+	httpserve.WriteError(w, http1.StatusNotFound, NoApp(name, st))
 }
 
-func (a *api) rollout(w http.ResponseWriter, res status.ReloadResult, err error) {
+func (a *api) rollout(w httpserve.ResponseWriter, res status.ReloadResult, err error) {
 	if err != nil {
 		fail(w, err)
 		return
 	}
 	if res.Err != nil {
-		httpserve.WriteJSON(w, http.StatusConflict, Answer{Error: res.Err.Error(), Status: http.StatusConflict, Message: res.Summary, Apps: res.Apps})
+		httpserve.WriteJSON(w, http1.StatusConflict, Answer{Error: res.Err.Error(), Status: http1.StatusConflict, Message: res.Summary, Apps: res.Apps})
 		return
 	}
-	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: res.Summary, Apps: res.Apps})
+	httpserve.WriteJSON(w, http1.StatusOK, Answer{Message: res.Summary, Apps: res.Apps})
 }
 
-func (a *api) reloadAll(w http.ResponseWriter, r *http.Request) {
+func (a *api) reloadAll(w httpserve.ResponseWriter, r *httpserve.Request) {
 	res, err := a.r.Reload(r.Context(), "")
 	a.rollout(w, res, err)
 }
 
-func (a *api) reload(w http.ResponseWriter, r *http.Request) {
+func (a *api) reload(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
 		return
@@ -289,7 +292,7 @@ func (a *api) reload(w http.ResponseWriter, r *http.Request) {
 	a.rollout(w, res, err)
 }
 
-func (a *api) restart(w http.ResponseWriter, r *http.Request) {
+func (a *api) restart(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
 		return
@@ -298,11 +301,11 @@ func (a *api) restart(w http.ResponseWriter, r *http.Request) {
 	a.rollout(w, res, err)
 }
 
-func (a *api) restartInstance(w http.ResponseWriter, r *http.Request) {
+func (a *api) restartInstance(w httpserve.ResponseWriter, r *httpserve.Request) {
 	id := r.PathValue("instance")
 	name, n, err := ParseInstance(id)
 	if err != nil {
-		httpserve.WriteError(w, http.StatusBadRequest, err.Error())
+		httpserve.WriteError(w, http1.StatusBadRequest, err.Error())
 		return
 	}
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
@@ -325,7 +328,7 @@ func ParseInstance(s string) (app string, n int, err error) {
 	return s[:i], n, nil
 }
 
-func (a *api) stop(w http.ResponseWriter, r *http.Request) {
+func (a *api) stop(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
 		return
@@ -334,10 +337,10 @@ func (a *api) stop(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: "stopping " + name})
+	httpserve.WriteJSON(w, http1.StatusOK, Answer{Message: "stopping " + name})
 }
 
-func (a *api) start(w http.ResponseWriter, r *http.Request) {
+func (a *api) start(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	if _, _, ok := a.lookup(w, r.Context(), name); !ok {
 		return
@@ -346,33 +349,34 @@ func (a *api) start(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: "starting " + name})
+	httpserve.WriteJSON(w, http1.StatusOK, Answer{Message: "starting " + name})
 }
 
-func (a *api) scale(w http.ResponseWriter, r *http.Request) {
+func (a *api) scale(w httpserve.ResponseWriter, r *httpserve.Request) {
 	name := r.PathValue("app")
 	var req ScaleRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	// The server refuses a Content-Length over maxBody before this runs,
+	// and fails a read of a chunked body past it.
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	// A client that sends its body slowly is not waited for long.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeTimeout))
+	w.SetReadDeadline(time.Now().Add(writeTimeout))
 	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			httpserve.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: more than %d bytes", maxBody))
+		if errors.Is(err, httpserve.ErrBodyTooLarge) {
+			httpserve.WriteError(w, http1.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: more than %d bytes", maxBody))
 			return
 		}
-		httpserve.WriteError(w, http.StatusBadRequest, `bad scale request: want {"instances": N} or {"delta": N}: `+err.Error())
+		httpserve.WriteError(w, http1.StatusBadRequest, `bad scale request: want {"instances": N} or {"delta": N}: `+err.Error())
 		return
 	}
 	if dec.More() {
-		httpserve.WriteError(w, http.StatusBadRequest, "bad scale request: more than one JSON value")
+		httpserve.WriteError(w, http1.StatusBadRequest, "bad scale request: more than one JSON value")
 		return
 	}
 	var spec string
 	switch {
 	case (req.Instances == nil) == (req.Delta == nil):
-		httpserve.WriteError(w, http.StatusBadRequest, `bad scale request: give exactly one of "instances" and "delta"`)
+		httpserve.WriteError(w, http1.StatusBadRequest, `bad scale request: give exactly one of "instances" and "delta"`)
 		return
 	case req.Instances != nil:
 		spec = strconv.Itoa(*req.Instances)
@@ -389,32 +393,32 @@ func (a *api) scale(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	httpserve.WriteJSON(w, http.StatusOK, Answer{Message: fmt.Sprintf("%s scaled to %d instances", name, n), Instances: n})
+	httpserve.WriteJSON(w, http1.StatusOK, Answer{Message: fmt.Sprintf("%s scaled to %d instances", name, n), Instances: n})
 }
 
 // follower takes a place among the open streams, or answers 503.
-func (a *api) follower(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+func (a *api) follower(w httpserve.ResponseWriter, r *httpserve.Request) (release func(), ok bool) {
 	select {
 	case a.s.followers <- struct{}{}:
 		return func() { <-a.s.followers }, true
 	default:
 	}
 	msg := fmt.Sprintf("too many followers: %d log and event streams are open, the most the runner serves at once; commands still work", MaxFollowers)
-	a.s.refused.Note("control: refused %s %s: %s", r.Method, r.URL.Path, msg)
-	httpserve.WriteError(w, http.StatusServiceUnavailable, msg)
+	a.s.refused.Note("control: refused %s %s: %s", r.Method, r.Path, msg)
+	httpserve.WriteError(w, http1.StatusServiceUnavailable, msg)
 	return nil, false
 }
 
 // maxHistory bounds n of /v1/logs; the history holds fewer lines anyway.
 const maxHistory = 1 << 20
 
-func (a *api) logs(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+func (a *api) logs(w httpserve.ResponseWriter, r *httpserve.Request) {
+	q := r.Query()
 	n, follow := 0, false
 	if s := q.Get("n"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 || v > maxHistory {
-			httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("n must be a number of lines from 0 to %d, not %q", maxHistory, s))
+			httpserve.WriteError(w, http1.StatusBadRequest, fmt.Sprintf("n must be a number of lines from 0 to %d, not %q", maxHistory, s))
 			return
 		}
 		n = v
@@ -422,7 +426,7 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("follow"); s != "" {
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			httpserve.WriteError(w, http.StatusBadRequest, fmt.Sprintf("follow must be true or false, not %q", s))
+			httpserve.WriteError(w, http1.StatusBadRequest, fmt.Sprintf("follow must be true or false, not %q", s))
 			return
 		}
 		follow = v
@@ -443,14 +447,13 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	history, recs, dropped, cancel := a.mux.Tail(filter, n, logBuffer(follow))
 	defer cancel()
-	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http1.StatusOK)
 	var buf []byte
 	send := func(rec *logmux.Record) bool {
 		buf = logmux.AppendJSON(buf[:0], rec)
-		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		w.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := w.Write(buf)
 		return err == nil
 	}
@@ -459,12 +462,12 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !follow || rc.Flush() != nil {
+	if !follow || w.Flush() != nil {
 		return
 	}
 	// An empty line keeps a quiet log stream alive: JSON-lines readers
 	// skip it.
-	stream(r.Context(), w, rc, recs, dropped, []byte("\n"), func(rec logmux.Record) bool { return send(&rec) },
+	stream(r.Context(), w, recs, dropped, []byte("\n"), func(rec logmux.Record) bool { return send(&rec) },
 		func(n uint64) bool {
 			note := logmux.Record{Time: time.Now(), App: "clusterrun", Instance: -1, Stream: logmux.Runner,
 				Line: fmt.Appendf(nil, "logs: %d lines dropped because this client did not keep up", n)}
@@ -478,7 +481,7 @@ func (a *api) logs(w http.ResponseWriter, r *http.Request) {
 // missed since the last note), and keepAlive when the stream was quiet
 // for a while (a write is how a client that vanished is noticed). It
 // flushes once the items already waiting are written.
-func stream[T any](ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, items <-chan T, dropped func() uint64, keepAliveMsg []byte,
+func stream[T any](ctx context.Context, w httpserve.ResponseWriter, items <-chan T, dropped func() uint64, keepAliveMsg []byte,
 	send func(T) bool, lost func(n uint64) bool) {
 	var noted uint64
 	tick := time.NewTicker(keepAlive)
@@ -488,8 +491,8 @@ func stream[T any](ctx context.Context, w http.ResponseWriter, rc *http.Response
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := w.Write(keepAliveMsg); err != nil || rc.Flush() != nil {
+			w.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := w.Write(keepAliveMsg); err != nil || w.Flush() != nil {
 				return
 			}
 		case it, ok := <-items:
@@ -502,7 +505,7 @@ func stream[T any](ctx context.Context, w http.ResponseWriter, rc *http.Response
 				}
 				noted = d
 			}
-			if !send(it) || len(items) == 0 && rc.Flush() != nil {
+			if !send(it) || len(items) == 0 && w.Flush() != nil {
 				return
 			}
 		}
@@ -518,7 +521,7 @@ func logBuffer(follow bool) int {
 	return 0
 }
 
-func (a *api) events(w http.ResponseWriter, r *http.Request) {
+func (a *api) events(w httpserve.ResponseWriter, r *httpserve.Request) {
 	release, ok := a.follower(w, r)
 	if !ok {
 		return
@@ -533,17 +536,16 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(http1.StatusOK)
 	send := func(kind string, id uint64, v any) bool {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return false
 		}
-		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		w.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if id > 0 {
 			_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", id, kind, b)
 		} else {
@@ -551,10 +553,10 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		}
 		return err == nil
 	}
-	if !send("status", 0, st) || rc.Flush() != nil {
+	if !send("status", 0, st) || w.Flush() != nil {
 		return
 	}
 	// A comment line keeps a quiet event stream alive.
-	stream(r.Context(), w, rc, evs, dropped, []byte(": keep-alive\n\n"), func(ev *Event) bool { return send(ev.Kind.String(), ev.Seq, ev) },
+	stream(r.Context(), w, evs, dropped, []byte(": keep-alive\n\n"), func(ev *Event) bool { return send(ev.Kind.String(), ev.Seq, ev) },
 		func(n uint64) bool { return send("dropped", 0, map[string]uint64{"dropped": n}) })
 }

@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
+
+	"github.com/clusterrun/clusterrun/http1"
 )
 
 // Tokens are the bearer tokens of the API over TCP.
@@ -57,13 +58,12 @@ func ReadToken(path string) ([]byte, error) {
 
 var errNoToken = errors.New("this API needs a bearer token (Authorization: Bearer TOKEN)")
 
-// authorize checks a TCP request's token: nil when it may proceed, else an
-// HTTP status and a reason.
-func (t Tokens) authorize(r *http.Request) (int, error) {
-	h := r.Header.Get("Authorization")
+// authorize checks a TCP request's token (its method and Authorization
+// field): nil when it may proceed, else an HTTP status and a reason.
+func (t Tokens) authorize(method, h string) (int, error) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return http.StatusUnauthorized, errNoToken
+		return http1.StatusUnauthorized, errNoToken
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	full := t.Full != nil && subtle.ConstantTimeCompare(sum[:], t.Full) == 1
@@ -71,10 +71,10 @@ func (t Tokens) authorize(r *http.Request) (int, error) {
 	switch {
 	case full:
 		return 0, nil
-	case ro && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+	case ro && (method == "GET" || method == "HEAD"):
 		return 0, nil
 	case ro:
-		return http.StatusForbidden, errors.New("the read-only token allows GET requests only")
+		return http1.StatusForbidden, errors.New("the read-only token allows GET requests only")
 	}
-	return http.StatusUnauthorized, errors.New("the bearer token is not valid for this runner")
+	return http1.StatusUnauthorized, errors.New("the bearer token is not valid for this runner")
 }

@@ -9,14 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/clusterrun/clusterrun/http1"
 	"github.com/clusterrun/clusterrun/logmux"
 )
 
@@ -29,10 +28,12 @@ type notRunning string
 func (e notRunning) Error() string        { return string(e) }
 func (e notRunning) Is(target error) bool { return target == ErrNotRunning }
 
-// Client talks to one runner's API.
+// Client talks to one runner's API, a connection a request: the CLI
+// sends few, and a connection to the socket costs next to nothing.
 type Client struct {
-	hc   *http.Client
-	base string
+	dial func(ctx context.Context) (net.Conn, error)
+	// host is the Host field: "clusterrun" on the socket.
+	host string
 	// token is sent as the bearer token (TCP only).
 	token string
 	// notRunning explains a refused connection.
@@ -56,7 +57,7 @@ func DialSocket(path string) *Client {
 	c := newClient(func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
-	}, "http://clusterrun")
+	}, "clusterrun")
 	c.notRunning = fmt.Sprintf("%v (no runner answers on %s)", ErrNotRunning, path)
 	return c
 }
@@ -67,25 +68,19 @@ func DialTCP(addr, token string) *Client {
 	c := newClient(func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
-	}, "http://"+addr)
+	}, addr)
 	c.token = token
 	c.notRunning = fmt.Sprintf("no runner answers at %s", addr)
 	return c
 }
 
-func newClient(dial func(ctx context.Context) (net.Conn, error), base string) *Client {
-	tr := &http.Transport{
-		DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		MaxIdleConns:          2,
-		IdleConnTimeout:       10 * time.Second,
-		ResponseHeaderTimeout: 0, // a reload answers when it is done
-		DisableCompression:    true,
-	}
-	return &Client{hc: &http.Client{Transport: tr}, base: base}
+func newClient(dial func(ctx context.Context) (net.Conn, error), host string) *Client {
+	return &Client{dial: dial, host: host}
 }
 
-// Close drops the client's idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+// Close releases the client. It holds no idle connection: each request's
+// connection closes with its answer.
+func (c *Client) Close() {}
 
 // Error is an error answer of the API.
 type Error struct {
@@ -99,7 +94,7 @@ func (e *Error) Error() string { return e.Answer.Error }
 
 // Get decodes the answer to GET path into out.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
-	resp, err := c.do(ctx, http.MethodGet, path, nil)
+	resp, err := c.do(ctx, "GET", path, nil)
 	if err != nil {
 		return err
 	}
@@ -113,15 +108,14 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 // Post sends POST path with body (nil for none) and returns the answer; an
 // error answer is an *Error that carries it too.
 func (c *Client) Post(ctx context.Context, path string, body any) (Answer, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return Answer{}, err
 		}
-		rd = bytes.NewReader(b)
 	}
-	resp, err := c.do(ctx, http.MethodPost, path, rd)
+	resp, err := c.do(ctx, "POST", path, b)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -137,19 +131,17 @@ func (c *Client) Post(ctx context.Context, path string, body any) (Answer, error
 	return a, nil
 }
 
-// do sends a request; an answer other than 200 becomes an *Error.
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
+// request sends method path with body (nil: none) and returns the
+// answer, whatever its status.
+func (c *Client) request(ctx context.Context, method, path string, body []byte) (*http1.Response, error) {
+	req := &http1.Request{Method: method, Target: path, Host: c.host, Header: http1.Header{}, Body: body}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := http1.Do(ctx, c.dial, req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 			return nil, notRunning(c.notRunning)
@@ -157,9 +149,18 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("no answer from the runner: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("cannot reach the runner: %w", unwrapURL(err))
+		return nil, fmt.Errorf("cannot reach the runner: %w", err)
 	}
-	if resp.StatusCode == http.StatusOK {
+	return resp, nil
+}
+
+// do sends a request; an answer other than 200 becomes an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http1.Response, error) {
+	resp, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http1.StatusOK {
 		return resp, nil
 	}
 	defer resp.Body.Close()
@@ -169,14 +170,6 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 		e.Answer.Error = fmt.Sprintf("the runner answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil, e
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // LogsQuery selects what Logs streams.
@@ -196,7 +189,7 @@ func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(logmux.Record) e
 	}
 	v.Set("n", strconv.Itoa(q.Lines))
 	v.Set("follow", strconv.FormatBool(q.Follow))
-	resp, err := c.do(ctx, http.MethodGet, "/v1/logs?"+v.Encode(), nil)
+	resp, err := c.do(ctx, "GET", "/v1/logs?"+v.Encode(), nil)
 	if err != nil {
 		return err
 	}
@@ -232,7 +225,7 @@ func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(logmux.Record) e
 // JSON data, until the runner stops (nil), ctx ends (nil), or fn returns
 // an error (which Events returns).
 func (c *Client) Events(ctx context.Context, fn func(name string, data []byte) error) error {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/events", nil)
+	resp, err := c.do(ctx, "GET", "/v1/events", nil)
 	if err != nil {
 		return err
 	}
@@ -276,19 +269,9 @@ func (c *Client) Events(ctx context.Context, fn func(name string, data []byte) e
 // out whatever the status, which it returns: those endpoints answer 503
 // with a reason.
 func (c *Client) Probe(ctx context.Context, path string, out any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	resp, err := c.request(ctx, "GET", path, nil)
 	if err != nil {
 		return 0, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return 0, notRunning(c.notRunning)
-		}
-		return 0, fmt.Errorf("cannot reach the runner: %w", unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out); err != nil {

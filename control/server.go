@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,13 +52,16 @@ type Server struct {
 
 	hub       *Hub
 	followers chan struct{}
+	// writeTimeout is the servers' Options.WriteTimeout (0: httpserve's
+	// default); tests shorten it.
+	writeTimeout time.Duration
 
 	// ctx ends at Close: every handler, streams included, returns then.
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex
-	servers []*http.Server
+	servers []*httpserve.Server
 	closed  bool
 }
 
@@ -141,8 +143,8 @@ func listenAt(path string) (*Server, error) {
 }
 
 func (s *Server) options(name string) httpserve.Options {
-	return httpserve.Options{Name: name, MaxConns: MaxFollowers + MaxCommands,
-		Logf: func(f string, a ...any) { s.logf(f, a...) }}
+	return httpserve.Options{Name: name, MaxConns: MaxFollowers + MaxCommands, MaxBodyBytes: maxBody,
+		WriteTimeout: s.writeTimeout, Logf: func(f string, a ...any) { s.logf(f, a...) }}
 }
 
 // SetLogf sets where the server reports its own trouble (accept errors,
@@ -183,10 +185,9 @@ func (s *Server) Serve(r Runner, mux *logmux.Mux) {
 	}
 }
 
-func (s *Server) serve(ln *httpserve.Limited, h http.Handler) {
-	srv := httpserve.Server(h, s.options(""))
-	srv.ErrorLog.SetPrefix("")
-	srv.BaseContext = func(net.Listener) context.Context { return s.ctx }
+func (s *Server) serve(ln *httpserve.Limited, h httpserve.Handler) {
+	srv := httpserve.NewServer(h, s.options(""))
+	srv.BaseContext = s.ctx
 	srv.ConnContext = connContext
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,8 +241,8 @@ func (s *Server) Close() {
 	os.Remove(s.path)
 }
 
-// peerKey carries a unix connection's peer uid (or the error getting it)
-// in its requests' contexts.
+// peerKey carries a unix connection's peer uid (or the error getting it),
+// read once when it is accepted, in its requests' contexts.
 type peerKey struct{}
 
 type peer struct {

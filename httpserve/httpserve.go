@@ -1,22 +1,29 @@
 // Package httpserve serves HTTP the way every server of the runner must:
-// the control API, the metrics and the health endpoints. A client cannot
-// exhaust the runner: connections are capped (past the cap one is answered
-// 503 at once and closed, never left waiting in the backlog), headers must
-// arrive within a bound, idle keep-alive connections are closed, and an
-// accept error (EMFILE in a flood) backs off and is reported once per burst
-// through the runner's logger instead of Go's log package.
+// the control API, the metrics and the health endpoints. It is a small
+// HTTP/1.x server of its own (message framing in package http1), not
+// net/http's, which would bring TLS, HTTP/2 and about 5 MB of executable
+// into every runner.
+//
+// A client cannot exhaust the runner: connections are capped (past the cap
+// one is answered 503 at once and closed, never left waiting in the
+// backlog), headers must arrive within a bound and within 64 KiB, bodies
+// are bounded, idle keep-alive connections are closed, a handler's panic
+// closes its connection and is logged, and an accept error (EMFILE in a
+// flood) backs off and is reported once per burst through the runner's
+// logger. A request's body must arrive within a bound, and a client must
+// take each part of its answer within one, so that one that stops reading
+// (pipelining requests it never reads the answers of, say) is dropped.
 package httpserve
 
 import (
 	"errors"
 	"fmt"
-	"log"
 	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/clusterrun/clusterrun/http1"
 )
 
 // Options bound one server.
@@ -30,6 +37,21 @@ type Options struct {
 	// IdleTimeout a keep-alive connection's wait for its next request
 	// (0 = the defaults below).
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// ReadBodyTimeout bounds the reading of a request's body, from the end
+	// of its head: a read after it fails with a timeout. A handler that
+	// waits longer for a body moves the bound with SetReadDeadline.
+	ReadBodyTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer: each time the server
+	// sends part of it (100 Continue, the head, a Flush, the end), the
+	// client must take it within WriteTimeout, or the write fails and the
+	// connection is closed, so that a client that stops reading holds
+	// nothing. The handler's own time before it answers does not count.
+	// A handler that calls SetWriteDeadline takes the bound over for the
+	// rest of its answer: a stream pushes it forward at each write.
+	WriteTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and header fields (past it:
+	// 431), MaxBodyBytes its body (past it: 413); 0 = the defaults.
+	MaxHeaderBytes, MaxBodyBytes int64
 	// Logf reports trouble; nil is silent.
 	Logf func(format string, args ...any)
 }
@@ -40,6 +62,10 @@ const (
 	DefaultMaxConns          = 256
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 30 * time.Second
+	DefaultReadBodyTimeout   = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 64 << 10
 )
 
 func (o *Options) fill() {
@@ -52,35 +78,34 @@ func (o *Options) fill() {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
+	if o.ReadBodyTimeout <= 0 {
+		o.ReadBodyTimeout = DefaultReadBodyTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
 }
 
-// Server returns an http.Server for h with o's timeouts, whose own error
-// lines (a handler's panic, a TLS handshake) go through o.Logf.
-func Server(h http.Handler, o Options) *http.Server {
-	o.fill()
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: o.ReadHeaderTimeout,
-		IdleTimeout:       o.IdleTimeout,
-		// A request line or headers past this are refused with 431.
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       log.New(logWriter{o}, "", 0),
+// prefix starts a log line about this server.
+func (o *Options) prefix() string {
+	if o.Name == "" {
+		return ""
 	}
-}
-
-type logWriter struct{ o Options }
-
-func (w logWriter) Write(b []byte) (int, error) {
-	w.o.Logf("%s: %s", w.o.Name, strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
+	return o.Name + ": "
 }
 
 // Listener wraps ln so that at most o.MaxConns connections are open at
-// once and accept errors never reach http.Server (which would log them with
-// the log package and back off on its own).
+// once and accept errors never reach Server.Serve (which would end on
+// them).
 func Listener(ln net.Listener, o Options) *Limited {
 	o.fill()
 	l := &Limited{Listener: ln, o: o, done: make(chan struct{})}
@@ -134,7 +159,7 @@ func (l *Limited) Accept() (net.Conn, error) {
 		if n := l.open.Add(1); n > int64(l.o.MaxConns) {
 			l.open.Add(-1)
 			l.refusals.Note("%s: refused a connection: %d are open, the most it serves at once", l.o.Name, l.o.MaxConns)
-			Refuse(c, http.StatusServiceUnavailable, fmt.Sprintf("busy: %d connections are open; try again", l.o.MaxConns))
+			Refuse(c, http1.StatusServiceUnavailable, fmt.Sprintf("busy: %d connections are open; try again", l.o.MaxConns))
 			continue
 		}
 		return &conn{Conn: c, l: l}, nil
@@ -168,9 +193,7 @@ func (c *conn) Unwrap() net.Conn { return c.Conn }
 // client still sending may see a reset instead of the answer, which is
 // what a cap means.
 func Refuse(c net.Conn, code int, msg string) {
-	body := ErrorBody(code, msg)
 	c.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		code, http.StatusText(code), len(body), body)
+	writeRefusal(c, code, msg)
 	c.Close()
 }

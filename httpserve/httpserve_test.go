@@ -30,7 +30,7 @@ func TestConnectionCap(t *testing.T) {
 	}
 	o := Options{Name: "test", MaxConns: 2, Logf: logf}
 	l := Listener(ln, o)
-	srv := Server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }), o)
+	srv := NewServer(HandlerFunc(func(w ResponseWriter, _ *Request) { io.WriteString(w, "ok\n") }), o)
 	go srv.Serve(l)
 	defer srv.Close()
 
@@ -96,7 +96,7 @@ func TestTimeoutsCloseIdleConnections(t *testing.T) {
 	}
 	o := Options{Name: "test", ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond}
 	l := Listener(ln, o)
-	srv := Server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }), o)
+	srv := NewServer(HandlerFunc(func(w ResponseWriter, _ *Request) { io.WriteString(w, "ok\n") }), o)
 	go srv.Serve(l)
 	defer srv.Close()
 	for name, send := range map[string]string{

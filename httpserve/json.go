@@ -3,8 +3,9 @@ package httpserve
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"sync"
+
+	"github.com/clusterrun/clusterrun/http1"
 )
 
 // Error is the body of every error answer of the runner's HTTP servers.
@@ -27,7 +28,7 @@ func ErrorBody(code int, msg string) []byte {
 var jsonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // WriteJSON answers v as JSON with status code.
-func WriteJSON(w http.ResponseWriter, code int, v any) {
+func WriteJSON(w ResponseWriter, code int, v any) {
 	b := jsonBufs.Get().(*bytes.Buffer)
 	defer func() {
 		b.Reset()
@@ -36,7 +37,7 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 	// The same bytes as json.Marshal and a newline: Encode escapes HTML
 	// as Marshal does, and writes nothing to b when it fails.
 	if err := json.NewEncoder(b).Encode(v); err != nil {
-		WriteError(w, http.StatusInternalServerError, "cannot encode the answer: "+err.Error())
+		WriteError(w, http1.StatusInternalServerError, "cannot encode the answer: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -45,7 +46,7 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // WriteError answers an Error.
-func WriteError(w http.ResponseWriter, code int, msg string) {
+func WriteError(w ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)

@@ -1,4 +1,4 @@
-package httpserve
+package httpserve_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/clusterrun/clusterrun/httpserve"
+	"github.com/clusterrun/clusterrun/httpserve/httpservetest"
 )
 
 // TestWriteJSON: an answer is json.Marshal's bytes and a newline, HTML
@@ -21,7 +24,7 @@ func TestWriteJSON(t *testing.T) {
 	}{"web <b>", 3}
 	for _, v := range []any{long, short, long, short, []int{}, nil} {
 		rec := httptest.NewRecorder()
-		WriteJSON(rec, http.StatusAccepted, v)
+		httpserve.WriteJSON(httpservetest.Writer(rec), http.StatusAccepted, v)
 		want, err := json.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
@@ -35,8 +38,8 @@ func TestWriteJSON(t *testing.T) {
 	}
 
 	rec := httptest.NewRecorder()
-	WriteJSON(rec, http.StatusOK, map[string]any{"before": "visible?", "bad": math.NaN()})
-	var e Error
+	httpserve.WriteJSON(httpservetest.Writer(rec), http.StatusOK, map[string]any{"before": "visible?", "bad": math.NaN()})
+	var e httpserve.Error
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != http.StatusInternalServerError || e.Status != 500 {
 		t.Fatalf("unencodable value: %d %q (%v)", rec.Code, rec.Body, err)
 	}

@@ -3,10 +3,10 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
+	"github.com/clusterrun/clusterrun/http1"
 	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/status"
 )
@@ -33,35 +33,35 @@ type Health struct {
 
 // Healthz answers 200 when the runner's loop answers within HealthTimeout,
 // 503 otherwise: a liveness probe.
-func Healthz(src Peeker) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func Healthz(src Peeker) httpserve.Handler {
+	return httpserve.HandlerFunc(func(w httpserve.ResponseWriter, r *httpserve.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
 		defer cancel()
 		st, err := src.Peek(ctx)
 		if err != nil {
-			httpserve.WriteJSON(w, http.StatusServiceUnavailable, Health{Status: "unhealthy", Reason: loopError(err)})
+			httpserve.WriteJSON(w, http1.StatusServiceUnavailable, Health{Status: "unhealthy", Reason: loopError(err)})
 			return
 		}
-		httpserve.WriteJSON(w, http.StatusOK, Health{Status: "ok", Phase: st.Phase})
+		httpserve.WriteJSON(w, http1.StatusOK, Health{Status: "ok", Phase: st.Phase})
 	})
 }
 
 // Readyz answers 200 when Ready says so, else 503 with the reason: a
 // readiness probe.
-func Readyz(src Peeker) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func Readyz(src Peeker) httpserve.Handler {
+	return httpserve.HandlerFunc(func(w httpserve.ResponseWriter, r *httpserve.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
 		defer cancel()
 		st, err := src.Peek(ctx)
 		if err != nil {
-			httpserve.WriteJSON(w, http.StatusServiceUnavailable, Health{Status: "not ready", Reason: loopError(err)})
+			httpserve.WriteJSON(w, http1.StatusServiceUnavailable, Health{Status: "not ready", Reason: loopError(err)})
 			return
 		}
 		if ok, why := Ready(st); !ok {
-			httpserve.WriteJSON(w, http.StatusServiceUnavailable, Health{Status: "not ready", Reason: why, Phase: st.Phase})
+			httpserve.WriteJSON(w, http1.StatusServiceUnavailable, Health{Status: "not ready", Reason: why, Phase: st.Phase})
 			return
 		}
-		httpserve.WriteJSON(w, http.StatusOK, Health{Status: "ok", Phase: st.Phase})
+		httpserve.WriteJSON(w, http1.StatusOK, Health{Status: "ok", Phase: st.Phase})
 	})
 }
 

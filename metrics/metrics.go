@@ -13,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
+	"github.com/clusterrun/clusterrun/http1"
 	"github.com/clusterrun/clusterrun/httpserve"
 	"github.com/clusterrun/clusterrun/status"
 )
@@ -49,7 +49,7 @@ type Metrics struct {
 	src     Source
 	col     *collector
 	logf    func(format string, args ...any)
-	handler http.Handler
+	handler httpserve.Handler
 	// scrapes holds a token per scrape in progress.
 	scrapes chan struct{}
 
@@ -69,7 +69,7 @@ func New(src Source) *Metrics {
 		ready:   map[string]*histogram{},
 		crashes: map[string]float64{},
 	}
-	m.handler = http.HandlerFunc(m.serveMetrics)
+	m.handler = httpserve.HandlerFunc(m.serveMetrics)
 	return m
 }
 
@@ -100,15 +100,15 @@ func (m *Metrics) Observe(ev status.Lifecycle) {
 }
 
 // Handler serves the metrics in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler { return m.handler }
+func (m *Metrics) Handler() httpserve.Handler { return m.handler }
 
 // serveMetrics answers a scrape, or 503 when maxScrapes are in progress.
-func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+func (m *Metrics) serveMetrics(w httpserve.ResponseWriter, r *httpserve.Request) {
 	select {
 	case m.scrapes <- struct{}{}:
 		defer func() { <-m.scrapes }()
 	default:
-		http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxScrapes), http.StatusServiceUnavailable)
+		httpserve.WriteText(w, http1.StatusServiceUnavailable, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxScrapes))
 		return
 	}
 	fams := m.col.collect()
@@ -149,9 +149,9 @@ func (m *Metrics) Serve(addr string) (stop func(ctx context.Context) error, boun
 		return nil, "", fmt.Errorf("cannot serve metrics on %s: %w", addr, err)
 	}
 	bound = ln.Addr().String()
-	mux := http.NewServeMux()
+	mux := &httpserve.Mux{}
 	mux.Handle("GET /metrics", m.handler)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w httpserve.ResponseWriter, _ *httpserve.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "clusterrun: Prometheus metrics are at /metrics")
 	})
@@ -162,7 +162,7 @@ func (m *Metrics) Serve(addr string) (stop func(ctx context.Context) error, boun
 	// Scrapers and probes are few: a cap well under the runner's fds, so
 	// that idle keep-alive connections can never starve instance starts.
 	o := httpserve.Options{Name: "metrics", MaxConns: MaxConns, Logf: m.logf}
-	srv := httpserve.Server(mux, o)
+	srv := httpserve.NewServer(mux, o)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(httpserve.Listener(ln, o)) }()
 
@@ -174,7 +174,7 @@ func (m *Metrics) Serve(addr string) (stop func(ctx context.Context) error, boun
 				_ = srv.Close() // ctx ended first: drop the scrapes left
 				stopErr = fmt.Errorf("cannot stop the metrics server on %s: %w", bound, err)
 			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) && stopErr == nil {
+			if err := <-served; !errors.Is(err, httpserve.ErrServerClosed) && stopErr == nil {
 				stopErr = fmt.Errorf("metrics server on %s: %w", bound, err)
 			}
 		})

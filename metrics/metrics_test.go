@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/clusterrun/clusterrun/httpserve"
+	"github.com/clusterrun/clusterrun/httpserve/httpservetest"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -74,10 +76,10 @@ func snapshot(n int) status.Runner {
 	}
 }
 
-func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, h httpserve.Handler) map[string]*dto.MetricFamily {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	httpservetest.Handler(h).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("scrape: status %d: %s", rec.Code, rec.Body)
 	}
@@ -234,7 +236,7 @@ func TestScrape(t *testing.T) {
 func TestScrapeText(t *testing.T) {
 	src := &fakeSource{}
 	src.set(snapshot(1), nil)
-	srv := httptest.NewServer(New(src).Handler())
+	srv := httptest.NewServer(httpservetest.Handler(New(src).Handler()))
 	defer srv.Close()
 	want := `
 # HELP clusterrun_reloads_total Rolling reloads by outcome (completed, aborted, rejected, superseded, cancelled); a reload of several apps counts once per app.
@@ -322,7 +324,7 @@ func TestObserveConcurrent(t *testing.T) {
 		defer wg.Done()
 		for range 20 {
 			rec := httptest.NewRecorder()
-			m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			httpservetest.Handler(m.Handler()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		}
 	}()
 	wg.Wait()
@@ -364,7 +366,7 @@ func TestSnapshotTimeout(t *testing.T) {
 	m := New(src)
 	m.col.timeout = 20 * time.Millisecond
 	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	httpservetest.Handler(m.Handler()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	want := "# HELP clusterrun_up Whether the runner answered the scrape's status request (1) or not (0: stopping, or busy past the scrape timeout).\n" +
 		"# TYPE clusterrun_up gauge\nclusterrun_up 0\n"
 	if rec.Body.String() != want {
@@ -446,7 +448,7 @@ func TestScrapeHTTP(t *testing.T) {
 	}
 	src := &fakeSource{}
 	src.set(st, nil)
-	srv := httptest.NewServer(New(src).Handler())
+	srv := httptest.NewServer(httpservetest.Handler(New(src).Handler()))
 	defer srv.Close()
 	want := `
 # HELP clusterrun_http_requests_total Requests answered through an http listener, by app, instance number, listener and status class (1xx … 5xx, the runner's own 502, 503 and 504 included), summed over the instance number's processes since the runner started.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/clusterrun/clusterrun/httpserve/httpservetest"
 	"github.com/clusterrun/clusterrun/status"
 )
 
@@ -148,7 +149,7 @@ func TestScrapesBounded(t *testing.T) {
 	for range maxScrapes {
 		go func() {
 			rec := httptest.NewRecorder()
-			m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			httpservetest.Handler(m.Handler()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 			codes <- rec.Code
 		}()
 	}
@@ -160,7 +161,7 @@ func TestScrapesBounded(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	httpservetest.Handler(m.Handler()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("scrape past the bound: %d, want 503", rec.Code)
 	}

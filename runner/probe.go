@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/clusterrun/clusterrun/hclconfig"
+	"github.com/clusterrun/clusterrun/http1"
 )
 
 // prober is the real Prober: tcp and http checks of instances' private
@@ -124,24 +125,27 @@ func checkOnce(ctx context.Context, addr, kind, path string, timeout time.Durati
 		}
 		return c.Close()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	// The path as net/http would send it: escaped where it must be,
+	// without a fragment.
+	u, err := url.Parse("http://" + addr + path)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot check http://%s%s: %w", addr, path, err)
 	}
-	req.Header.Set("User-Agent", ProbeUserAgent)
-	resp, err := probeClient.Do(req)
+	req := &http1.Request{Method: "GET", Target: u.RequestURI(), Host: addr,
+		Header: http1.Header{"User-Agent": {ProbeUserAgent}}}
+	// A connection a check, closed with its answer: only the status
+	// matters, and a redirect is an answer (the instance is up).
+	resp, err := http1.Do(ctx, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}, req)
 	if err != nil {
-		return err
+		// Do's errors do not name the request: this says it, once.
+		return fmt.Errorf("GET http://%s%s: %w", addr, req.Target, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-var probeClient = &http.Client{
-	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	// A redirect is an answer: the instance is up.
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }

@@ -56,3 +56,26 @@ func TestCheckOnce(t *testing.T) {
 		t.Errorf("tcp check of a closed port passed")
 	}
 }
+
+// A failed http check names what it asked once: "GET http://ADDR/PATH:"
+// and what went wrong.
+func TestCheckOnceSaysThePathOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close() // no answer
+		}
+	}()
+	err = checkOnce(context.Background(), ln.Addr().String(), "http", "/only-once", 30*time.Second)
+	if err == nil || strings.Count(err.Error(), "/only-once") != 1 || !strings.HasPrefix(err.Error(), "GET http://"+ln.Addr().String()+"/only-once: ") {
+		t.Errorf("a check without an answer: %v; want the request named once", err)
+	}
+}
