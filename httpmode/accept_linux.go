@@ -3,13 +3,13 @@ package httpmode
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterrun/clusterrun/rawsock"
 )
 
 // rawAccept takes a TCP listener's connections as bare descriptors (see
@@ -28,7 +28,7 @@ type rawAccept struct {
 	take func(fd uintptr)
 	try  func(uintptr) bool
 	got  accepted
-	errn unix.Errno
+	errn syscall.Errno
 	lerr error
 	// closed: close was called (the wait's error says only "use of
 	// closed file").
@@ -74,18 +74,14 @@ func newRawAccept(ln net.Listener) *rawAccept {
 	}
 	a.take = func(fd uintptr) {
 		for {
-			var sa unix.RawSockaddrAny
-			n := uint32(unix.SizeofSockaddrAny)
-			// Raw: the socket is non-blocking, the call never waits.
-			nfd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)),
-				unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+			nfd, peer, e := rawsock.Accept(int(fd))
 			switch e {
 			case unix.EINTR, unix.ECONNABORTED:
 				// As the net package's accept: a client that left before
 				// it was taken is not an error of the listener.
 				continue
 			case 0:
-				a.got = accepted{raw: true, fd: int(nfd), peer: peerOf(&sa)}
+				a.got = accepted{raw: true, fd: nfd, peer: peer}
 			}
 			a.errn = e
 			return
@@ -122,16 +118,4 @@ func (a *rawAccept) accept() (accepted, error) {
 func (a *rawAccept) close() {
 	a.closed.Store(true)
 	a.ep.Close()
-}
-
-// peerOf is the address in sa, IPv4-mapped ones unmapped; the zero Addr
-// for another family.
-func peerOf(sa *unix.RawSockaddrAny) netip.Addr {
-	switch sa.Addr.Family {
-	case unix.AF_INET:
-		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr)
-	case unix.AF_INET6:
-		return netip.AddrFrom16((*unix.RawSockaddrInet6)(unsafe.Pointer(sa)).Addr).Unmap()
-	}
-	return netip.Addr{}
 }

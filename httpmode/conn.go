@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clusterrun/clusterrun/rawsock"
 	"github.com/clusterrun/clusterrun/route"
 )
 
@@ -533,15 +534,12 @@ func (cc *clientConn) initRaw() {
 // readNow reads into p from non-blocking descriptor fd what is there:
 // errWouldBlock when nothing is, io.EOF when the client closed.
 func readNow(fd int, p []byte) (int, error) {
-	n, err := syscall.Read(fd, p)
-	for err == syscall.EINTR {
-		n, err = syscall.Read(fd, p)
-	}
+	n, e := rawsock.Read(fd, p)
 	switch {
-	case err == syscall.EAGAIN:
+	case e == syscall.EAGAIN:
 		return 0, errWouldBlock
-	case err != nil:
-		return 0, err
+	case e != 0:
+		return 0, e
 	case n == 0:
 		return 0, io.EOF
 	}
@@ -552,14 +550,12 @@ func readNow(fd int, p []byte) (int, error) {
 func writeNow(fd int, p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
-		n, err := syscall.Write(fd, p[done:])
+		n, e := rawsock.Write(fd, p[done:])
 		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
+		case e == syscall.EAGAIN:
 			return done, nil
-		case err != nil:
-			return done, err
+		case e != 0:
+			return done, e
 		}
 		done += n
 	}

@@ -3,11 +3,13 @@
 package proxy
 
 import (
+	"net/netip"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/clusterrun/clusterrun/rawsock"
 	"github.com/clusterrun/clusterrun/route"
 )
 
@@ -404,7 +406,11 @@ func (l *loop) accept() {
 			e = h()
 		}
 		if e == 0 {
-			fd, key, e = sysAccept(p.lfd, p.hashKeys)
+			var peer netip.Addr
+			fd, peer, e = rawsock.Accept(p.lfd)
+			if e == 0 && p.hashKeys && peer.IsValid() {
+				key = route.AddrKey(peer)
+			}
 		}
 		if e != 0 {
 			l.unadmit()
@@ -717,7 +723,7 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 		if !dst.writable {
 			return true
 		}
-		n, e := sysWrite(dst.fd, f.buf[f.off:f.end])
+		n, e := rawsock.Write(dst.fd, f.buf[f.off:f.end])
 		switch {
 		case e == syscall.EAGAIN:
 			dst.writable = false
@@ -766,7 +772,7 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 			}
 			continue
 		}
-		n, e := sysRead(src.fd, l.buf)
+		n, e := rawsock.Read(src.fd, l.buf)
 		switch {
 		case e == syscall.EAGAIN:
 			src.readable = false
@@ -779,7 +785,7 @@ func (l *loop) move(c *conn, f *flow, src, dst *side) bool {
 			return true
 		}
 		l.touch(c, src.backend)
-		w, e := sysWrite(dst.fd, l.buf[:n])
+		w, e := rawsock.Write(dst.fd, l.buf[:n])
 		switch {
 		case e == syscall.EAGAIN:
 			w = 0

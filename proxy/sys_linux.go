@@ -6,33 +6,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/clusterrun/clusterrun/route"
 )
 
-// The per-connection system calls of the loop. They are raw (no
-// entersyscall/exitsyscall): every socket is non-blocking, so none of them
-// waits, and the scheduler's bookkeeping around a call would cost as much as
-// a short read. Only epoll_wait, which does wait, goes through the
-// runtime's syscall path.
-
-func sysRead(fd int, b []byte) (int, syscall.Errno) {
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
-}
-
-// sysWrite sends without SIGPIPE: a peer that reset is an EPIPE here, not a
-// signal to the whole runner.
-func sysWrite(fd int, b []byte) (int, syscall.Errno) {
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
-}
+// The per-connection system calls of the loop besides reads, sends and
+// accepts (package rawsock). They are raw (no entersyscall/exitsyscall):
+// every socket is non-blocking, so none of them waits, and the scheduler's
+// bookkeeping around a call would cost as much as a short read. Only
+// epoll_wait, which does wait, goes through the runtime's syscall path.
 
 func sysShutdownWrite(fd int) syscall.Errno {
 	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
@@ -41,38 +21,6 @@ func sysShutdownWrite(fd int) syscall.Errno {
 
 func closeFD(fd int) {
 	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
-}
-
-// sysAccept accepts one connection, non-blocking and close-on-exec. With
-// key, it also returns the IPHash key of the client's address (0 for a
-// unix socket's client).
-func sysAccept(lfd int, key bool) (int, uint64, syscall.Errno) {
-	if !key {
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		if e != 0 {
-			return -1, 0, e
-		}
-		return int(r), 0, 0
-	}
-	var rsa unix.RawSockaddrAny
-	n := uint32(unix.SizeofSockaddrAny)
-	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-	if e != 0 {
-		return -1, 0, e
-	}
-	return int(r), rawKey(&rsa), 0
-}
-
-func rawKey(rsa *unix.RawSockaddrAny) uint64 {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return route.AddrKey(netip.AddrFrom4(sa.Addr))
-	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return route.AddrKey(netip.AddrFrom16(sa.Addr))
-	}
-	return 0
 }
 
 // dialAddr is a backend's address ready for connect(2).
