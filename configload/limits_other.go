@@ -14,7 +14,7 @@ func closeInherited() {}
 // of Linux is not one macOS enforces, so the parent's wall-clock limit
 // is the only bound on a child that grows.
 func limitSelf(memory, cpu uint64) error {
-	if err := syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: cpu, Max: cpu + 1}); err != nil {
+	if err := syscall.Setrlimit(syscall.RLIMIT_CPU, cpuRlimit(cpu)); err != nil {
 		return err
 	}
 	return syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{})
