@@ -45,15 +45,23 @@ const noLimit = math.MaxInt64
 type Reader struct {
 	lr io.LimitedReader
 	br *bufio.Reader
-	tp *textproto.Reader
+	tp textproto.Reader
 }
 
 // NewReader reads from r through a 4 KiB buffer.
 func NewReader(r io.Reader) *Reader {
 	rd := &Reader{lr: io.LimitedReader{R: r, N: noLimit}}
 	rd.br = bufio.NewReaderSize(&rd.lr, 4<<10)
-	rd.tp = textproto.NewReader(rd.br)
+	rd.tp = textproto.Reader{R: rd.br}
 	return rd
+}
+
+// Reset makes rd read from r, as a new Reader would, keeping its buffer
+// (what is buffered from the previous source is dropped).
+func (rd *Reader) Reset(r io.Reader) {
+	rd.lr = io.LimitedReader{R: r, N: noLimit}
+	rd.br.Reset(&rd.lr)
+	rd.tp = textproto.Reader{R: rd.br}
 }
 
 // Buffer is the buffered reader that bodies are read from.

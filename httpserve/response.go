@@ -65,7 +65,7 @@ type response struct {
 }
 
 func newResponse(c *serverConn, r *Request) *response {
-	return &response{c: c, r: r, header: http1.Header{}, length: -1, keep: http1.KeepAlive(r.minor, r.Header)}
+	return &response{c: c, r: r, header: http1.Header{}, buf: c.body[:0], length: -1, keep: http1.KeepAlive(r.minor, r.Header)}
 }
 
 func (w *response) Header() http1.Header { return w.header }
@@ -301,6 +301,9 @@ func (w *response) commit(final bool) error {
 			return err
 		}
 	}
+	// The body is in the writer's buffer or sent: its buffer serves the
+	// connection's next answer.
+	w.c.body = buf[:0]
 	return w.err
 }
 

@@ -160,11 +160,49 @@ func (s *Server) setIdle(c *serverConn, idle bool) bool {
 
 // serverConn is one accepted connection.
 type serverConn struct {
-	s      *Server
-	rwc    net.Conn
-	rd     *http1.Reader
-	bw     *bufio.Writer
+	s   *Server
+	rwc net.Conn
+	*buffers
 	cancel context.CancelFunc
+}
+
+// buffers are what a connection reads and writes through: 4 KiB each
+// way, and the body of an answer held back until its length is known.
+// They go back to a pool when the connection ends: the runner's clients
+// (the CLI, a monitor polling status, a metrics scraper) open a
+// connection per request, and each would otherwise leave 8 KiB or more
+// behind for the collector.
+type buffers struct {
+	rd   *http1.Reader
+	bw   *bufio.Writer
+	body []byte
+}
+
+var bufferPool sync.Pool
+
+func getBuffers(c net.Conn) *buffers {
+	if b, ok := bufferPool.Get().(*buffers); ok {
+		b.reset(c)
+		return b
+	}
+	return &buffers{rd: http1.NewReader(c), bw: bufio.NewWriterSize(c, 4<<10)}
+}
+
+// putBuffers keeps b for another connection; nothing may use it after.
+func putBuffers(b *buffers) {
+	b.reset(nil)
+	bufferPool.Put(b)
+}
+
+// reset points b at c with nothing of the previous connection left in
+// it: bytes read ahead and not consumed, bytes written and not flushed.
+func (b *buffers) reset(c net.Conn) {
+	b.rd.Reset(c)
+	b.bw.Reset(c)
+	if cap(b.body) > bufferMax {
+		b.body = nil
+	}
+	b.body = b.body[:0]
 }
 
 // abort closes the connection from another goroutine; s.mu is held.
@@ -188,16 +226,18 @@ func (c *serverConn) serve() {
 	s.mu.Lock()
 	c.cancel = cancel
 	s.mu.Unlock()
+	c.buffers = getBuffers(c.rwc)
 	defer func() {
 		cancel()
 		c.rwc.Close()
+		// Every reader of the buffers has returned: the handler, and the
+		// watch of handle, which it waits for.
+		putBuffers(c.buffers)
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	c.rd = http1.NewReader(c.rwc)
-	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
 	for first := true; ; first = false {
 		// A connection is idle (Shutdown closes it) until the first byte
 		// of a request. The first request's head must come within
