@@ -50,9 +50,8 @@ type Reader struct {
 
 // NewReader reads from r through a 4 KiB buffer.
 func NewReader(r io.Reader) *Reader {
-	rd := &Reader{lr: io.LimitedReader{R: r, N: noLimit}}
-	rd.br = bufio.NewReaderSize(&rd.lr, 4<<10)
-	rd.tp = textproto.Reader{R: rd.br}
+	rd := &Reader{br: bufio.NewReaderSize(nil, 4<<10)}
+	rd.Reset(r)
 	return rd
 }
 

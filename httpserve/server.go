@@ -189,6 +189,8 @@ func getBuffers(c net.Conn) *buffers {
 }
 
 // putBuffers keeps b for another connection; nothing may use it after.
+// It lets go of the closed connection at once, so that the pool does not
+// keep it reachable until the buffers' next use.
 func putBuffers(b *buffers) {
 	b.reset(nil)
 	bufferPool.Put(b)
