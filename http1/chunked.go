@@ -129,6 +129,9 @@ func (c *chunkedReader) nextChunk() error {
 		if budget -= len(t); budget < 0 {
 			return malformed("trailer section over %d bytes", maxTrailer)
 		}
+		if !fieldLine(t) {
+			return malformed("a trailer line that is no header field: %q", t)
+		}
 	}
 }
 
@@ -153,6 +156,22 @@ func (c *chunkedReader) line() (b []byte, size int, err error) {
 		b = b[:len(b)-1]
 	}
 	return b, size, nil
+}
+
+// fieldLine reports whether b is a header field line: a token, a colon
+// and a value without control characters but tab. A folded line (one that
+// starts with blanks) is none, as net/http decides for trailers.
+func fieldLine(b []byte) bool {
+	name, value, ok := bytes.Cut(b, []byte{':'})
+	if !ok || !ValidToken(string(name)) {
+		return false
+	}
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func unexpected(err error) error {

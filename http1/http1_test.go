@@ -50,10 +50,14 @@ func FuzzChunked(f *testing.F) {
 // A chunked body's framing errors are errors, not a short body.
 func TestChunkedErrors(t *testing.T) {
 	for _, in := range []string{
-		"5\r\nhel",              // the connection ends in the data
-		"5\r\nhelloXY0\r\n\r\n", // no CRLF after the data
-		"zz\r\n",                // not hex
-		"0\r\n",                 // no end of the trailer section
+		"5\r\nhel",                // the connection ends in the data
+		"5\r\nhelloXY0\r\n\r\n",   // no CRLF after the data
+		"zz\r\n",                  // not hex
+		"0\r\n",                   // no end of the trailer section
+		"0\r\n0\r\n\r\n",          // a trailer line with no colon
+		"0\r\n: v\r\n\r\n",        // a trailer field with no name
+		"0\r\nX: v\r\n w\r\n\r\n", // a folded trailer line
+		"0\r\nX : v\r\n\r\n",      // a blank before the colon
 		strings.Repeat("1", 17) + "\r\n",
 		"0\r\n" + strings.Repeat("X-Long: "+strings.Repeat("a", 1000)+"\r\n", 20) + "\r\n",
 		// Too much framing for the data (CVE-2023-39326): 4 KiB of

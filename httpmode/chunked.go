@@ -26,7 +26,8 @@ const (
 	chDataCR             // the CRLF after the data
 	chDataLF             //
 	chTrailer            // a trailer line, or the final empty line
-	chTrailerLine        // inside a non-empty trailer line
+	chTrailerName        // a trailer field's name, up to its colon
+	chTrailerLine        // a trailer field's value
 	chDone
 )
 
@@ -118,7 +119,7 @@ func (c *chunked) next(b []byte) (used int, data []byte, err error) {
 			}
 			c.state = chSize
 			i++
-		case chTrailer, chTrailerLine:
+		case chTrailer, chTrailerName, chTrailerLine:
 			x := b[i]
 			i++
 			c.trailer++
@@ -137,16 +138,24 @@ func (c *chunked) next(b []byte) (used int, data []byte, err error) {
 				c.state = chTrailer
 				continue
 			}
+			// A field line is a token, a colon and a value: a line with no
+			// colon, or a name that is no token (a folded line starts with
+			// blanks), is refused as net/http refuses it.
 			switch {
 			case x == '\r':
+				if c.state == chTrailerName {
+					return 0, nil, errBadChunk
+				}
 				c.sawCR = true
 			case x < ' ' && x != '\t', x == 0x7f:
 				return 0, nil, errBadChunk
-			default:
-				if c.state == chTrailer && (x == ' ' || x == '\t') {
-					return 0, nil, errBadChunk // a folded line
-				}
+			case c.state == chTrailerLine:
+			case x == ':' && c.state == chTrailerName:
 				c.state = chTrailerLine
+			case tokenChar[x]:
+				c.state = chTrailerName
+			default:
+				return 0, nil, errBadChunk
 			}
 		case chDone:
 			return i, nil, nil

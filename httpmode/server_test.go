@@ -185,6 +185,12 @@ func TestMalformedIsRefused(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", "400"},
 		{"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y", 3000) + "\r\n\r\n", "431"},
 		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400"},
+		// Trailer lines that are no header field: no colon, no name, a
+		// fold, a blank before the colon.
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n0\r\n\r\n", "400"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: v\r\n\r\n", "400"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: v\r\n w\r\n\r\n", "400"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX : v\r\n\r\n", "400"},
 		{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "501"},
 	} {
 		got := raw(t, s.addr, tc.req)
@@ -194,6 +200,22 @@ func TestMalformedIsRefused(t *testing.T) {
 	}
 	if n := be.hits.Load(); n != 0 {
 		t.Errorf("the instance got %d requests; a malformed one must never be forwarded", n)
+	}
+}
+
+// Well-formed trailer fields end a chunked body and are dropped: the
+// instance gets the data.
+func TestTrailersAreDropped(t *testing.T) {
+	be := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %q, trailer %q", b, r.Trailer.Get("X-T"))
+	})
+	s := startServer(t, Options{})
+	s.SetBackends([]route.Backend{be.backend(1, 0)})
+	got := raw(t, s.addr, "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"5\r\nhello\r\n0\r\nX-T: v\tw\r\nX-U:\r\n\r\n")
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.HasSuffix(got, `got "hello", trailer ""`) {
+		t.Fatalf("got %.300q, want 200 with the body and no trailer", got)
 	}
 }
 
