@@ -3,7 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -51,6 +55,76 @@ app "web" {
 		t.Errorf("%d pids answered; the reloads did not move the load to new instances", n)
 	}
 	r.signal(syscall.SIGTERM)
+	if code := r.wait(30 * time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+	r.requireCleanExits()
+}
+
+// A response a handler is still preparing when the stop comes says
+// Connection: close and ends its connection, and a keep-alive connection
+// left idle is closed after the grace: the instance's server.close() calls
+// back and it exits 0. The preload marks such responses where Node writes
+// their head, not from each request's event.
+func TestNodePreloadClosesResponsesUnderWayAtStop(t *testing.T) {
+	t.Parallel()
+	r := startRunner(t, `
+listener "http" {
+  address = "127.0.0.1:0"
+}
+app "web" {
+  command   = ["node", "{{repo}}/e2e/testdata/nodeclose/server.js"]
+  instances = 1
+  listeners = ["http"]
+  ready { check = "notify" }
+}
+`)
+	addr := fmt.Sprintf("127.0.0.1:%d", r.port("http"))
+	r.waitLine(0, `web: 1 of 1 instances ready`, 60*time.Second)
+
+	// Two keep-alive connections: one that had an answer and is idle at
+	// the stop, one whose request the app is still working on.
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(90 * time.Second)) // a hang, not a bound
+		return c, bufio.NewReader(c)
+	}
+	idle, idleR := dial()
+	fmt.Fprintf(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(idleR, nil)
+	if err != nil {
+		t.Fatalf("GET / before the stop: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.Close {
+		t.Fatalf("GET / before the stop said Connection: close")
+	}
+	mark := r.mark()
+	held, heldR := dial()
+	fmt.Fprintf(held, "GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+	r.waitLine(mark, `holds a request`, 30*time.Second)
+
+	r.signal(syscall.SIGTERM)
+	resp, err = http.ReadResponse(heldR, nil)
+	if err != nil {
+		t.Fatalf("the request under way at the stop got no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("the answer under way at the stop: %s, Connection %q; want 200 and close", resp.Status, resp.Header.Get("Connection"))
+	}
+	for _, c := range []struct {
+		name string
+		r    *bufio.Reader
+	}{{"the connection of that answer", heldR}, {"the idle keep-alive connection", idleR}} {
+		if b, err := c.r.ReadByte(); err != io.EOF {
+			t.Errorf("%s: read %q, %v; want the instance to close it (EOF)", c.name, b, err)
+		}
+	}
 	if code := r.wait(30 * time.Second); code != 0 {
 		t.Errorf("exit status %d, want 0", code)
 	}

@@ -75,6 +75,33 @@
     return listen.apply(this, args);
   };
 
+  // drainingServers are the HTTP servers whose close() has begun. Every
+  // response of theirs whose head is written from then on says
+  // Connection: close: the one a handler is still preparing when close()
+  // comes, one queued behind it on a pipelined connection, the answer to a
+  // request read later. writeHead is where Node writes every head (an
+  // implicit one too), and it is hooked only when the first server drains,
+  // so an app pays nothing per request before that. Tracking each open
+  // response from its 'request' event instead cost a hello-world app about
+  // 1 µs per request, 6-8% of its throughput.
+  const drainingServers = new Set();
+  let writeHeadHooked = false;
+
+  function hookWriteHead() {
+    if (writeHeadHooked) return;
+    writeHeadHooked = true;
+    const proto = require('http').ServerResponse.prototype;
+    const writeHead = proto.writeHead;
+    proto.writeHead = function clusterrunWriteHead(...args) {
+      // socket.server is the server that accepted it (TLS sockets too).
+      const socket = this.req && this.req.socket;
+      if (socket && drainingServers.has(socket.server) && !this.headersSent) {
+        this.setHeader('Connection', 'close');
+      }
+      return writeHead.apply(this, args);
+    };
+  }
+
   // IDLE_GRACE_MS is how long a draining HTTP server leaves its idle
   // keep-alive connections open for one more request, answered with
   // Connection: close.
@@ -96,28 +123,16 @@
       return; // not an HTTP server, or one whose close() is already its own
     }
     const closeIdle = server.closeIdleConnections;
-    const open = new Set(); // responses not yet finished
     let draining = false;
     let graceOver = false;
-
-    server.prependListener('request', (req, res) => {
-      if (draining) {
-        res.setHeader('Connection', 'close');
-        return;
-      }
-      open.add(res);
-      res.once('finish', () => open.delete(res));
-      res.once('close', () => open.delete(res));
-    });
 
     server.close = function clusterrunGracefulClose(...args) {
       if (draining) return net.Server.prototype.close.apply(this, args);
       draining = true;
+      drainingServers.add(server);
+      hookWriteHead();
+      server.once('close', () => drainingServers.delete(server));
       net.Server.prototype.close.apply(this, args);
-      for (const res of open) {
-        if (!res.headersSent) res.setHeader('Connection', 'close');
-      }
-      open.clear();
       // unref: the open connections keep the process alive, these timers
       // must not once they have ended.
       setTimeout(() => {

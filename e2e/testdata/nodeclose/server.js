@@ -8,7 +8,17 @@ const http = require('node:http');
 
 const body = JSON.stringify({ lang: 'node', app: process.env.CLUSTERRUN_APP, instance: Number(process.env.CLUSTERRUN_INSTANCE), pid: process.pid }) + '\n';
 
+// GET /held is answered only once the stop has begun: a response that a
+// handler is still preparing when server.close() comes (a database call,
+// say).
+const held = [];
+
 const server = http.createServer((req, res) => {
+  if (req.url === '/held') {
+    held.push(res);
+    console.log(`nodeclose pid ${process.pid} holds a request`);
+    return;
+  }
   res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 });
@@ -17,4 +27,8 @@ server.listen(Number(process.env.PORT || 8080), () => console.log(`nodeclose pid
 process.on('SIGTERM', () => {
   console.log(`nodeclose pid ${process.pid} got SIGTERM, closing`);
   server.close(() => process.exit(0));
+  for (const res of held.splice(0)) {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  }
 });
