@@ -208,8 +208,8 @@ func (b *backend) forget() {
 // SetBackends replaces the routable set (see route.Table.SetBackends).
 func (s *Server) SetBackends(bs []route.Backend) { s.table.SetBackends(bs) }
 
-// Stopping says that instance id got its stop signal: its sessions are
-// ending. A client stuck to it gets 503 (Retry-After: 1) rather than
+// Stopping says that instance id is getting its stop signal (the runner
+// says so just before it sends it): its sessions are ending. A client stuck to it gets 503 (Retry-After: 1) rather than
 // reaching another instance, which does not know its session (socket.io
 // answers that with 400 "Session ID unknown"), until stuckGrace after it is
 // gone; then its next request goes to a live instance and sticks there.

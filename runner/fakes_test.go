@@ -48,6 +48,10 @@ type world struct {
 	// quiesced are the instances whose Quiesced was delivered, and
 	// quiesceTimedOut those whose quiesce timeout fired.
 	quiesced, quiesceTimedOut map[InstanceID]bool
+	// announced counts the Signalled events of each instance, stops its
+	// stop signals (the app's, or SIGKILL) sent: each is announced before
+	// it goes, so that an http listener stops forwarding first.
+	announced, stops map[InstanceID]int
 	// formation is up's -m for the machine start makes.
 	formation map[string]int
 	// lateTimers: a stopped timer sometimes fires all the same, as a real
@@ -112,6 +116,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 		procs: map[InstanceID]*fproc{}, byPID: map[int]*fproc{}, nextPID: 1000,
 		routable: map[InstanceID]bool{}, ready: map[InstanceID]bool{}, probes: map[InstanceID]string{},
 		quiesced: map[InstanceID]bool{}, quiesceTimedOut: map[InstanceID]bool{},
+		announced: map[InstanceID]int{}, stops: map[InstanceID]int{},
 	}
 }
 
@@ -164,6 +169,11 @@ func (w *world) Signal(id InstanceID, pid int, sig syscall.Signal) error {
 	if sig == p.req.Rel.App.Stop.Signal && w.ready[id] && proxied(p.req.Rel) {
 		w.checkf("stop signal after quiesce", w.quiesced[id] || w.quiesceTimedOut[id],
 			"%s (id %d) served through a proxy and was sent %v before it was quiesced or its quiesce timed out", p.app(), id, sig)
+	}
+	if sig == p.req.Rel.App.Stop.Signal || sig == syscall.SIGKILL {
+		w.stops[id]++
+		w.checkf("stop signal announced", w.stops[id] <= w.announced[id],
+			"%s (id %d) was sent %v before its Signalled event", p.app(), id, sig)
 	}
 	p.got = append(p.got, sig)
 	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
@@ -370,6 +380,8 @@ func (w *world) quiesce(i int) {
 func (w *world) onLifecycle(ev status.Lifecycle) {
 	w.events = append(w.events, ev)
 	switch ev.Kind {
+	case status.Signalled:
+		w.announced[ev.ID]++
 	case status.Ready:
 		w.checkf("ready once", !w.ready[ev.ID], "instance %d was published Ready twice", ev.ID)
 		w.ready[ev.ID] = true

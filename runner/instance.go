@@ -453,10 +453,14 @@ func (m *Machine) onQuiesced(ev Quiesced) {
 func (m *Machine) signalStop(in *instance, note string) {
 	m.setState(in, stStopping) // unroutable before it gets the signal
 	st := in.rel.App.Stop
+	// Published before the signal goes: an http listener answers the
+	// clients stuck to this instance 503 from now on (Stopping), so no
+	// request of theirs is forwarded after the signal, to an app that may
+	// end their sessions the moment it gets it (socket.io's close).
+	m.publish(in, status.Signalled, signals.Name(st.Signal)+note)
 	if err := m.procs.Signal(in.id, in.pid, st.Signal); err != nil {
 		m.log.Printf("cannot signal %s: %v", in.labelPID(), err)
 	}
-	m.publish(in, status.Signalled, signals.Name(st.Signal)+note)
 	m.arm(&in.timers[tStop], st.Timeout, timerFired{kind: tStop, in: in})
 }
 
@@ -476,10 +480,10 @@ func (m *Machine) kill(in *instance) {
 		m.publish(in, status.Draining, in.intent.String())
 	}
 	m.setState(in, stKilling)
+	m.publish(in, status.Signalled, "SIGKILL") // before it goes, as in signalStop
 	if err := m.procs.Signal(in.id, in.pid, syscall.SIGKILL); err != nil {
 		m.log.Printf("cannot kill %s: %v", in.labelPID(), err)
 	}
-	m.publish(in, status.Signalled, "SIGKILL")
 }
 
 // --- State and routing ---

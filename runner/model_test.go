@@ -42,6 +42,7 @@ var floors = map[string]int{
 	"a stopped timer that fires is stale":       5000,
 	"replaced only once its successor is ready": 1500,
 	"stop signal after quiesce":                 900,
+	"stop signal announced":                     9000,
 	"stop timer after the stop signal":          8000,
 	"ready once":                                5300,
 	"health recovery is routable":               12,
