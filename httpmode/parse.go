@@ -289,7 +289,10 @@ func validTarget(t []byte) bool {
 	default:
 		return false
 	}
-	for i := 0; i < len(t) && t[i] != '?' && t[i] != '#'; i++ {
+	// To the query, past a '#': a request-target has no fragment (RFC 9112
+	// 3.2), and net/http reads a '#' as part of the path, whose escapes it
+	// then refuses, as it does "/%zz".
+	for i := 0; i < len(t) && t[i] != '?'; i++ {
 		if t[i] == '%' && (i+2 >= len(t) || unhex(t[i+1]) < 0 || unhex(t[i+2]) < 0) {
 			return false
 		}

@@ -192,6 +192,12 @@ func TestMalformedIsRefused(t *testing.T) {
 		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: v\r\n w\r\n\r\n", "400"},
 		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX : v\r\n\r\n", "400"},
 		{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "501"},
+		// A path's %-escapes must be whole, after a '#' too: a request
+		// target has no fragment (RFC 9112 3.2), and net/http reads the
+		// '#' as part of the path and refuses the escape.
+		{"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		{"GET /#%0 HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		{"GET http://a/b#%g0 HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
 	} {
 		got := raw(t, s.addr, tc.req)
 		if !strings.HasPrefix(got, "HTTP/1.1 "+tc.want+" ") || !strings.Contains(got, "Connection: close") {
