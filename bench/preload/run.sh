@@ -39,7 +39,7 @@ tck=$(getconf CLK_TCK)
 # instance (fd 3, blocking) and execs node with the preload, keeping its pid
 # (LISTEN_PID). PRELOAD "-" runs the app bare: it binds PORT itself.
 cat > "$work/launch.py" <<'PY'
-import os, socket, sys
+import json, os, socket, sys
 port, preload, app = sys.argv[1], sys.argv[2], sys.argv[3]
 env = dict(os.environ, PORT=port)
 if preload != "-":
@@ -49,7 +49,11 @@ if preload != "-":
     os.dup2(s.fileno(), 3)
     os.set_inheritable(3, True)
     env.update(LISTEN_FDS="1", LISTEN_FDNAMES="http", LISTEN_PID=str(os.getpid()),
-               CLUSTERRUN_LISTEN_PORTS=port + "=3", NODE_OPTIONS='--require "%s"' % preload)
+               CLUSTERRUN_LISTEN_PORTS=port + "=3",
+               # quoted as the runner quotes it (strconv.Quote; JSON's
+               # string is the same for a path), so a path with a blank or
+               # a quote reaches Node whole.
+               NODE_OPTIONS="--require " + json.dumps(preload))
 os.execvpe("node", ["node", app], env)
 PY
 

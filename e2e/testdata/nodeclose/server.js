@@ -8,6 +8,11 @@ const http = require('node:http');
 
 const body = JSON.stringify({ lang: 'node', app: process.env.CLUSTERRUN_APP, instance: Number(process.env.CLUSTERRUN_INSTANCE), pid: process.pid }) + '\n';
 
+function answer(res) {
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 // GET /held is answered only once the stop has begun: a response that a
 // handler is still preparing when server.close() comes (a database call,
 // say).
@@ -19,16 +24,12 @@ const server = http.createServer((req, res) => {
     console.log(`nodeclose pid ${process.pid} holds a request`);
     return;
   }
-  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
+  answer(res);
 });
 server.listen(Number(process.env.PORT || 8080), () => console.log(`nodeclose pid ${process.pid} listening`));
 
 process.on('SIGTERM', () => {
   console.log(`nodeclose pid ${process.pid} got SIGTERM, closing`);
   server.close(() => process.exit(0));
-  for (const res of held.splice(0)) {
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-  }
+  for (const res of held.splice(0)) answer(res);
 });
