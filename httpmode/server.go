@@ -209,10 +209,11 @@ func (b *backend) forget() {
 func (s *Server) SetBackends(bs []route.Backend) { s.table.SetBackends(bs) }
 
 // Stopping says that instance id is getting its stop signal (the runner
-// says so just before it sends it): its sessions are ending. A client stuck to it gets 503 (Retry-After: 1) rather than
-// reaching another instance, which does not know its session (socket.io
-// answers that with 400 "Session ID unknown"), until stuckGrace after it is
-// gone; then its next request goes to a live instance and sticks there.
+// says so just before it sends it): its sessions are ending. A client
+// stuck to it gets 503 (Retry-After: 1) rather than reaching another
+// instance, which does not know its session (socket.io answers that with
+// 400 "Session ID unknown"), until stuckGrace after it is gone; then its
+// next request goes to a live instance and sticks there.
 // Its cookie is kept meanwhile: a socket.io client ends its session with
 // one more request, which must not reach another instance either.
 func (s *Server) Stopping(id uint64) {

@@ -48,9 +48,10 @@ type world struct {
 	// quiesced are the instances whose Quiesced was delivered, and
 	// quiesceTimedOut those whose quiesce timeout fired.
 	quiesced, quiesceTimedOut map[InstanceID]bool
-	// announced counts the Signalled events of each instance, stops its
-	// stop signals (the app's, or SIGKILL) sent: each is announced before
-	// it goes, so that an http listener stops forwarding first.
+	// announced counts each instance's Signalled events and stops the stop
+	// signals it was sent (the app's, or SIGKILL): every stop signal is
+	// announced before it goes, so that an http listener stops forwarding
+	// to the instance first.
 	announced, stops map[InstanceID]int
 	// formation is up's -m for the machine start makes.
 	formation map[string]int
